@@ -1,0 +1,82 @@
+"""The `distill` command line: one small module per subcommand under distill/commands/.
+
+Each command module exposes `HELP`, `add_arguments(parser)` and `run(args) -> int`, and imports
+heavy libraries (torch, transformers, onnxruntime) only inside `run`, so `--help` stays fast.
+User mistakes raise UserError: printed as one line on stderr with exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from distill import __version__
+from distill.errors import UserError
+
+# subcommand -> module under distill.commands, in the order --help lists them.
+COMMANDS: dict[str, str] = {
+    "run": "run",
+    "generate": "generate",
+    "train": "train",
+    "export": "export",
+    "eval": "eval",
+    "serve": "serve",
+    "init": "init",
+    "retrieve-data": "retrieve_data",
+    "retrieve-model": "retrieve_model",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) instead of usage plus message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every subcommand registered."""
+    parser = _Parser(
+        prog="distill",
+        description="Distil an LLM teacher into a small seq2seq student you can deploy.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"distill.commands.{module_name}")
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"distill {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"distill {args.command}: interrupted; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""`distill train` (being built; owned by its issue)."""
+
+from __future__ import annotations
+
+import argparse
+
+from distill.errors import UserError
+
+HELP = "train (not built yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of this subcommand."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Not built yet."""
+    raise UserError("not built yet")

@@ -1,0 +1,1 @@
+"""The synthetic-data sampler (`distill generate`)."""
