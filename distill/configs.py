@@ -42,7 +42,9 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
 
 def _fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
     hints = typing.get_type_hints(cls)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
+    return [
+        (f, hints[f.name]) for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")
+    ]
 
 
 def _default_of(f: dataclasses.Field) -> Any:
@@ -156,7 +158,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value not in typing.get_args(base):
             raise UserError(f"{where} must be one of {typing.get_args(base)} (got {value!r})")
         return value
-    if isinstance(check, type) and not isinstance(value, check) or (
+    if (isinstance(check, type) and not isinstance(value, check)) or (
         check is int and isinstance(value, bool)
     ):
         raise UserError(f"{where} must be {getattr(base, '__name__', base)} (got {value!r})")

@@ -64,14 +64,18 @@ def _read_toml(p: Path) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{p}: not UTF-8 (invalid byte at offset {exc.start}); save it as UTF-8") from None
+        raise UserError(
+            f"{p}: not UTF-8 (invalid byte at offset {exc.start}); save it as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{p}: invalid TOML ({exc})") from None
 
 
-def parse_task(data: dict[str, Any], source: str = "task.toml", path: Path | None = None) -> TaskSpec:
+def parse_task(
+    data: dict[str, Any], source: str = "task.toml", path: Path | None = None
+) -> TaskSpec:
     """Validate a parsed TOML document into a TaskSpec."""
     unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
     if unknown:
@@ -104,9 +108,13 @@ def _required_str(data: dict[str, Any], key: str, source: str) -> str:
 def _demonstrations(data: dict[str, Any], source: str) -> tuple[Demonstration, ...]:
     demos = data.get("demonstrations")
     if demos is None:
-        raise UserError(f"{source}: missing key 'demonstrations' (add at least one [[demonstrations]] with input and output)")
+        raise UserError(
+            f"{source}: missing key 'demonstrations' (add at least one [[demonstrations]] with input and output)"
+        )
     if not isinstance(demos, list) or not demos:
-        raise UserError(f"{source}: key 'demonstrations' needs at least one [[demonstrations]] table")
+        raise UserError(
+            f"{source}: key 'demonstrations' needs at least one [[demonstrations]] table"
+        )
     out = []
     for i, demo in enumerate(demos, start=1):
         where = f"{source}: demonstrations[{i}]"

@@ -1,8 +1,14 @@
-"""Settings of `distill train`; every field is a flag and a key of task.toml's [train]."""
+"""Settings of `distill train`; every field is a flag and a key of task.toml's [train].
+
+Fields left at None take the student preset's measured default (students.presets).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+DEFAULT_TEMPLATE = "{instruction}\nInput: {input}"
 
 
 @dataclass
@@ -11,16 +17,117 @@ class TrainConfig:
 
     student: str = field(
         default="embedded",
-        metadata={"help": "preset name (embedded, flan-t5-small, ...), hub id or local path"},
+        metadata={
+            "help": "preset (embedded, flan-t5-small, flan-t5-base, t5-small), local path or hub id"
+        },
     )
     epochs: int = field(default=3, metadata={"help": "training epochs"})
     lr: float | None = field(
-        default=None, metadata={"help": "learning rate (default: the preset's measured value)"}
+        default=None, metadata={"help": "peak learning rate (default: the preset's measured value)"}
     )
-    seed: int = field(default=0, metadata={"help": "random seed"})
+    seed: int = field(default=0, metadata={"help": "random seed (data order, init, dropout)"})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "examples per device step (default: the preset's)"}
+    )
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps for linear warmup"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0: off)"})
+    source_template: str = field(
+        default=DEFAULT_TEMPLATE,
+        metadata={"help": "str.format template of the source text with {instruction} and {input}"},
+    )
+    max_source_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "cap on source tokens; the data's longest is used below it (default: preset)"
+        },
+    )
+    max_target_length: int | None = field(
+        default=None,
+        metadata={"help": "cap on target tokens incl. end token (default: preset)"},
+    )
+    group_by_length: bool = field(
+        default=True, metadata={"help": "batch examples of similar length (less padding)"}
+    )
+    patience: int = field(
+        default=2, metadata={"help": "early stopping: epochs without improvement (0: off)"}
+    )
+    metric_for_best: Literal["chrf", "exact_match", "loss"] = field(
+        default="chrf",
+        metadata={
+            "help": "validation metric that picks the best epoch",
+            "choices": ["chrf", "exact_match", "loss"],
+        },
+    )
+    max_eval_examples: int = field(
+        default=500, metadata={"help": "validation examples decoded per epoch for EM/chrF++"}
+    )
+    lora_r: int = field(
+        default=0, metadata={"help": "LoRA rank (0: full fine-tuning); merged on save"}
+    )
+    lora_alpha: int | None = field(
+        default=None, metadata={"help": "LoRA alpha (default: 2 * rank)"}
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto",
+        metadata={
+            "help": "auto: bf16 on a GPU that has it, else fp32",
+            "choices": ["auto", "fp32", "bf16", "fp16"],
+        },
+    )
+    threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (default: torch's)"}
+    )
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "also checkpoint every N optimizer steps (0: each epoch only)"}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "continue from the last checkpoint in --out"}
+    )
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "keep checkpoints/ after a finished run"}
+    )
+    extra_data: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "more training data, PATH[:WEIGHT] (JSONL or datasets dir), comma-separated"
+        },
+    )
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0:
-            raise ValueError(f"epochs: must be > 0 (got {self.epochs})")
+        positive = {"epochs": self.epochs, "grad_accum": self.grad_accum}
+        for name in (
+            "batch_size",
+            "max_source_length",
+            "max_target_length",
+            "lora_alpha",
+            "threads",
+        ):
+            if getattr(self, name) is not None:
+                positive[name] = getattr(self, name)
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name}: must be > 0 (got {value})")
         if self.lr is not None and self.lr <= 0:
             raise ValueError(f"lr: must be > 0 (got {self.lr})")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio: must be in [0, 1) (got {self.warmup_ratio})")
+        for name in ("weight_decay", "max_grad_norm", "patience", "lora_r", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0 (got {getattr(self, name)})")
+        if self.max_eval_examples <= 0:
+            raise ValueError(f"max_eval_examples: must be > 0 (got {self.max_eval_examples})")
+        self._check_template()
+
+    def _check_template(self) -> None:
+        if "{input}" not in self.source_template:
+            raise ValueError(
+                f"source_template: must contain {{input}} (got {self.source_template!r})"
+            )
+        try:
+            self.source_template.format(instruction="", input="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"source_template: only {{instruction}} and {{input}} are allowed ({exc!r})"
+            ) from None

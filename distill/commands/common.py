@@ -23,4 +23,6 @@ def stage_config(
     """The stage's config: defaults < task.toml [stage] table < `extra` < flags."""
     table = task.table(stage) if task else {}
     source = str(task.path) if task and task.path else "task.toml"
-    return build_config(STAGE_CONFIGS[stage](), table, args, source=source, section=stage, extra=extra)
+    return build_config(
+        STAGE_CONFIGS[stage](), table, args, source=source, section=stage, extra=extra
+    )

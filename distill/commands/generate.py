@@ -1,18 +1,65 @@
-"""`distill generate` (being built; owned by its issue)."""
+"""`distill generate`: the teacher writes (or labels) a deduplicated, voted training set."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from distill.errors import UserError
 
-HELP = "generate (not built yet)"
+HELP = """Generate training data with the teacher: synthesize input/output pairs from the task's
+instruction and demonstrations, or label --inputs (self-consistency vote over k samples).
+Dedups (exact + MinHash), blocks leaks of demonstrations and --exclude test inputs, filters bad
+outputs, and resumes after a crash: rerun the same command to continue."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of this subcommand."""
+    """--task, --out, --exclude, plus every GenerateConfig and TeacherConfig field."""
+    from distill.configs import add_config_args
+    from distill.generate.config import GenerateConfig
+    from teachers.config import TeacherConfig
+
+    parser.add_argument("--task", required=True, metavar="TASK.toml", help="task spec file")
+    parser.add_argument("--out", required=True, metavar="DIR", help="run data directory")
+    parser.add_argument(
+        "--exclude",
+        metavar="TEST.jsonl",
+        help="held-out inputs (JSONL, field 'input') that must never appear in the data",
+    )
+    add_config_args(parser, GenerateConfig)
+    add_config_args(parser, TeacherConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise UserError("not built yet")
+    """Load the task and settings, generate, print the outcome; exit 1 on a budget stop."""
+    from distill.commands.common import stage_config
+    from distill.generate.run import run_generate
+    from distill.io import read_jsonl
+    from distill.task import load_task
+
+    task = load_task(args.task)
+    teacher_cfg = stage_config("teacher", task, args)
+    cfg = stage_config("generate", task, args)
+    exclude: list[str] = []
+    if args.exclude:
+        exclude = [r["input"] for r in read_jsonl(args.exclude, required=("input",))]
+    if cfg.inputs and not Path(cfg.inputs).is_file():
+        raise UserError(f"--inputs: {cfg.inputs}: file not found")
+    manifest = run_generate(task, cfg, teacher_cfg, Path(args.out), exclude_inputs=exclude)
+    counts = manifest["counts"]
+    print(
+        f"{counts['accepted']} accepted, {counts['rejected']} rejected "
+        f"({counts['duplicates_removed']} duplicates, {counts['near_duplicates_removed']} "
+        f"near-duplicates, {counts['leaks_blocked']} leaks blocked); "
+        f"train {manifest['splits']['train']} / validation {manifest['splits']['validation']}; "
+        f"cost ${manifest['cost_usd']:.4f} -> {args.out}"
+    )
+    if manifest["stopped"] == "budget":
+        print(
+            f"distill generate: stopped at the budget ({manifest['message']}); everything is kept. "
+            "Raise --budget-usd and rerun the same command to continue.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -4,14 +4,76 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Built-in metric names (kept here, import-light, so validation needs no numpy or sacrebleu).
+BUILTIN_METRICS = ("em", "em_squad", "em_nospace", "chrf", "bertscore", "accuracy", "macro_f1")
+
 
 @dataclass
 class EvalConfig:
     """How predictions are produced and scored."""
 
+    metrics: list[str] = field(
+        default_factory=lambda: ["em", "chrf"],
+        metadata={
+            "help": "comma-separated metrics: "
+            + ", ".join(BUILTIN_METRICS)
+            + ", a shipped evaluate module (distill_chrf, ...) or any evaluate hub name (online)",
+            "metavar": "M1,M2",
+        },
+    )
     max_new_tokens: int = field(default=64, metadata={"help": "longest prediction, in tokens"})
-    batch_size: int = field(default=16, metadata={"help": "inputs per batch"})
+    batch_size: int = field(default=16, metadata={"help": "inputs per batch (students)"})
+    num_beams: int = field(default=1, metadata={"help": "beam width for students (1 = greedy)"})
+    latency_samples: int = field(
+        default=50,
+        metadata={"help": "inputs timed one at a time (batch 1) for student latency p50/p95"},
+    )
+    student_threads: int | None = field(
+        default=None,
+        metadata={"help": "CPU threads of a student (torch or onnxruntime; default: their choice)"},
+    )
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "ONNX graphs to run: auto (what the export gate chose), int8, fp32",
+            "choices": ["auto", "int8", "fp32"],
+        },
+    )
+    bootstrap_samples: int = field(
+        default=1000,
+        metadata={"help": "bootstrap resamples for the 95 percent intervals (0 = none)"},
+    )
+    seed: int = field(default=0, metadata={"help": "bootstrap seed"})
+    bertscore_model: str | None = field(
+        default=None,
+        metadata={"help": "local encoder dir for BERTScore (default: packaged all-MiniLM-L6-v2)"},
+    )
+    bertscore_layers: int | None = field(
+        default=None, metadata={"help": "encoder layer BERTScore reads (default: the last)"}
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "score only the first N examples of --data"}
+    )
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens <= 0:
-            raise ValueError(f"max_new_tokens: must be > 0 (got {self.max_new_tokens})")
+        if not self.metrics:
+            raise ValueError("metrics: name at least one metric (got an empty list)")
+        for name, value in (
+            ("max_new_tokens", self.max_new_tokens),
+            ("batch_size", self.batch_size),
+            ("num_beams", self.num_beams),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name}: must be > 0 (got {value})")
+        if self.latency_samples < 0:
+            raise ValueError(f"latency_samples: must be >= 0 (got {self.latency_samples})")
+        if self.bootstrap_samples < 0:
+            raise ValueError(f"bootstrap_samples: must be >= 0 (got {self.bootstrap_samples})")
+        if self.student_threads is not None and self.student_threads <= 0:
+            raise ValueError(f"student_threads: must be > 0 (got {self.student_threads})")
+        if self.precision not in ("auto", "int8", "fp32"):
+            raise ValueError(f"precision: must be auto, int8 or fp32 (got {self.precision!r})")
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError(f"limit: must be > 0 (got {self.limit})")
+        if self.bertscore_layers is not None and self.bertscore_layers <= 0:
+            raise ValueError(f"bertscore_layers: must be > 0 (got {self.bertscore_layers})")

@@ -1,21 +1,196 @@
-"""Settings of `distill generate`; every field is a flag and a key of task.toml's [generate]."""
+"""Settings of `distill generate`; every field is a flag and a key of task.toml's [generate].
+
+Kept import-light (no torch, no datasketch): `distill --help` and task validation import it.
+Fields marked in `FINGERPRINT_FIELDS` change what data a run produces; changing one of them
+gives the run a new fingerprint, and a rerun into the same directory is refused (no silently
+mixed data) unless `--overwrite`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MODES = ("synthesize", "label", "synthesize-label")
+SCHEDULES = ("linear", "cosine", "constant")
+
+# Settings that decide which requests are sent and how answers are judged. `num_examples` is
+# deliberately absent: asking for more examples later should extend a run, not restart it.
+FINGERPRINT_FIELDS = (
+    "mode",
+    "inputs",
+    "seed",
+    "votes",
+    "min_agreement",
+    "pairs_per_request",
+    "few_shot_accepted",
+    "few_shot_demos",
+    "temperature_start",
+    "temperature_end",
+    "schedule",
+    "label_temperature",
+    "near_dup_threshold",
+    "max_input_chars",
+    "max_output_chars",
+    "output_regex",
+    "lowercase_outputs",
+    "chain_of_thought",
+    "max_tokens",
+)
+
 
 @dataclass
 class GenerateConfig:
-    """How the teacher is asked for data, and how much."""
+    """How the teacher is asked for data, how answers are judged, and how much to collect."""
 
     inputs: str | None = field(
         default=None,
         metadata={"help": "JSONL of unlabelled inputs (field 'input'): label mode"},
     )
     num_examples: int = field(default=100, metadata={"help": "accepted examples to produce"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
+    seed: int = field(default=0, metadata={"help": "random seed (request i is sent with seed+i)"})
+    mode: str | None = field(
+        default=None,
+        metadata={
+            "help": "synthesize (teacher writes pairs), label (teacher labels --inputs), or "
+            "synthesize-label (teacher writes inputs, then each is labelled by a vote); "
+            "default: label when --inputs is given, else synthesize",
+            "choices": MODES,
+        },
+    )
+    votes: int | None = field(
+        default=None,
+        metadata={
+            "help": "outputs sampled per distinct input for the majority vote "
+            "(default: 3 in label modes, 1 in synthesize)"
+        },
+    )
+    min_agreement: float = field(
+        default=0.5,
+        metadata={"help": "reject an input whose winning answer has a smaller vote share"},
+    )
+    pairs_per_request: int = field(
+        default=3, metadata={"help": "new examples asked for in each synthesize request"}
+    )
+    few_shot_demos: int = field(
+        default=4, metadata={"help": "user demonstrations shown in each prompt (random subset)"}
+    )
+    few_shot_accepted: int = field(
+        default=3,
+        metadata={"help": "previously accepted examples mixed into each synthesize prompt"},
+    )
+    temperature_start: float = field(
+        default=0.4, metadata={"help": "synthesize temperature with no example accepted yet"}
+    )
+    temperature_end: float = field(
+        default=1.0, metadata={"help": "synthesize temperature when the target is reached"}
+    )
+    schedule: str = field(
+        default="linear",
+        metadata={"help": "temperature annealing schedule", "choices": SCHEDULES},
+    )
+    label_temperature: float = field(
+        default=0.7, metadata={"help": "temperature of label (vote) requests"}
+    )
+    max_tokens: int = field(default=512, metadata={"help": "max tokens of one teacher answer"})
+    near_dup_threshold: float = field(
+        default=0.8,
+        metadata={
+            "help": "MinHash Jaccard similarity above which an input is a near-duplicate "
+            "(1.0 disables near-dup filtering)"
+        },
+    )
+    max_input_chars: int = field(default=2000, metadata={"help": "reject longer inputs"})
+    max_output_chars: int = field(default=1000, metadata={"help": "reject longer outputs"})
+    output_regex: str | None = field(
+        default=None, metadata={"help": "outputs must fully match this regex (Python syntax)"}
+    )
+    lowercase_outputs: bool = field(
+        default=False,
+        metadata={"help": "compare outputs case-insensitively in the vote (label-like tasks)"},
+    )
+    chain_of_thought: bool = field(
+        default=False,
+        metadata={"help": "ask for reasoning and vote on the parsed final answer only"},
+    )
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "share of accepted examples put in validation.jsonl"}
+    )
+    max_consecutive_failures: int = field(
+        default=50,
+        metadata={"help": "stop after this many failed or unusable answers in a row"},
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "discard an existing run in --out whose settings differ"},
+    )
 
     def __post_init__(self) -> None:
+        self._check_counts()
+        self._check_ranges()
+
+    def _check_counts(self) -> None:
         if self.num_examples <= 0:
             raise ValueError(f"num_examples: must be > 0 (got {self.num_examples})")
+        if self.mode is not None and self.mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)} (got {self.mode!r})")
+        if self.mode == "label" and not self.inputs:
+            raise ValueError("mode: 'label' needs --inputs FILE.jsonl (got no inputs)")
+        for name in (
+            "pairs_per_request",
+            "max_tokens",
+            "max_input_chars",
+            "max_output_chars",
+            "max_consecutive_failures",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0 (got {getattr(self, name)})")
+        if self.votes is not None and self.votes <= 0:
+            raise ValueError(f"votes: must be > 0 (got {self.votes})")
+        if self.resolved_mode == "synthesize" and self.votes not in (None, 1):
+            raise ValueError(
+                f"votes: voting needs mode label or synthesize-label (got {self.votes} "
+                "with mode synthesize)"
+            )
+        if self.mode == "synthesize" and self.inputs:
+            raise ValueError("mode: 'synthesize' ignores --inputs; use label or synthesize-label")
+        for name in ("few_shot_demos", "few_shot_accepted"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0 (got {getattr(self, name)})")
+
+    def _check_ranges(self) -> None:
+        for name in ("temperature_start", "temperature_end", "label_temperature"):
+            if not 0.0 <= getattr(self, name) <= 2.0:
+                raise ValueError(f"{name}: must be in [0, 2] (got {getattr(self, name)})")
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise ValueError(f"min_agreement: must be in [0, 1] (got {self.min_agreement})")
+        if not 0.0 < self.near_dup_threshold <= 1.0:
+            raise ValueError(
+                f"near_dup_threshold: must be in (0, 1] (got {self.near_dup_threshold})"
+            )
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction: must be in [0, 1) (got {self.validation_fraction})"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule: must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"
+            )
+        if self.output_regex is not None:
+            import re
+
+            try:
+                re.compile(self.output_regex)
+            except re.error as exc:
+                raise ValueError(f"output_regex: not a valid regex ({exc})") from None
+
+    @property
+    def resolved_mode(self) -> str:
+        """The mode after defaults: label when inputs are given, else synthesize."""
+        return self.mode or ("label" if self.inputs else "synthesize")
+
+    @property
+    def resolved_votes(self) -> int:
+        """Votes per input after defaults: 3 when the teacher labels, 1 when it only writes pairs."""
+        if self.votes is not None:
+            return self.votes
+        return 1 if self.resolved_mode == "synthesize" else 3

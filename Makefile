@@ -1,0 +1,36 @@
+# Two entry points, both self-installing into ./.venv (no network but PyPI, no API key):
+#   make quickstart   install, then run the whole pipeline on examples/dates.toml
+#   make test         install, then run the fast tests and the slow ones (embedded LLM, training)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+QUICK_TASK ?= examples/dates.toml
+QUICK_OUT ?= runs/quickstart
+QUICK_N ?= 40
+
+.PHONY: install quickstart test test-fast test-slow lint
+
+install: $(VENV)/.installed
+
+# torch first, from the local CPU build: a plain `torch` requirement would pull GBs of CUDA.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+quickstart: install
+	$(VENV)/bin/distill run --task $(QUICK_TASK) --out $(QUICK_OUT) --num-examples $(QUICK_N)
+
+test: install lint test-fast test-slow
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" --durations=15
+
+# exit code 5 means "no tests collected": not a failure for an optional marker.
+test-slow: install
+	$(PY) -m pytest -m slow --durations=15 || [ $$? -eq 5 ]

@@ -1,0 +1,1 @@
+"""Package marker so setuptools ships the metric script in this folder."""

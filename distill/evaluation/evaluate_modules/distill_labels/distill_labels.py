@@ -1,0 +1,26 @@
+"""Accuracy and macro-F1 for outputs that are class labels (compared case-insensitively)."""
+
+import datasets
+import evaluate
+
+from distill.evaluation.metrics import accuracy, macro_f1
+
+
+class DistillLabels(evaluate.Metric):
+    """evaluate wrapper of distill.evaluation.metrics.accuracy and macro_f1."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="Accuracy and macro-F1 over the label set found in the references.",
+            citation="",
+            inputs_description="predictions: list[str]; references: list[str]",
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        return {
+            "accuracy": accuracy(predictions, references).score,
+            "macro_f1": macro_f1(predictions, references).score,
+        }

@@ -1,0 +1,215 @@
+"""`evaluate_target`: predictions of one target on a test set, scored into a JSON report.
+
+Report schema (a dict, JSON-serialisable; `examples` is written to a JSONL file next to the
+report by `write_report` and dropped from the JSON):
+
+    target, kind (onnx|model|teacher|predictions), name, task_name, data, n, created
+    metrics: {name: {"score": float, "ci95": [low, high] | null}}
+    latency_ms: {"p50", "p95", "mean", "samples", "mode"} | null
+    throughput_per_s, wall_s
+    tokens_per_1k_inputs: {"prompt", "completion"} | null      (teachers)
+    cost_usd_per_1k_inputs: float | null                       (priced teachers only)
+    size_bytes, size_mb: int/float | null                      (students: weights they load)
+    failures: requests that gave up (scored as empty answers)
+    settings: the EvalConfig used; extra: target-specific details
+    examples: [{"index", "input", "reference", "prediction", "scores": {metric: float}}]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distill.evaluation.config import BUILTIN_METRICS, EvalConfig
+from distill.evaluation.targets import (
+    TEACHER_PREFIX,
+    Predictions,
+    predict_model,
+    predict_onnx,
+    read_prediction_file,
+    target_kind,
+)
+from distill.task import TaskSpec
+
+
+def evaluate_target(
+    target: str,
+    data_path: Path,
+    *,
+    task: TaskSpec | None,
+    cfg: EvalConfig,
+    teacher_cfg: Any | None = None,
+) -> dict:
+    """Predict with `target` on the `input`s of `data_path` (JSONL) and score against `output`.
+
+    Raises ValueError for bad input (unknown target, teacher without task, mismatched
+    prediction file); distill.errors.UserError for a bad data file.
+    """
+    from distill.io import read_jsonl
+
+    rows = read_jsonl(data_path)
+    if cfg.limit:
+        rows = rows[: cfg.limit]
+    inputs = [r["input"] for r in rows]
+    refs = [r["output"] for r in rows]
+    preds = predict(target, inputs, refs, task=task, cfg=cfg, teacher_cfg=teacher_cfg)
+    report = build_report(target, preds, inputs, refs, cfg)
+    report["data"] = str(data_path)
+    report["task_name"] = task.name if task else None
+    return report
+
+
+def predict(
+    target: str,
+    inputs: list[str],
+    refs: list[str],
+    *,
+    task: TaskSpec | None,
+    cfg: EvalConfig,
+    teacher_cfg: Any | None,
+) -> Predictions:
+    """Dispatch on the kind of target."""
+    kind = target_kind(target)
+    if kind == "teacher":
+        return _predict_teacher(target, inputs, refs, task, cfg, teacher_cfg)
+    if kind == "predictions":
+        return read_prediction_file(Path(target), len(inputs))
+    if kind == "onnx":
+        return predict_onnx(Path(target), inputs, cfg)
+    return predict_model(Path(target), inputs, cfg)
+
+
+def _predict_teacher(
+    target: str,
+    inputs: list[str],
+    refs: list[str],
+    task: TaskSpec | None,
+    cfg: EvalConfig,
+    teacher_cfg: Any | None,
+) -> Predictions:
+    from distill.evaluation.teacher_target import predict_teacher
+    from teachers.config import TeacherConfig
+
+    if task is None:
+        raise ValueError(
+            f"{target}: a teacher is prompted with the task's instruction and demonstrations; "
+            "pass --task TASK.toml"
+        )
+    spec = target[len(TEACHER_PREFIX) :]
+    base = teacher_cfg or TeacherConfig()
+    teacher_cfg = dataclasses.replace(base, teacher=spec)  # re-validates the spec
+    single_line = not any("\n" in r.strip() for r in refs)
+    return predict_teacher(teacher_cfg, task, inputs, cfg, single_line)
+
+
+# ---- scoring --------------------------------------------------------------------------------
+
+
+def score_all(
+    predictions: list[str], references: list[str], cfg: EvalConfig
+) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    """(metrics block of the report, per-example scores by metric name)."""
+    from distill.evaluation.loading import compute_hub_metric
+    from distill.evaluation.metrics import bootstrap_ci, compute_metric
+
+    block: dict[str, dict] = {}
+    per_example: dict[str, np.ndarray] = {}
+    for name in cfg.metrics:
+        if name not in BUILTIN_METRICS:
+            # an evaluate module by name: corpus scalars only, no interval
+            for key, value in compute_hub_metric(name, predictions, references).items():
+                block[key] = {"score": value, "ci95": None}
+            continue
+        options = {}
+        if name == "bertscore":
+            options = {"model_path": cfg.bertscore_model, "num_layers": cfg.bertscore_layers}
+        result = compute_metric(name, predictions, references, **options)
+        low, high = bootstrap_ci(result, samples=cfg.bootstrap_samples, seed=cfg.seed)
+        block[name] = {
+            "score": result.score,
+            "ci95": [low, high] if cfg.bootstrap_samples else None,
+        }
+        per_example[name] = result.per_example
+    return block, per_example
+
+
+def latency_block(preds: Predictions) -> dict | None:
+    """p50/p95/mean in milliseconds of the timed inputs."""
+    if not preds.latencies_s:
+        return None
+    ms = np.asarray(preds.latencies_s) * 1000.0
+    mode = "concurrent requests" if preds.kind == "teacher" else "batch 1"
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "mean": float(ms.mean()),
+        "samples": len(ms),
+        "mode": mode,
+    }
+
+
+def _usage_blocks(preds: Predictions, n: int) -> tuple[dict | None, float | None]:
+    usage = preds.extra.get("usage")
+    if not usage or n == 0:
+        return None, None
+    per_k = 1000.0 / n
+    tokens = {
+        "prompt": usage.get("prompt_tokens", 0) * per_k,
+        "completion": usage.get("completion_tokens", 0) * per_k,
+    }
+    # an unpriced model (the local embedded teacher, an unknown model name) has no dollar cost
+    cost = float(usage.get("cost_usd", 0.0)) * per_k if usage.get("priced", True) else None
+    return tokens, cost
+
+
+def build_report(
+    target: str, preds: Predictions, inputs: list[str], refs: list[str], cfg: EvalConfig
+) -> dict:
+    """Assemble the report dict (schema in the module docstring)."""
+    n = len(refs)
+    metrics, per_example = score_all(preds.texts, refs, cfg)
+    tokens, cost = _usage_blocks(preds, n)
+    examples = [
+        {
+            "index": i,
+            "input": inputs[i],
+            "reference": refs[i],
+            "prediction": preds.texts[i],
+            "scores": {k: float(v[i]) for k, v in per_example.items()},
+        }
+        for i in range(n)
+    ]
+    return {
+        "target": target,
+        "kind": preds.kind,
+        "name": display_name(target, preds),
+        "n": n,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "metrics": metrics,
+        "latency_ms": latency_block(preds),
+        "throughput_per_s": n / preds.wall_s if preds.wall_s > 0 else None,
+        "wall_s": preds.wall_s,
+        "tokens_per_1k_inputs": tokens,
+        "cost_usd_per_1k_inputs": cost,
+        "size_bytes": preds.size_bytes,
+        "size_mb": preds.size_bytes / 1e6 if preds.size_bytes is not None else None,
+        "failures": int(preds.extra.get("failures", 0)),
+        "settings": dataclasses.asdict(cfg),
+        "extra": {k: v for k, v in preds.extra.items() if k != "failures"},
+        "examples": examples,
+    }
+
+
+def display_name(target: str, preds: Predictions) -> str:
+    """Short label for tables: 'teacher (qwen...)', 'student onnx int8', the path otherwise."""
+    if preds.kind == "teacher":
+        return f"teacher {target[len(TEACHER_PREFIX) :]}"
+    if preds.kind == "onnx":
+        return f"student ONNX {preds.extra.get('precision', '')} ({Path(target).name})".strip()
+    if preds.kind == "model":
+        return f"student torch ({Path(target).name})"
+    return Path(target).name

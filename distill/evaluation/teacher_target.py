@@ -1,0 +1,84 @@
+"""Score a teacher LLM on the test set, prompted few-shot with the task's own demonstrations.
+
+The prompt is what a user of the LLM alone would write: the instruction as the system message,
+each demonstration as a user/assistant turn, then the test input. Decoding is greedy
+(temperature 0) so the score is reproducible. No request cache: latency and cost must be real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from distill.evaluation.config import EvalConfig
+from distill.evaluation.targets import Predictions
+from distill.task import TaskSpec
+
+SYSTEM_SUFFIX = "Answer with the output only, in the format of the examples."
+
+
+def few_shot_messages(task: TaskSpec, text: str) -> list[dict[str, str]]:
+    """Chat messages: instruction, then demonstrations as turns, then the input to answer."""
+    messages = [{"role": "system", "content": f"{task.instruction}\n{SYSTEM_SUFFIX}"}]
+    for demo in task.demonstrations:
+        messages.append({"role": "user", "content": demo.input})
+        messages.append({"role": "assistant", "content": demo.output})
+    messages.append({"role": "user", "content": text})
+    return messages
+
+
+def clean_answer(text: str, single_line: bool) -> str:
+    """Strip the reply; for single-line tasks keep only its first non-empty line.
+
+    Small chat models often add an explanation after the answer; the references of a
+    single-line task never contain a newline, so anything after one cannot be part of it.
+    """
+    text = text.strip()
+    if single_line:
+        text = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return text
+
+
+async def _predict_async(
+    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
+) -> Predictions:
+    from teachers import open_teacher
+    from teachers.errors import RequestFailed
+
+    texts = [""] * len(inputs)
+    latencies = [0.0] * len(inputs)
+    failures = 0
+    gate = asyncio.Semaphore(teacher_cfg.max_in_flight)
+
+    async def one(i: int, teacher: Any) -> None:
+        nonlocal failures
+        async with gate:
+            t0 = time.perf_counter()
+            try:
+                res = await teacher.chat(
+                    few_shot_messages(task, inputs[i]),
+                    temperature=0.0,
+                    max_tokens=cfg.max_new_tokens,
+                    seed=cfg.seed,
+                )
+                texts[i] = clean_answer(res.texts[0], single_line)
+            except RequestFailed:
+                failures += 1  # scored as an empty (wrong) answer, counted in the report
+            latencies[i] = time.perf_counter() - t0
+
+    async with open_teacher(teacher_cfg, cache_path=None) as teacher:
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i, teacher) for i in range(len(inputs))))
+        wall = time.perf_counter() - start
+        usage = teacher.accounting.snapshot()
+        name = teacher.model_name
+    extra = {"model_name": name, "failures": failures, "usage": usage}
+    return Predictions("teacher", texts, latencies, wall, None, extra)
+
+
+def predict_teacher(
+    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
+) -> Predictions:
+    """Run every input through the teacher concurrently (up to max_in_flight)."""
+    return asyncio.run(_predict_async(teacher_cfg, task, inputs, cfg, single_line))

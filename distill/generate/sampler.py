@@ -1,0 +1,169 @@
+"""The async driver: keeps the teacher busy and feeds answers to the state machine.
+
+No batch barrier: a request is issued whenever a slot frees (up to the teacher's
+`max_in_flight`; the client itself enforces rate limits and adapts below that cap). Completed
+answers arrive through a queue (O(1) per answer; `asyncio.wait` over hundreds of tasks would
+cost O(in flight) per answer), are journaled, and are folded into `SamplerState` synchronously,
+so the journal order is exactly the order in which state changed: the property resume needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from distill.generate.config import GenerateConfig
+from distill.generate.prompts import Pair, PromptBudget, label_messages, synth_messages
+from distill.generate.state import SamplerState
+
+
+class TooManyFailures(Exception):
+    """The teacher gave nothing usable `max_consecutive_failures` times in a row."""
+
+
+@dataclass
+class DriveResult:
+    """How a drive ended: `stopped` is None (target or inputs done), 'budget' or 'failures'."""
+
+    stopped: str | None
+    message: str
+    sampler_s: float  # wall time spent in our own code on the event loop (not awaiting)
+
+
+class Driver:
+    """Issues requests for `state` through `teacher` until the state is done or a stop."""
+
+    def __init__(
+        self,
+        state: SamplerState,
+        teacher: Any,
+        cfg: GenerateConfig,
+        instruction: str,
+        demos: list[Pair],
+        journal: Callable[[dict[str, Any]], None],
+        max_in_flight: int,
+        on_progress: Callable[[], None] = lambda: None,
+    ):
+        self.state, self.teacher, self.cfg = state, teacher, cfg
+        self.instruction, self.demos = instruction, demos
+        self.journal = journal
+        self.max_in_flight = max_in_flight
+        self.on_progress = on_progress
+        self.budget = PromptBudget(getattr(teacher, "context_length", None), cfg.max_tokens)
+        self.label_prompts: dict[str, list[dict[str, str]]] = {}
+        self.sampler_s = 0.0
+
+    def messages_for(self, rec: dict[str, Any]) -> list[dict[str, str]]:
+        """The chat messages of issue record `rec` (label prompts are shared by a group's votes)."""
+        if rec["kind"] == "synth":
+            return synth_messages(
+                self.instruction,
+                self.demos,
+                self.state.pool,
+                index=rec["i"],
+                seed=self.cfg.seed,
+                n=self.cfg.pairs_per_request,
+                n_demos=self.cfg.few_shot_demos,
+                n_pool=self.cfg.few_shot_accepted,
+                budget=self.budget,
+            )
+        key = rec["key"]
+        if key not in self.label_prompts:
+            text = self.state.groups[key].input
+            self.label_prompts[key] = label_messages(
+                self.instruction,
+                self.demos,
+                text,
+                chain_of_thought=self.cfg.chain_of_thought,
+                budget=self.budget,
+            )
+        return self.label_prompts[key]
+
+    async def _call(self, rec: dict[str, Any], messages: list[dict[str, str]]) -> dict[str, Any]:
+        """One request; a RequestFailed becomes a `done` record with an error (counted, not fatal)."""
+        from teachers.errors import BudgetExceeded, RequestFailed
+
+        done: dict[str, Any] = {"e": "done", "i": rec["i"], "kind": rec["kind"]}
+        if "key" in rec:
+            done["key"] = rec["key"]
+        try:
+            res = await self.teacher.chat(
+                messages,
+                temperature=rec["temperature"],
+                max_tokens=self.cfg.max_tokens,
+                seed=self.cfg.seed,
+                sample_index=rec["i"],  # the client sends seed + sample_index: distinct per request
+            )
+            done["text"] = res.texts[0]
+        except RequestFailed as exc:
+            done["text"], done["error"] = None, str(exc)[:300]
+        except BudgetExceeded as exc:
+            done["budget"] = str(exc)
+        return done
+
+    def _fill(self, queue: asyncio.Queue, tasks: set[asyncio.Task]) -> None:
+        """Issue requests until the slots are full or the state wants nothing more now."""
+        while len(tasks) < self.max_in_flight:
+            rec = self.state.next_request()
+            if rec is None:
+                return
+            self.journal(rec)
+            self.state.on_issue(rec)
+            task = asyncio.ensure_future(self._call(rec, self.messages_for(rec)))
+            task.add_done_callback(queue.put_nowait)
+            tasks.add(task)
+
+    async def run(self) -> DriveResult:
+        """Drive until done. A budget stop lets the requests already in flight (already paid
+        for) finish and be used; too many failures in a row stop at once."""
+        queue: asyncio.Queue[asyncio.Task] = asyncio.Queue()
+        tasks: set[asyncio.Task] = set()
+        budget_msg = ""
+        try:
+            t0 = time.perf_counter()
+            self._fill(queue, tasks)
+            self.sampler_s += time.perf_counter() - t0
+            while tasks:
+                task = await queue.get()
+                t0 = time.perf_counter()
+                tasks.discard(task)
+                done = task.result()
+                if "budget" in done:  # refused before sending: nothing to journal
+                    budget_msg = budget_msg or f"teacher budget reached: {done['budget']}"
+                    self.state.on_refused(done)
+                    continue
+                self.journal(done)
+                self.state.on_done(done)
+                self.on_progress()
+                if self.state.consecutive_failures >= self.cfg.max_consecutive_failures:
+                    return self._stop("failures", self._failure_message())
+                if not budget_msg:
+                    self._fill(queue, tasks)
+                self.sampler_s += time.perf_counter() - t0
+            if budget_msg and not self.state.done:
+                return self._stop("budget", budget_msg)
+            return DriveResult(None, "", self.sampler_s)
+        finally:
+            await _cancel(tasks)
+
+    def _stop(self, why: str, message: str) -> DriveResult:
+        return DriveResult(why, message, self.sampler_s)
+
+    def _failure_message(self) -> str:
+        n = self.state.consecutive_failures
+        return (
+            f"stopped after {n} teacher answers in a row gave no usable example "
+            f"(last: {self.state.last_failure}); check the teacher, the task instruction and "
+            "--output-regex, or raise --max-consecutive-failures"
+        )
+
+
+async def _cancel(tasks: set[asyncio.Task]) -> None:
+    """Cancel outstanding requests and wait for them, so no task outlives the client session."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,340 @@
+"""The sampler's state machine: pure, synchronous, driven by journal records.
+
+Every teacher answer becomes one `done` record; `SamplerState.on_done` turns it into accepted
+and rejected rows (through `emit`) and into follow-up label requests. Because the machine has no
+clock and no hidden randomness, replaying the journal after a crash reproduces the exact same
+rows, votes, few-shot pool and annealing position as the run that was killed.
+
+A *group* is one distinct input (its normalised xxh3 key): it collects outputs until it has
+`votes` of them, then `majority_vote` decides it. Outputs for the same input arriving by chance
+(the teacher writing an input twice while its vote is open) join the same group.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from distill.generate import filters as F
+from distill.generate.config import GenerateConfig
+from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
+from distill.generate.prompts import Pair, parse_label, parse_pairs
+from distill.generate.schedule import temperature_at
+from distill.generate.vote import final_answer, majority_vote
+
+Emit = Callable[[str, dict[str, Any]], None]
+NO_VALID_OUTPUT = "no_valid_output"
+
+
+@dataclass
+class Group:
+    """One distinct input and the outputs voted for it so far."""
+
+    key: str
+    input: str
+    outputs: list[str] = field(default_factory=list)
+    pending: int = 0  # label requests in flight
+    attempts: int = 0  # label requests issued in total (bounds replacements)
+    queued: int = 0  # label requests waiting in the queue
+    decided: bool = False
+
+
+class SamplerState:
+    """Counts, groups, pool and scheduling decisions of one generate run."""
+
+    def __init__(self, cfg: GenerateConfig, protected: Sequence[str], emit: Emit):
+        self.cfg = cfg
+        self.mode = cfg.resolved_mode
+        self.votes = cfg.resolved_votes
+        self.target = cfg.num_examples
+        self.emit = emit
+        self.pattern = re.compile(cfg.output_regex) if cfg.output_regex else None
+        self.leak_guard = LeakGuard(protected, cfg.near_dup_threshold)
+        self.near = NearDupIndex(cfg.near_dup_threshold)
+        self.groups: dict[str, Group] = {}
+        self.open: dict[str, Group] = {}
+        self.label_queue: deque[str] = deque()
+        self.accepted: list[dict[str, str]] = []
+        self.pool: list[Pair] = []  # few-shot pool: accepted (input, output) pairs
+        self.surplus: list[dict[str, str]] = []  # accepted past the target (kept for extending)
+        self.rejected: Counter[str] = Counter()
+        self.agreement: Counter[str] = Counter()
+        self.next_index = 0
+        self.in_flight = {"synth": 0, "label": 0}
+        self.synth_done = 0
+        self.groups_from_synth = 0
+        self.consecutive_failures = 0
+        self.last_failure = ""
+
+    # ------------------------------------------------------------------ inputs (label mode)
+
+    def add_inputs(self, texts: Sequence[str]) -> None:
+        """Admit user inputs (label mode): each new one opens a group needing `votes` labels."""
+        for n, text in enumerate(texts, start=1):
+            group = self._admit(text, {"input": text, "line": n})
+            if group is not None:
+                self._queue_labels(group)
+
+    def _admit(self, text: str, row: dict[str, Any]) -> Group | None:
+        """Open a group for a new input, or reject it (and say why) and return None."""
+        reason = F.check_input(text, self.cfg.max_input_chars)
+        key = input_key(text) if reason is None else ""
+        if reason is None and key in self.groups:
+            reason = F.DUPLICATE
+        m = self.near.minhash(text) if reason is None else None
+        if reason is None and self.leak_guard.leaks(text, m):
+            reason = F.LEAK
+        if reason is None and self.near.query(text, m):
+            reason = F.NEAR_DUPLICATE
+        if reason is not None:
+            self._reject(reason, row)
+            return None
+        self.near.add(text, m)
+        group = Group(key, text)
+        self.groups[key] = self.open[key] = group
+        return group
+
+    # ------------------------------------------------------------------ scheduling
+
+    @property
+    def done(self) -> bool:
+        """The target is reached, or (label mode) every input is decided."""
+        if len(self.accepted) >= self.target:
+            return True
+        idle = not self.label_queue and not any(self.in_flight.values())
+        return self.mode == "label" and idle and not self.open
+
+    def next_request(self) -> dict[str, Any] | None:
+        """The next issue record to send, or None when nothing is worth sending now."""
+        if self.done:
+            return None
+        while self.label_queue:
+            key = self.label_queue.popleft()
+            group = self.groups[key]
+            group.queued -= 1
+            # a vote may have filled up by chance since this request was queued
+            if key in self.open and len(group.outputs) + group.pending < self.votes:
+                return self._issue("label", key=key, temperature=self.cfg.label_temperature)
+        if self.mode != "label" and self._want_synth():
+            temp = temperature_at(
+                len(self.accepted),
+                self.target,
+                self.cfg.temperature_start,
+                self.cfg.temperature_end,
+                self.cfg.schedule,
+            )
+            return self._issue("synth", temperature=temp)
+        return None
+
+    def _want_synth(self) -> bool:
+        """Keep enough synthesize requests in flight to reach the target, no more.
+
+        Expected new groups = in flight x groups per answer so far (before 5 answers are in,
+        the optimistic prior `pairs_per_request`: if answers yield less, more requests follow
+        as slots free; a pessimistic prior would overshoot and pay for surplus).
+        """
+        if not any(self.in_flight.values()):
+            return True
+        per_answer = (
+            self.groups_from_synth / self.synth_done
+            if self.synth_done >= 5
+            else float(self.cfg.pairs_per_request)
+        )
+        expected = (
+            len(self.accepted) + len(self.open) + self.in_flight["synth"] * max(per_answer, 0.05)
+        )
+        return expected < self.target
+
+    def _issue(self, kind: str, **extra: Any) -> dict[str, Any]:
+        return {"e": "issue", "i": self.next_index, "kind": kind, **extra}
+
+    def on_issue(self, rec: dict[str, Any]) -> None:
+        """Count a request as sent (live, or replayed from the journal)."""
+        self.next_index = max(self.next_index, rec["i"] + 1)
+        self.in_flight[rec["kind"]] += 1
+        if rec["kind"] == "label":
+            group = self.groups[rec["key"]]
+            group.pending += 1
+            group.attempts += 1
+
+    def on_refused(self, rec: dict[str, Any]) -> None:
+        """Undo `on_issue` for a request the client refused to send (budget)."""
+        self.in_flight[rec["kind"]] -= 1
+        if rec["kind"] == "label":
+            group = self.groups[rec["key"]]
+            group.pending -= 1
+            group.attempts -= 1
+
+    def forget_in_flight(self) -> None:
+        """After a replay: requests issued but never answered are lost; re-queue their labels.
+
+        They get fresh request indices (so fresh seeds): re-sending the exact body of a request
+        the server may already have seen would count as a repeated request.
+        """
+        self.in_flight = {"synth": 0, "label": 0}
+        for group in self.open.values():
+            group.pending = 0
+            self._queue_labels(group)
+        self.consecutive_failures = 0  # a rerun is the user's explicit retry
+
+    # ------------------------------------------------------------------ answers
+
+    def on_done(self, rec: dict[str, Any]) -> None:
+        """Fold one teacher answer (or failure) into the state."""
+        self.in_flight[rec["kind"]] -= 1
+        useful = self._on_synth(rec) if rec["kind"] == "synth" else self._on_label(rec)
+        if useful:
+            self.consecutive_failures = 0
+        else:
+            self.consecutive_failures += 1
+
+    def _on_synth(self, rec: dict[str, Any]) -> bool:
+        self.synth_done += 1
+        if rec.get("text") is None:
+            return self._failed(rec, F.REQUEST_FAILED)
+        pairs = parse_pairs(rec["text"])
+        if not pairs:
+            return self._failed(rec, F.UNPARSABLE)
+        touched: dict[str, Group] = {}  # settled after the whole answer: chance repeats vote
+        for inp, out in pairs:
+            group = self._on_pair(inp, out, rec["i"])
+            if group is not None:
+                touched[group.key] = group
+        for group in touched.values():
+            self._settle(group)
+        useful = bool(touched)
+        if not useful:
+            self.last_failure = "every example in the answer was rejected"
+        return useful
+
+    def _on_pair(self, inp: str, out: str, index: int) -> Group | None:
+        """Add one synthesized pair as a vote of its input's group (None: rejected)."""
+        row = {"input": inp, "output": out, "request": index}
+        reason = F.check_input(inp, self.cfg.max_input_chars) or self._check_output(out, inp)
+        if reason is not None:
+            self._reject(reason, row)
+            return None
+        group = self.open.get(input_key(inp))
+        if group is None:
+            group = self._admit(inp, row)
+            if group is None:
+                return None
+            self.groups_from_synth += 1
+        if not self.cfg.chain_of_thought:  # a CoT vote needs reasoning; a bare pair has none
+            group.outputs.append(out)
+        return group
+
+    def _on_label(self, rec: dict[str, Any]) -> bool:
+        group = self.groups[rec["key"]]
+        group.pending -= 1
+        if group.decided:
+            return True
+        useful = True
+        if rec.get("text") is None:
+            useful = self._failed(rec, F.REQUEST_FAILED, group)
+        else:
+            text = rec["text"]
+            answer = final_answer(text) if self.cfg.chain_of_thought else parse_label(text)
+            reason = F.NO_ANSWER if answer is None else self._check_output(answer, group.input)
+            if reason is None:
+                group.outputs.append(text.strip() if self.cfg.chain_of_thought else answer)
+            else:
+                self._reject(reason, {"input": group.input, "output": text, "request": rec["i"]})
+                useful = False
+                self.last_failure = reason
+        self._settle(group)
+        return useful
+
+    def _failed(self, rec: dict[str, Any], reason: str, group: Group | None = None) -> bool:
+        row: dict[str, Any] = {"request": rec["i"]}
+        if group is not None:
+            row["input"] = group.input
+        if rec.get("text") is not None:
+            row["text"] = rec["text"][:500]
+        if rec.get("error"):
+            row["error"] = rec["error"]
+        self._reject(reason, row)
+        self.last_failure = f"{reason}: {rec.get('error') or (rec.get('text') or '')[:120]!r}"
+        return False
+
+    def _check_output(self, output: str, inp: str) -> str | None:
+        return F.check_output(output, inp, self.cfg.max_output_chars, self.pattern)
+
+    # ------------------------------------------------------------------ votes
+
+    def _queue_labels(self, group: Group) -> None:
+        """Queue label requests so that outputs + pending reach `votes` (bounded retries)."""
+        if self.mode == "synthesize":
+            return
+        missing = self.votes - len(group.outputs) - group.pending - group.queued
+        room = 2 * self.votes - group.attempts - group.pending - group.queued
+        for _ in range(max(0, min(missing, room))):
+            self.label_queue.append(group.key)
+            group.queued += 1
+
+    def _settle(self, group: Group) -> None:
+        """Decide the group when its votes are in, or when no more votes can come."""
+        if group.decided:
+            return
+        if len(group.outputs) < self.votes:
+            if self.mode == "synthesize":
+                return  # a synthesize group with no valid output simply waits for chance
+            self._queue_labels(group)
+            if group.pending or group.queued:
+                return
+        self._decide(group)
+
+    def _decide(self, group: Group) -> None:
+        group.decided = True
+        self.open.pop(group.key, None)
+        if not group.outputs:
+            self._reject(NO_VALID_OUTPUT, {"input": group.input})
+            return
+        vote = majority_vote(
+            group.outputs,
+            min_share=self.cfg.min_agreement,
+            lowercase=self.cfg.lowercase_outputs,
+            chain_of_thought=self.cfg.chain_of_thought,
+        )
+        if len(group.outputs) > 1:
+            self.agreement[f"{vote.share:.2f}"] += 1
+        if not vote.accepted or vote.winner is None:
+            reason = F.NO_ANSWER if vote.winner is None else F.LOW_AGREEMENT
+            row = {"input": group.input, "outputs": group.outputs, "share": round(vote.share, 4)}
+            self._reject(reason, row)
+            return
+        self._accept({"input": group.input, "output": vote.winner})
+
+    def _accept(self, row: dict[str, str]) -> None:
+        if len(self.accepted) >= self.target:
+            self.surplus.append(row)  # not written: a later run with a larger target takes it
+            return
+        self.accepted.append(row)
+        self.pool.append((row["input"], row["output"]))
+        self.emit("accepted", row)
+
+    def _reject(self, reason: str, row: dict[str, Any]) -> None:
+        self.rejected[reason] += 1
+        self.emit("rejected", {**row, "reason": reason})
+
+    # ------------------------------------------------------------------ reporting
+
+    def counts(self) -> dict[str, Any]:
+        """The manifest's counts block."""
+        return {
+            "accepted": len(self.accepted),
+            "target": self.target,
+            "requests": self.next_index,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "duplicates_removed": self.rejected[F.DUPLICATE],
+            "near_duplicates_removed": self.rejected[F.NEAR_DUPLICATE],
+            "leaks_blocked": self.rejected[F.LEAK],
+            "distinct_inputs_seen": len(self.groups),
+            "open_votes": len(self.open),
+            "surplus_held_back": len(self.surplus),
+            "vote_agreement_histogram": dict(sorted(self.agreement.items())),
+        }

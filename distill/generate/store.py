@@ -1,0 +1,192 @@
+"""The run directory: append-only logs, resume, fingerprint, and the final artefacts.
+
+Files in `out_dir`:
+- `journal.jsonl`: one line when request i is issued and one when it completes, with the raw
+  teacher text. It is the source of truth for resume: replaying it through the same pure state
+  machine rebuilds counts, open votes, the few-shot pool and the annealing position exactly,
+  and nothing already answered is asked again. Lines are flushed (a SIGKILL keeps them: the
+  data is in the kernel), not fsync'd one by one (0.1+ ms each would cost more than the sampler).
+- `examples.jsonl` / `rejected.jsonl`: accepted examples and rejections (with `reason`),
+  appended and flushed as they happen, fsync'd in groups (`LogWriter`).
+- `state.json`: the fingerprint; `manifest.json`, `train.jsonl`, `validation.jsonl`, `hf/`:
+  written atomically at the end of every run (also a stopped one).
+A torn last line (a kill in the middle of a write) is dropped when reading.
+
+Why not fsync every line (distill.io.append_jsonl): a SIGKILL or crash of our process loses
+nothing that was written and flushed (the data is in the kernel's page cache already); fsync
+only guards against the *machine* going down. Measured here under load, one fsync took ~5 ms,
+so per-line fsync was 90% of the sampler's time at 256 requests in flight. `LogWriter` flushes
+every line and fsyncs from a background thread at most every `fsync_interval_s` (and on
+close): a power cut loses at most that window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from distill.io import atomic_write_json, atomic_write_jsonl
+
+JOURNAL = "journal.jsonl"
+EXAMPLES = "examples.jsonl"
+REJECTED = "rejected.jsonl"
+STATE = "state.json"
+MANIFEST = "manifest.json"
+CACHE = "teacher_cache.sqlite"
+OUTPUTS = (JOURNAL, EXAMPLES, REJECTED, STATE, MANIFEST, "train.jsonl", "validation.jsonl")
+
+
+class LogWriter:
+    """Append-only JSONL: every line written and flushed; fsync'd by a background thread.
+
+    The fsync runs off the event loop (it blocks for milliseconds on a busy disk and would stall
+    every request in flight); the thread syncs at most every `fsync_interval_s` when lines were
+    added, and `close` syncs what is left.
+    """
+
+    def __init__(self, path: Path, fsync_interval_s: float = 0.5) -> None:
+        truncate_torn_tail(path)
+        self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self.interval = fsync_interval_s
+        self._dirty = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sync_loop, daemon=True, name="log-fsync")
+        self._thread.start()
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.fh.flush()
+        self._dirty = True
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self._dirty:
+                self._dirty = False
+                os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+class RunDirConflict(Exception):
+    """The output directory holds a run with other settings (message says what to do)."""
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    """xxh3-64 of the canonical JSON of everything that decides what the run produces."""
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return xxhash.xxh3_64_hexdigest(blob)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Rows of an append-only JSONL log; a torn (unparsable) LAST line is dropped.
+
+    Only the last line can be torn by a kill; a bad line elsewhere means the file was edited or
+    corrupted, and guessing would mix data, so that raises.
+    """
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    rows = []
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if any(rest.strip() for rest in lines[n + 1 :]):
+                raise ValueError(f"{path}:{n + 1}: corrupt line in the middle of the log") from None
+    return rows
+
+
+def truncate_torn_tail(path: Path) -> None:
+    """Cut a partial last line (no trailing newline) so appends start on a fresh line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        with open(path, "r+b") as fh:
+            fh.truncate(cut)
+
+
+def prepare_run_dir(out_dir: Path, fp: str, settings: dict[str, Any], overwrite: bool) -> bool:
+    """Check or claim `out_dir` for fingerprint `fp`; return True when resuming a run.
+
+    A directory with another fingerprint (or with data but no state) is refused unless
+    `overwrite`, in which case our files are deleted first.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / STATE
+    existing = json.loads(state_path.read_text()) if state_path.is_file() else None
+    has_data = any((out_dir / name).exists() for name in (JOURNAL, EXAMPLES, REJECTED))
+    if existing and existing.get("fingerprint") == fp:
+        return True
+    if (existing or has_data) and not overwrite:
+        old = existing.get("fingerprint") if existing else "unknown"
+        raise RunDirConflict(
+            f"{out_dir} holds a run with different settings (fingerprint {old}, now {fp}); "
+            "use a fresh --out directory, or --overwrite to discard it"
+        )
+    for name in (*OUTPUTS, CACHE, f"{CACHE}-wal", f"{CACHE}-shm", "hf"):
+        target = out_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    atomic_write_json(state_path, {"fingerprint": fp, "settings": settings})
+    return False
+
+
+def split_examples(
+    examples: list[dict[str, str]], fraction: float, seed: int
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Deterministic train/validation split by a seeded hash of each input.
+
+    Hash-based rather than shuffled: an example stays on its side when the run is extended
+    with more examples, so validation never leaks into a later train split.
+    """
+    train, val = [], []
+    for ex in examples:
+        h = xxhash.xxh3_64_intdigest(ex["input"].encode("utf-8"), seed=seed)
+        (val if (h % 10_000) < fraction * 10_000 else train).append(ex)
+    if fraction > 0 and not val and len(train) > 1:
+        val.append(train.pop())
+    return train, val
+
+
+def write_splits(out_dir: Path, examples: list[dict[str, str]], fraction: float, seed: int) -> dict:
+    """train.jsonl, validation.jsonl and the `hf/` DatasetDict; returns the split sizes."""
+    rows = [{"input": e["input"], "output": e["output"]} for e in examples]
+    train, val = split_examples(rows, fraction, seed)
+    atomic_write_jsonl(out_dir / "train.jsonl", train)
+    atomic_write_jsonl(out_dir / "validation.jsonl", val)
+    _write_hf(out_dir / "hf", train, val)
+    return {"train": len(train), "validation": len(val)}
+
+
+def _write_hf(path: Path, train: list[dict], val: list[dict]) -> None:
+    """`datasets.load_from_disk`-compatible copy, swapped into place atomically."""
+    from datasets import Dataset, DatasetDict, Features, Value, disable_progress_bars
+
+    from distill.io import atomic_dir
+
+    features = Features({"input": Value("string"), "output": Value("string")})
+
+    def build(rows: list[dict]) -> Dataset:
+        cols = {"input": [r["input"] for r in rows], "output": [r["output"] for r in rows]}
+        return Dataset.from_dict(cols, features=features)
+
+    disable_progress_bars()  # our own tqdm bar is the one the user watches
+    with atomic_dir(path) as tmp:
+        DatasetDict({"train": build(train), "validation": build(val)}).save_to_disk(str(tmp))

@@ -1,0 +1,187 @@
+"""The torch-free runtime: load an exported directory and generate text.
+
+Imports only onnxruntime, tokenizers and numpy (a test checks that torch and transformers stay
+out of `sys.modules`). Text handling is the student's, by construction: the source text is
+`distill.json["source_template"].format(instruction=..., input=...)`, encoded and decoded by the
+saved `tokenizer.json`, so this runtime and `students.predict.TorchPredictor` agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from exports.decoding import beam_search, greedy
+from exports.layout import DISTILL_FILE, GRAPHS, graph_file, read_json, resolve_precision
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    """One intra-op pool of `threads` (None: onnxruntime's default, all cores)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+class OnnxSeq2Seq:
+    """An exported seq2seq student: `generate(["input", ...]) -> ["output", ...]`."""
+
+    def __init__(
+        self, onnx_dir: str | Path, *, threads: int | None = None, precision: str = "auto"
+    ) -> None:
+        self.onnx_dir = Path(onnx_dir)
+        self.meta: dict[str, Any] = read_json(self.onnx_dir / DISTILL_FILE)
+        self.precision = resolve_precision(self.onnx_dir, precision)
+        opts = session_options(threads)
+        self.sessions = {g: self._session(g, opts) for g in GRAPHS}
+        self.tokenizer = Tokenizer.from_file(str(self.onnx_dir / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(int(self.meta.get("max_source_length", 512)))
+        outs = [o.name for o in self.sessions["decoder_model"].get_outputs()]
+        self.n_layers = sum(1 for n in outs if n.endswith(".decoder.key"))
+        self.start = int(self.meta["decoder_start_token_id"])
+        self.eos = int(self.meta["eos_token_id"])
+        self.pad = int(self.meta["pad_token_id"])
+
+    def _session(self, graph: str, opts: ort.SessionOptions) -> ort.InferenceSession:
+        path = self.onnx_dir / graph_file(graph, self.precision)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: not found (precision {self.precision!r}); run `distill export`"
+            )
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def source_text(self, text: str) -> str:
+        """The text the student was trained to read for one raw task input."""
+        # No lower-casing here even when `lowercase_input` is set: the tokenizer's own
+        # normalizer does it (and may first insert case markers the student learnt).
+        return self.meta["source_template"].format(
+            instruction=self.meta.get("instruction", ""), input=text
+        )
+
+    def encode(self, inputs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask, right-padded: both (batch, src) int64."""
+        encs = self.tokenizer.encode_batch([self.source_text(t) for t in inputs])
+        width = max(1, max(len(e.ids) for e in encs))
+        ids = np.full((len(encs), width), self.pad, dtype=np.int64)
+        mask = np.zeros((len(encs), width), dtype=np.int64)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, 1
+        return ids, mask
+
+    def generate(
+        self,
+        inputs: list[str],
+        *,
+        max_new_tokens: int | None = None,
+        num_beams: int = 1,
+        batch_size: int = 16,
+        min_new_tokens: int = 0,
+    ) -> list[str]:
+        """Outputs for raw task inputs, in order, `batch_size` inputs per forward pass."""
+        ids = self.generate_ids(
+            inputs,
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            batch_size=batch_size,
+            min_new_tokens=min_new_tokens,
+        )
+        return self.tokenizer.decode_batch(ids, skip_special_tokens=True) if ids else []
+
+    def generate_ids(
+        self,
+        inputs: list[str],
+        *,
+        max_new_tokens: int | None = None,
+        num_beams: int = 1,
+        batch_size: int = 16,
+        min_new_tokens: int = 0,
+    ) -> list[list[int]]:
+        """Generated token ids (without the start token, cut before EOS) for each input."""
+        if num_beams < 1 or batch_size < 1:
+            raise ValueError(
+                f"num_beams and batch_size must be >= 1 (got {num_beams}, {batch_size})"
+            )
+        max_new = int(max_new_tokens or self.meta.get("max_new_tokens", 64))
+        out: list[list[int]] = []
+        for i in range(0, len(inputs), batch_size):
+            ids, mask = self.encode(inputs[i : i + batch_size])
+            out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens)
+        return out
+
+    def _decode_batch(
+        self, ids: np.ndarray, mask: np.ndarray, max_new: int, num_beams: int, min_new: int
+    ) -> list[list[int]]:
+        states = self.sessions["encoder_model"].run(
+            None, {"input_ids": ids, "attention_mask": mask}
+        )[0]
+        if num_beams > 1:  # every beam of a row reads the same encoder output
+            states, mask = np.repeat(states, num_beams, axis=0), np.repeat(mask, num_beams, axis=0)
+        step = _Stepper(self, states, mask)
+        if num_beams == 1:
+            return greedy(
+                step,
+                len(ids),
+                start=self.start,
+                eos=self.eos,
+                pad=self.pad,
+                max_new=max_new,
+                min_new=min_new,
+            )
+        return beam_search(
+            step,
+            len(ids),
+            num_beams=num_beams,
+            start=self.start,
+            eos=self.eos,
+            max_new=max_new,
+            min_new=min_new,
+        )
+
+
+class _Stepper:
+    """One decoder step at a time, keeping the KV cache between calls.
+
+    The first call runs `decoder_model` (which also returns the cross-attention cache, computed
+    once); later calls run `decoder_with_past` and grow only the self-attention cache.
+    """
+
+    def __init__(self, model: OnnxSeq2Seq, states: np.ndarray, mask: np.ndarray) -> None:
+        self.model, self.states, self.mask = model, states, mask
+        self.past: dict[str, np.ndarray] | None = None
+
+    def __call__(self, tokens: np.ndarray, reorder: np.ndarray | None) -> np.ndarray:
+        n = self.model.n_layers
+        if self.past is None:
+            sess = self.model.sessions["decoder_model"]
+            feeds = {
+                "input_ids": tokens,
+                "encoder_attention_mask": self.mask,
+                "encoder_hidden_states": self.states,
+            }
+            outs = sess.run(None, feeds)
+            names = [o.name for o in sess.get_outputs()]
+            self.past = {
+                nm.replace("present.", "past_key_values."): v
+                for nm, v in zip(names[1:], outs[1:], strict=True)
+            }
+            return outs[0][:, -1, :]
+        if reorder is not None:  # beams moved: self-attention caches follow their beams
+            for key in self.past:
+                if ".decoder." in key:
+                    self.past[key] = self.past[key][reorder]
+            # Cross caches need no reorder: beams only move within the same input row.
+        feeds = {"input_ids": tokens, "encoder_attention_mask": self.mask, **self.past}
+        outs = self.model.sessions["decoder_with_past_model"].run(None, feeds)
+        for i in range(n):
+            self.past[f"past_key_values.{i}.decoder.key"] = outs[1 + 2 * i]
+            self.past[f"past_key_values.{i}.decoder.value"] = outs[2 + 2 * i]
+        return outs[0][:, -1, :]

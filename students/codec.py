@@ -1,0 +1,115 @@
+"""Exact round-trip text for uncased WordPiece students, carried by tokenizer.json itself.
+
+The embedded student's MiniLM vocabulary lower-cases and its pre-tokenizer splits on
+punctuation, so a plain decode turns "New York, NY" into "new york , ny". We rewrite the saved
+tokenizer so that encoding inserts marker tokens and decoding removes them again:
+
+    "x = f(3);"  --normalizer-->  "x = f ¤x ( ¤x 3 ¤x ) ¤x ;"   (¤x: no space here)
+    "New York"   --normalizer-->  " ¤c new  ¤c york"            (¤c: next letter upper-case)
+
+Markers are added (non-special) tokens, learnt in fine-tuning like any word. Both directions
+live in tokenizer.json (a `tokenizers` normalizer of regex Replace steps and a decoder chain),
+so every consumer that loads that file (transformers, the torch-free ONNX runtime) encodes and
+decodes identically by construction; no Python in this module runs at inference time.
+
+Inputs are marked too (same tokenizer): the model then sees case and spacing of the input and
+can copy "New York" instead of guessing capitals. What cannot round-trip (accents, which the
+uncased normalizer strips; characters outside the vocabulary, which become [UNK]; other
+Unicode whitespace; CJK spacing; literal "¤" text) is detected by `roundtrips` and counted.
+Cost: all-caps words take one ¤c per letter plus ¤x between letters ("NY" is 5 tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers
+
+NOSP = "¤x"  # no space at this boundary
+CAP = "¤c"  # the next letter is upper-case
+# Whitespace that is not a single space between two words, one marker per character.
+WHITESPACE = {"\n": "¤nl", "\t": "¤tab", "\r": "¤cr"}
+SPACE = "¤sp"
+MARKERS: tuple[str, ...] = (NOSP, CAP, *WHITESPACE.values(), SPACE)
+
+# BERT's notion of punctuation: ASCII non-alphanumeric symbols plus Unicode category P.
+_PUNCT = r"[!-/:-@\[-`{-~\p{P}]"
+
+
+def _encode_steps() -> list[normalizers.Normalizer]:
+    """Regex rewrites applied to raw text before BERT's lower-casing normaliser (order matters)."""
+    steps: list[normalizers.Normalizer] = [
+        # A space that does not sit between two non-space characters is content, not a separator.
+        normalizers.Replace(Regex(r"(?<!\S) | (?!\S)"), f" {SPACE} "),
+    ]
+    steps += [normalizers.Replace(ch, f" {tok} ") for ch, tok in WHITESPACE.items()]
+    # The pre-tokenizer splits around punctuation; mark where no space was.
+    no_space = rf"(?<=\S)(?={_PUNCT})|(?<={_PUNCT})(?=\S)"
+    steps.append(normalizers.Replace(Regex(no_space), f" {NOSP} "))
+    # A capital inside a word ("McDonald", "NY") becomes a split: mark it as no-space first.
+    steps.append(normalizers.Replace(Regex(r"(?<=\S)(?=[A-Z])"), f" {NOSP} "))
+    steps += [normalizers.Replace(c, f" {CAP} {c.lower()}") for c in string.ascii_uppercase]
+    return steps
+
+
+def _decode_steps() -> list[decoders.Decoder]:
+    """Inverse of `_encode_steps` on the joined text; the spaces around markers are join spaces."""
+    steps: list[decoders.Decoder] = [
+        decoders.WordPiece(prefix="##", cleanup=False),
+        decoders.Fuse(),
+        decoders.Replace(Regex(f" ?{NOSP} ?"), ""),
+    ]
+    steps += [decoders.Replace(f"{CAP} {c.lower()}", c) for c in string.ascii_uppercase]
+    steps += [decoders.Replace(Regex(f" ?{tok} ?"), ch) for ch, tok in WHITESPACE.items()]
+    # Last: its output is a space, which earlier optional-space patterns would have eaten.
+    steps.append(decoders.Replace(Regex(f" ?{SPACE} ?"), " "))
+    return steps
+
+
+def is_uncased_wordpiece(tok: Tokenizer) -> bool:
+    """True for a BERT-style tokenizer that lower-cases (the one that needs markers)."""
+    spec = json.loads(tok.to_str())
+    model, norm = spec.get("model") or {}, spec.get("normalizer") or {}
+    return model.get("type") == "WordPiece" and bool(norm.get("lowercase"))
+
+
+def has_markers(tok: Tokenizer) -> bool:
+    """True when `add_markers` was already applied."""
+    return all(tok.token_to_id(m) is not None for m in MARKERS)
+
+
+def add_markers(tok: Tokenizer) -> Tokenizer:
+    """Return a copy of an uncased WordPiece tokenizer that encodes/decodes case and spacing."""
+    out = Tokenizer.from_str(tok.to_str())
+    if has_markers(out):
+        return out
+    out.normalizer = normalizers.Sequence([*_encode_steps(), out.normalizer])
+    out.decoder = decoders.Sequence(_decode_steps())
+    # normalized=True: matched in the normalised text, where the steps above inserted them.
+    out.add_tokens([AddedToken(m, normalized=True, special=False) for m in MARKERS])
+    return out
+
+
+def roundtrips(tok: Tokenizer, text: str) -> bool:
+    """True when encode -> decode gives `text` back exactly."""
+    ids = tok.encode(text, add_special_tokens=False).ids
+    return tok.decode(ids, skip_special_tokens=True) == text
+
+
+def save_tokenizer_files(tok: Tokenizer, out_dir: Path, special: dict[str, str]) -> None:
+    """Write tokenizer.json plus a tokenizer_config.json that makes transformers load it verbatim.
+
+    `tokenizer_class` PreTrainedTokenizerFast (not BertTokenizer, which would rebuild the
+    pipeline from vocab.txt and drop the markers) and no clean-up of spaces around punctuation.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out_dir / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 512,
+        **special,
+    }
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")

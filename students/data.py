@@ -1,0 +1,221 @@
+"""Training data: reading and mixing sources, text-to-text formatting, lengths, batching.
+
+Batches use dynamic padding (pad to the longest in the batch) over length-grouped batches:
+indices are shuffled, cut into mega-batches of 50 batches, sorted by length inside each, and the
+resulting batches shuffled again, so each batch holds similar lengths but the order stays random.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IGNORE_INDEX = -100  # label positions the loss skips (padding)
+
+
+def read_examples(path: Path) -> list[dict[str, str]]:
+    """Rows with string `input` and `output` from a JSONL file or a `datasets` save dir."""
+    if path.is_dir():
+        return _read_datasets_dir(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    rows: list[dict[str, str]] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            rows.append(_check_row(_parse_json(path, lineno, line), f"{path}:{lineno}"))
+    if not rows:
+        raise ValueError(f"{path}: no examples (the file is empty)")
+    return rows
+
+
+def _parse_json(path: Path, lineno: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+
+
+def _check_row(row: Any, where: str) -> dict[str, str]:
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: each example must be an object with 'input' and 'output'")
+    for key in ("input", "output"):
+        if not isinstance(row.get(key), str) or not row[key].strip():
+            raise ValueError(
+                f"{where}: field '{key}' must be a non-empty string (got {row.get(key)!r:.40})"
+            )
+    return {"input": row["input"], "output": row["output"]}
+
+
+def _read_datasets_dir(path: Path) -> list[dict[str, str]]:
+    from datasets import DatasetDict, load_from_disk
+
+    ds = load_from_disk(str(path))
+    if isinstance(ds, DatasetDict):
+        if "train" not in ds:
+            raise ValueError(f"{path}: datasets dir has no 'train' split (has {list(ds)})")
+        ds = ds["train"]
+    rows = [_check_row(r, f"{path} row {i}") for i, r in enumerate(ds)]
+    if not rows:
+        raise ValueError(f"{path}: no examples")
+    return rows
+
+
+def parse_source_spec(spec: str) -> tuple[Path, float]:
+    """`PATH[:WEIGHT]` -> (path, weight); weight 1.0 when absent."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and head:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return Path(spec), 1.0  # a colon inside the path
+        if weight <= 0:
+            raise ValueError(f"extra_data: weight must be > 0 (got {spec!r})")
+        return Path(head), weight
+    return Path(spec), 1.0
+
+
+def mix_sources(
+    main: list[dict[str, str]], extras: Sequence[tuple[list[dict[str, str]], float]], seed: int
+) -> list[dict[str, str]]:
+    """The main rows plus each extra source scaled by its weight (deterministic per seed).
+
+    Weight w takes floor(w) full copies plus a random share (w - floor(w)) of the rows, so 0.5
+    uses half a source and 2 repeats it twice.
+    """
+    rng = random.Random(seed)
+    mixed = list(main)
+    for rows, weight in extras:
+        whole, frac = int(weight), weight - int(weight)
+        mixed += rows * whole
+        mixed += rng.sample(rows, round(frac * len(rows)))
+    return mixed
+
+
+def format_source(template: str, instruction: str, text: str) -> str:
+    """The student's source text: the instruction and the raw input through the template."""
+    return template.format(instruction=instruction, input=text)
+
+
+@dataclass
+class Encoded:
+    """Token ids of one example: source with the tokenizer's specials, target ending in eos."""
+
+    source: list[int]
+    target: list[int]
+
+
+@dataclass
+class LengthPlan:
+    """Chosen truncation lengths and what they cost."""
+
+    max_source_length: int
+    max_target_length: int
+    source_truncated: int
+    target_truncated: int
+    source_stats: dict[str, int]
+    target_stats: dict[str, int]
+
+
+def _stats(lengths: list[int]) -> dict[str, int]:
+    ordered = sorted(lengths)
+    pick = lambda q: ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]  # noqa: E731
+    return {"min": ordered[0], "p50": pick(0.5), "p95": pick(0.95), "max": ordered[-1]}
+
+
+def tokenize_pairs(
+    tokenizer: Any, sources: list[str], targets: list[str], eos_id: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Untruncated ids; targets carry no leading start token (the model shifts right itself)."""
+    src = tokenizer(sources, add_special_tokens=True)["input_ids"]
+    tgt = tokenizer(targets, add_special_tokens=False)["input_ids"]
+    return src, [[*t, eos_id] for t in tgt]
+
+
+def plan_lengths(
+    src: list[list[int]], tgt: list[list[int]], cap_source: int, cap_target: int, prompt_len: int
+) -> LengthPlan:
+    """Lengths = the data's longest, capped; a cap that cannot hold the prompt is an error."""
+    if cap_source <= prompt_len:
+        raise ValueError(
+            f"max_source_length: {cap_source} tokens leaves no room for the input; the prompt "
+            f"(template + instruction) alone is {prompt_len} tokens"
+        )
+    s_len, t_len = [len(x) for x in src], [len(x) for x in tgt]
+    max_s, max_t = min(cap_source, max(s_len)), min(cap_target, max(t_len))
+    return LengthPlan(
+        max_s,
+        max_t,
+        sum(n > max_s for n in s_len),
+        sum(n > max_t for n in t_len),
+        _stats(s_len),
+        _stats(t_len),
+    )
+
+
+def truncate(src: list[list[int]], tgt: list[list[int]], plan: LengthPlan) -> list[Encoded]:
+    """Cut sources and targets to the plan, keeping each sequence's final special/eos token."""
+    out = []
+    for s, t in zip(src, tgt, strict=True):
+        if len(s) > plan.max_source_length:
+            s = s[: plan.max_source_length - 1] + s[-1:]
+        if len(t) > plan.max_target_length:
+            t = t[: plan.max_target_length - 1] + t[-1:]
+        out.append(Encoded(s, t))
+    return out
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, group: bool = True
+) -> list[list[int]]:
+    """Index batches for one epoch; similar lengths together when `group` (see module doc)."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group:
+        mega = batch_size * 50
+        order = [
+            i
+            for start in range(0, len(order), mega)
+            for i in sorted(order[start : start + mega], key=lambda j: -lengths[j])
+        ]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if group:
+        rng.shuffle(batches)
+    return batches
+
+
+class EpochBatches:
+    """A batch sampler whose order depends on (seed, epoch): reproducible and resumable."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group: bool) -> None:
+        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from length_grouped_batches(
+            self.lengths, self.batch_size, self.seed + self.epoch, self.group
+        )
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+
+def collate(examples: list[Encoded], pad_id: int) -> dict[str, Any]:
+    """Pad to the longest in the batch: input_ids/attention_mask (B, S), labels (B, T)."""
+    import torch
+
+    s_max = max(len(e.source) for e in examples)
+    t_max = max(len(e.target) for e in examples)
+    ids = torch.full((len(examples), s_max), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), s_max), dtype=torch.long)
+    labels = torch.full((len(examples), t_max), IGNORE_INDEX, dtype=torch.long)
+    for i, e in enumerate(examples):
+        ids[i, : len(e.source)] = torch.tensor(e.source)
+        mask[i, : len(e.source)] = 1
+        labels[i, : len(e.target)] = torch.tensor(e.target)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,44 @@
+"""The model card (README.md) written next to a trained student."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def model_card(task: str, instruction: str, meta: dict, metrics: dict, card: dict[str, Any]) -> str:
+    """Markdown: task, teacher and data, metrics of the best epoch, settings, known limits."""
+    best = metrics.get("best") or {}
+    lines = [
+        f"# {task}: distilled seq2seq student",
+        "",
+        f"Instruction: {instruction}",
+        "",
+        f"- student: `{metrics['student']}` ({metrics['num_parameters']:,} parameters, {meta['model_type']})",
+        f"- teacher: {card.get('teacher', 'unknown')}",
+        f"- training examples: {metrics['train_examples']} (of which {metrics['extra_examples']} from extra data)",
+        f"- validation examples: {metrics['validation_examples']}",
+        f"- epochs run: {metrics['epochs_run']}, best epoch: {metrics['best_epoch']}",
+        f"- targets that cannot round-trip the tokenizer: {metrics['targets_not_roundtrip']}",
+        f"- truncated: {metrics['lengths']['source_truncated']} sources, "
+        f"{metrics['lengths']['target_truncated']} targets",
+    ]
+    lines += [f"- {k}: {v}" for k, v in card.items() if k != "teacher"]
+    lines += ["", "## Validation (best epoch)", "", "| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in best.items() if isinstance(v, float)]
+    if meta.get("case_markers"):
+        lines += [
+            "",
+            "The tokenizer carries case and spacing as marker tokens (¤c, ¤x, ...), "
+            "so decoding tokenizer.json gives exact text; accents are stripped.",
+        ]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        "```json",
+        json.dumps(metrics["settings"], indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""Torch inference for a trained student directory (greedy or beam search)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def generate_texts(
+    model: Any,
+    tokenizer: Any,
+    sources: list[str],
+    *,
+    max_source_length: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
+    batch_size: int = 16,
+) -> list[str]:
+    """Decode already-formatted source texts in batches, in input order."""
+    import torch
+
+    device = next(model.parameters()).device
+    out: list[str] = []
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(sources), batch_size):
+            enc = tokenizer(
+                sources[start : start + batch_size],
+                truncation=True,
+                max_length=max_source_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
+            ids = model.generate(
+                input_ids=enc["input_ids"],
+                attention_mask=enc["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                num_beams=num_beams,
+                do_sample=False,
+            )  # (batch, generated)
+            out += tokenizer.batch_decode(ids, skip_special_tokens=True)
+    model.train(was_training)
+    return out
+
+
+class TorchPredictor:
+    """A saved student (model dir with distill.json) that maps raw task inputs to outputs."""
+
+    def __init__(self, model_dir: str | Path, *, device: str = "cpu") -> None:
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        meta_path = self.model_dir / "distill.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path}: not found (not a model dir from distill train?)")
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir)).to(device).eval()
+
+    def source_text(self, text: str) -> str:
+        """The source the model was trained on for a raw input."""
+        return self.meta["source_template"].format(instruction=self.meta["instruction"], input=text)
+
+    def generate(
+        self,
+        inputs: list[str],
+        *,
+        max_new_tokens: int | None = None,
+        num_beams: int = 1,
+        batch_size: int = 16,
+    ) -> list[str]:
+        """Outputs for raw task inputs (greedy when num_beams == 1)."""
+        return generate_texts(
+            self.model,
+            self.tokenizer,
+            [self.source_text(t) for t in inputs],
+            max_source_length=int(self.meta["max_source_length"]),
+            max_new_tokens=max_new_tokens or int(self.meta["max_new_tokens"]),
+            num_beams=num_beams,
+            batch_size=batch_size,
+        )

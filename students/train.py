@@ -1,0 +1,462 @@
+"""Fine-tune a student: a plain training loop on Hugging Face Accelerate.
+
+Why a plain loop and not Seq2SeqTrainer: we need our own length-grouped batch sampler with a
+per-epoch order that resume can replay (skip the batches already done), validation that decodes
+with the marker tokenizer for exact match and chrF++, a best-checkpoint rule with early stopping,
+and LoRA merged on save. In a loop each of these is a few lines; in Trainer each is a callback or
+subclass. Accelerate still gives us DDP (`accelerate launch` / `torchrun`), bf16/fp16 and
+save_state/load_state (model, optimizer, scheduler and RNG states) on the same code path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from students.config import TrainConfig
+from students.data import (
+    EpochBatches,
+    collate,
+    format_source,
+    mix_sources,
+    parse_source_spec,
+    plan_lengths,
+    read_examples,
+    tokenize_pairs,
+    truncate,
+)
+from students.modelcard import model_card
+from students.predict import generate_texts
+from students.presets import (
+    checkpoint_parameters,
+    load_student,
+    num_parameters,
+    preset_for,
+    resolve_student,
+)
+
+CHECKPOINTS = "checkpoints"
+
+
+def train_student(
+    cfg: TrainConfig,
+    train_path: Path,
+    val_path: Path | None,
+    out_dir: Path,
+    *,
+    instruction: str,
+    task_name: str,
+    card: dict | None = None,
+) -> dict:
+    """Train, validate each epoch, keep the best epoch and save it to `out_dir`; return metrics."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    set_seed(cfg.seed)
+    out_dir = Path(out_dir)
+    acc = Accelerator(
+        mixed_precision=_mixed_precision(cfg.precision), gradient_accumulation_steps=cfg.grad_accum
+    )
+    run = _Run(cfg, acc, out_dir, instruction)
+    run.prepare_data(Path(train_path), Path(val_path) if val_path else None)
+    run.build()
+    run.loop()
+    metrics = run.finish(task_name, card or {})
+    acc.wait_for_everyone()
+    return metrics
+
+
+def _mixed_precision(precision: str) -> str:
+    import torch
+
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if precision in ("bf16", "fp16") and not torch.cuda.is_available():
+        raise ValueError(f"precision: {precision} needs a GPU; use fp32 (or auto) on a CPU")
+    return {"fp32": "no"}.get(precision, precision)
+
+
+class _Run:
+    """One training run's state; methods are the phases of `train_student`."""
+
+    def __init__(self, cfg: TrainConfig, acc: Any, out_dir: Path, instruction: str) -> None:
+        preset = preset_for(cfg.student)
+        self.cfg, self.acc, self.out_dir, self.instruction = cfg, acc, out_dir, instruction
+        self.lr = cfg.lr or preset.lr
+        self.batch_size = cfg.batch_size or preset.batch_size
+        self.cap_source = cfg.max_source_length or preset.max_source_length
+        self.cap_target = cfg.max_target_length or preset.max_target_length
+        self.source = resolve_student(cfg.student)
+        self.model, self.tokenizer = load_student(self.source, cfg.student)
+        self.ckpt_dir = out_dir / CHECKPOINTS
+        self.state: dict[str, Any] = {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "global_step": 0,
+            "history": [],
+            "best": None,
+            "best_epoch": None,
+            "bad_epochs": 0,
+        }
+
+    # ---- data -------------------------------------------------------------------------------
+    def prepare_data(self, train_path: Path, val_path: Path | None) -> None:
+        """Read, mix, format, tokenise and truncate; count truncation and round-trip failures."""
+        cfg, tok = self.cfg, self.tokenizer
+        extras = [(read_examples(p), w) for p, w in map(parse_source_spec, cfg.extra_data)]
+        rows = mix_sources(read_examples(train_path), extras, cfg.seed)
+        self.val_rows = read_examples(val_path) if val_path else []
+        self.eos = _eos_id(self.model, tok)
+        prompt_len = len(tok(format_source(cfg.source_template, self.instruction, ""))["input_ids"])
+        src, tgt = self._tokenize(rows)
+        self.plan = plan_lengths(src, tgt, self.cap_source, self.cap_target, prompt_len)
+        self.train = truncate(src, tgt, self.plan)
+        self.val = truncate(*self._tokenize(self.val_rows), self.plan) if self.val_rows else []
+        self.n_train, self.n_extra = len(rows), len(rows) - len(read_examples(train_path))
+        self.not_roundtrip = _count_not_roundtrip(tok, [r["output"] for r in rows])
+
+    def _tokenize(self, rows: list[dict[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
+        sources = [
+            format_source(self.cfg.source_template, self.instruction, r["input"]) for r in rows
+        ]
+        return tokenize_pairs(self.tokenizer, sources, [r["output"] for r in rows], self.eos)
+
+    # ---- model, optimiser, resume -----------------------------------------------------------
+    def build(self) -> None:
+        """LoRA wrap, data loader, AdamW + linear schedule, accelerate.prepare, resume."""
+        import torch
+        from transformers import get_linear_schedule_with_warmup
+
+        cfg = self.cfg
+        self.params_total = num_parameters(self.model)
+        self.params_checkpoint = checkpoint_parameters(
+            self.source if isinstance(self.source, Path) else None
+        )
+        _freeze_unused_pooler(self.model)
+        if cfg.lora_r:
+            self.model = _wrap_lora(self.model, cfg.lora_r, cfg.lora_alpha or 2 * cfg.lora_r)
+        self.sampler = EpochBatches(
+            [len(e.source) for e in self.train], self.batch_size, cfg.seed, cfg.group_by_length
+        )
+        pad = self.tokenizer.pad_token_id
+        loader = torch.utils.data.DataLoader(
+            self.train, batch_sampler=self.sampler, collate_fn=lambda b: collate(b, pad)
+        )
+        self.steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
+        total = self.steps_per_epoch * cfg.epochs
+        opt = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=self.lr)
+        sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+        self.model, self.opt, self.loader, self.sched = self.acc.prepare(
+            self.model, opt, loader, sched
+        )
+        if cfg.resume:
+            self._resume()
+
+    def _resume(self) -> None:
+        last = self.ckpt_dir / "last"
+        if not (last / "trainer_state.json").is_file():
+            raise FileNotFoundError(
+                f"{last}: no checkpoint to resume from (train without --resume)"
+            )
+        self.acc.load_state(str(last))
+        self.state = json.loads((last / "trainer_state.json").read_text())
+
+    # ---- training ---------------------------------------------------------------------------
+    def loop(self) -> None:
+        """Epochs with per-epoch validation, checkpoints and early stopping."""
+        while self.state["epoch"] < self.cfg.epochs and not self._stopped():
+            self._train_epoch()
+            self._end_epoch()
+
+    def _stopped(self) -> bool:
+        return bool(self.cfg.patience) and self.state["bad_epochs"] >= self.cfg.patience
+
+    def _train_epoch(self) -> None:
+        from tqdm.auto import tqdm
+
+        epoch, skip = self.state["epoch"], self.state["step_in_epoch"] * self.cfg.grad_accum
+        self.sampler.epoch = epoch  # the batch order of this epoch (replayed on resume)
+        loader = self.acc.skip_first_batches(self.loader, skip) if skip else self.loader
+        bar = tqdm(
+            total=len(self.loader),
+            initial=skip,
+            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+            unit="batch",
+            disable=not self.acc.is_local_main_process,
+            dynamic_ncols=True,
+        )
+        self.model.train()
+        seen, start, running = 0, time.perf_counter(), None
+        for batch in loader:
+            loss = self._step(batch)
+            running = loss if running is None else 0.9 * running + 0.1 * loss
+            seen += batch["input_ids"].shape[0] * self.acc.num_processes
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{running:.4f}", samples_s=f"{seen / (time.perf_counter() - start):.1f}"
+            )
+        bar.close()
+        self.epoch_train_loss = running
+
+    def _step(self, batch: dict[str, Any]) -> float:
+        with self.acc.accumulate(self.model):
+            loss = self.model(**batch).loss
+            self.acc.backward(loss)
+            if self.acc.sync_gradients and self.cfg.max_grad_norm:
+                self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+            self.opt.step()
+            self.sched.step()
+            self.opt.zero_grad()
+        if self.acc.sync_gradients:
+            self.state["global_step"] += 1
+            self.state["step_in_epoch"] += 1
+            every = self.cfg.checkpoint_every
+            if every and self.state["global_step"] % every == 0:
+                self._checkpoint()
+        return float(loss.detach())
+
+    def _end_epoch(self) -> None:
+        metrics = {"epoch": self.state["epoch"] + 1, "train_loss": self.epoch_train_loss}
+        metrics.update(self.validate())
+        self.state["history"].append(metrics)
+        self.state["epoch"] += 1
+        self.state["step_in_epoch"] = 0
+        self._track_best(metrics)
+        self._checkpoint()
+
+    def _track_best(self, metrics: dict[str, Any]) -> None:
+        """Best by `metric_for_best` (no validation: the latest epoch is the best)."""
+        key = self.cfg.metric_for_best
+        score = metrics.get(f"val_{key}")
+        if score is not None and key == "loss":
+            score = -score
+        better = score is None or self.state["best"] is None or score > self.state["best"]
+        if better:
+            self.state["best"], self.state["best_epoch"], self.state["bad_epochs"] = (
+                score,
+                metrics["epoch"],
+                0,
+            )
+            self._save_best()
+        else:
+            self.state["bad_epochs"] += 1
+
+    def validate(self) -> dict[str, Any]:
+        """Teacher-forced loss over the validation split, then greedy EM and chrF++ on a sample."""
+        import torch
+        from sacrebleu.metrics import CHRF
+
+        if not self.val:
+            return {}
+        model = self.acc.unwrap_model(self.model)
+        model.eval()
+        device = self.acc.device
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for start in range(0, len(self.val), self.batch_size):
+                chunk = self.val[start : start + self.batch_size]
+                batch = {
+                    k: v.to(device) for k, v in collate(chunk, self.tokenizer.pad_token_id).items()
+                }
+                with self.acc.autocast():
+                    total += float(model(**batch).loss) * len(chunk)
+                count += len(chunk)
+        rows = self.val_rows[: self.cfg.max_eval_examples]
+        preds = self._decode(model, [r["input"] for r in rows])
+        refs = [r["output"] for r in rows]
+        model.train()
+        exact = sum(p == r for p, r in zip(preds, refs, strict=True)) / len(refs)
+        chrf = CHRF(word_order=2).corpus_score(preds, [refs]).score
+        return {"val_loss": total / count, "val_exact_match": exact, "val_chrf": chrf}
+
+    def _decode(self, model: Any, inputs: list[str]) -> list[str]:
+        sources = [format_source(self.cfg.source_template, self.instruction, t) for t in inputs]
+        return generate_texts(
+            model,
+            self.tokenizer,
+            sources,
+            max_source_length=self.plan.max_source_length,
+            max_new_tokens=self.plan.max_target_length,
+            batch_size=self.batch_size,
+        )
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        """model + optimizer + scheduler + RNG (accelerate) and our counters, swapped in atomically."""
+        self.acc.wait_for_everyone()
+        tmp = self.ckpt_dir / ".last.tmp"
+        if self.acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.acc.save_state(str(tmp), safe_serialization=False)
+        if self.acc.is_main_process:
+            (tmp / "trainer_state.json").write_text(json.dumps(self.state, indent=2))
+            _swap_dir(tmp, self.ckpt_dir / "last")
+        self.acc.wait_for_everyone()
+
+    def _save_best(self) -> None:
+        import torch
+
+        if self.acc.is_main_process:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            state = self.acc.get_state_dict(self.model)
+            tmp = self.ckpt_dir / ".best.pt.tmp"
+            torch.save(state, tmp)
+            os.replace(tmp, self.ckpt_dir / "best.pt")
+
+    # ---- final artefacts --------------------------------------------------------------------
+    def finish(self, task_name: str, card: dict) -> dict:
+        """Load the best weights, merge LoRA, write the model dir; return the metrics."""
+        import torch
+
+        model = self.acc.unwrap_model(self.model)
+        best = self.ckpt_dir / "best.pt"
+        if best.is_file():
+            model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+        if self.cfg.lora_r:
+            model = model.merge_and_unload()
+        metrics = self._metrics()
+        if self.acc.is_main_process:
+            self._write_model_dir(model, task_name, card, metrics)
+            if not self.cfg.keep_checkpoints:
+                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        return metrics
+
+    def _metrics(self) -> dict[str, Any]:
+        best_epoch = self.state["best_epoch"]
+        best = next((h for h in self.state["history"] if h["epoch"] == best_epoch), {})
+        return {
+            "student": self.cfg.student,
+            "num_parameters": self.params_total,
+            "checkpoint_parameters": self.params_checkpoint,
+            "train_examples": self.n_train,
+            "extra_examples": self.n_extra,
+            "validation_examples": len(self.val),
+            "epochs_run": self.state["epoch"],
+            "global_steps": self.state["global_step"],
+            "early_stopped": self._stopped() and self.state["epoch"] < self.cfg.epochs,
+            "best_epoch": best_epoch,
+            "best": best,
+            "history": self.state["history"],
+            "lengths": asdict(self.plan),
+            "targets_not_roundtrip": self.not_roundtrip,
+            "settings": {**asdict(self.cfg), "lr": self.lr, "batch_size": self.batch_size},
+        }
+
+    def _write_model_dir(self, model: Any, task_name: str, card: dict, metrics: dict) -> None:
+        tmp = self.out_dir / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        _fix_tokenizer_config(tmp)
+        cfg = model.config
+        meta = {
+            "task_name": task_name,
+            "instruction": self.instruction,
+            "source_template": self.cfg.source_template,
+            "max_source_length": self.plan.max_source_length,
+            "max_target_length": self.plan.max_target_length,
+            "max_new_tokens": self.plan.max_target_length,
+            "decoder_start_token_id": int(cfg.decoder_start_token_id),
+            "pad_token_id": int(self.tokenizer.pad_token_id),
+            "eos_token_id": int(self.eos),
+            "lowercase_input": False,  # the tokenizer.json normaliser handles case itself
+            "case_markers": _has_markers(self.tokenizer),
+            "model_type": cfg.model_type,
+            "student": self.cfg.student,
+            "num_parameters": self.params_total,
+        }
+        (tmp / "distill.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (tmp / "README.md").write_text(model_card(task_name, self.instruction, meta, metrics, card))
+        for item in tmp.iterdir():  # each file lands atomically; checkpoints/ stays untouched
+            os.replace(item, self.out_dir / item.name)
+        tmp.rmdir()
+
+
+def _eos_id(model: Any, tokenizer: Any) -> int:
+    eos = model.generation_config.eos_token_id
+    if isinstance(eos, list):
+        eos = eos[0]
+    eos = eos if eos is not None else tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("student: the model defines no eos_token_id")
+    return int(eos)
+
+
+def _has_markers(tokenizer: Any) -> bool:
+    from students.codec import has_markers
+
+    return has_markers(tokenizer.backend_tokenizer)
+
+
+def _count_not_roundtrip(tokenizer: Any, texts: list[str]) -> int:
+    """Targets whose encode -> decode differs (accents, [UNK], unusual whitespace)."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    back = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return sum(a != b for a, b in zip(texts, back, strict=True))
+
+
+def _fix_tokenizer_config(model_dir: Path) -> None:
+    """Make transformers load tokenizer.json verbatim and never re-space punctuation."""
+    path = model_dir / "tokenizer_config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    config["clean_up_tokenization_spaces"] = False
+    if config.get("tokenizer_class") in (
+        None,
+        "TokenizersBackend",
+        "BertTokenizer",
+        "BertTokenizerFast",
+    ):
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _freeze_unused_pooler(model: Any) -> None:
+    """A BERT encoder's pooler gets no gradient in seq2seq; DDP fails on unused parameters."""
+    pooler = getattr(getattr(model, "encoder", None), "pooler", None)
+    if pooler is not None:
+        pooler.requires_grad_(False)
+
+
+def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and norms (standard for transformers)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _wrap_lora(model: Any, r: int, alpha: int) -> Any:
+    """LoRA on every linear layer except the output head (peft's 'all-linear')."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        task_type=TaskType.SEQ_2_SEQ_LM,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=0.05,
+        target_modules="all-linear",
+    )
+    return get_peft_model(model, config)
+
+
+def _swap_dir(tmp: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,349 @@
+"""A real OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks.
+
+`FakeOpenAIServer` runs aiohttp on its own event loop in a background thread, so sync test code
+can use it as a context manager while the client under test runs its own loop. Every answer is a
+real HTTP response over a real socket: faults (429 with Retry-After, 5xx, dropped connections,
+truncated or non-JSON bodies, slow answers, per-window RPM limits) are produced on the wire, not
+mocked, which is what makes the client's retry and rate-limit tests worth something.
+
+Run it standalone (for benchmarks, so its CPU is not charged to the client process):
+    python -m teachers.testing --port 0 --latency-s 0.1
+prints the base URL on the first line of stdout and serves until stdin closes or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+
+Responder = Callable[[dict, int], str]
+
+# Fault names a script may contain. "4xx"/"5xx" codes are answered with a JSON error body.
+ERROR_CODES = {"400", "401", "403", "404", "408", "409", "500", "502", "503"}
+FAULTS = ERROR_CODES | {
+    "429",  # Retry-After: seconds (server.retry_after_s)
+    "429ms",  # retry-after-ms only
+    "drop",  # close the connection without answering
+    "truncated",  # 200 with the first half of a valid JSON body
+    "nonjson",  # 200 with an HTML page
+    "no_choices",  # 200 with "choices": []
+    "slow",  # answer normally after server.slow_s seconds
+}
+
+
+def default_responder(body: dict, index: int) -> str:
+    """Echo the last user message with the completion's ordinal: deterministic and distinct."""
+    last = next(
+        (m.get("content", "") for m in reversed(body["messages"]) if m.get("role") == "user"), ""
+    )
+    return f"answer {index} to: {last}"
+
+
+def count_tokens(text: str) -> int:
+    """The fake tokenizer: whitespace words (good enough to check the client's accounting)."""
+    return len(text.split())
+
+
+class FakeOpenAIServer:
+    """OpenAI chat-completions on 127.0.0.1:PORT/v1, scriptable, logging every request.
+
+    responder(body, index) gives the assistant text; `index` counts completions (each of the n
+    choices of a request gets its own) in the order the server produces them.
+    faults: names from FAULTS consumed one per incoming request, in arrival order; more can be
+    queued later with `add_faults`. `fault_fn(body, request_index) -> name | None` decides per
+    request instead (checked after the queue).
+    rpm_limit: answer 429 once more than rpm_limit * rpm_window_s / 60 requests arrived within
+    the last rpm_window_s seconds (a short window makes RPM tests fast).
+    refuse_n: answer 400 to any request with n > 1 (like llama.cpp with too few slots).
+    ratelimit_headers: extra headers (e.g. x-ratelimit-limit-requests) on every 200 answer.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency_s: float = 0.0,
+        faults: Iterable[str] = (),
+        fault_fn: Callable[[dict, int], str | None] | None = None,
+        retry_after_s: float = 0.2,
+        slow_s: float = 5.0,
+        rpm_limit: int | None = None,
+        rpm_window_s: float = 60.0,
+        refuse_n: bool = False,
+        ratelimit_headers: dict[str, str] | None = None,
+        error_message: str = "scripted failure",
+        model: str = "fake-model",
+        port: int = 0,
+    ) -> None:
+        self.responder = responder or default_responder
+        self.latency_s = latency_s
+        self.fault_fn = fault_fn
+        self.retry_after_s = retry_after_s
+        self.slow_s = slow_s
+        self.rpm_limit = rpm_limit
+        self.rpm_window_s = rpm_window_s
+        self.refuse_n = refuse_n
+        self.ratelimit_headers = dict(ratelimit_headers or {})
+        self.error_message = error_message
+        self.model = model
+        self._port = port
+        self.requests: list[dict] = []  # every parsed request body, in arrival order
+        self.events: list[
+            dict
+        ] = []  # {"t": monotonic arrival, "status": int|None, "fault": str|None}
+        self.api_keys_seen: set[str] = set()
+        self._accepted_times: collections.deque[float] = collections.deque()
+        self._completion_index = 0
+        self._lock = threading.Lock()
+        self._faults: collections.deque[str] = collections.deque()
+        self.add_faults(*faults)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._sock: socket.socket | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None, "server not started"
+        return self._sock.getsockname()[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def add_faults(self, *names: str) -> None:
+        """Queue faults for the next requests (one per request, in order)."""
+        for name in names:
+            if name not in FAULTS:
+                raise ValueError(f"unknown fault {name!r}; known: {sorted(FAULTS)}")
+        with self._lock:
+            self._faults.extend(names)
+
+    def count(self, status: int | None = None, fault: str | None = None) -> int:
+        """How many requests were answered with this status (None = dropped) or fault."""
+        with self._lock:
+            events = list(self.events)
+        return sum(
+            1
+            for e in events
+            if (fault is None or e["fault"] == fault) and (status is None or e["status"] == status)
+        )
+
+    def start(self) -> FakeOpenAIServer:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self._port))
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(started,), daemon=True, name="fake-openai"
+        )
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("FakeOpenAIServer did not start within 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        fut.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _serve(self, started: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._startup())
+        started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _startup(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        # access_log=None: per-request logging would cost more CPU than the whole handler.
+        # shutdown_timeout: a scripted slow answer must not hold up stop().
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock, backlog=4096).start()
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ----------------------------------------------------------------- handlers
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+        )
+
+    def _next_fault(self, body: dict, index: int) -> str | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.popleft()
+        return self.fault_fn(body, index) if self.fault_fn else None
+
+    def _over_rpm(self, now: float) -> float | None:
+        """Seconds until a slot frees if this request exceeds the RPM window, else None (and count it)."""
+        if self.rpm_limit is None:
+            return None
+        allowed = max(1, int(self.rpm_limit * self.rpm_window_s / 60.0))
+        times = self._accepted_times
+        while times and times[0] <= now - self.rpm_window_s:
+            times.popleft()
+        if len(times) >= allowed:
+            return times[0] + self.rpm_window_s - now
+        times.append(now)
+        return None
+
+    def _log(self, event: dict, status: int | None, fault: str | None) -> None:
+        event["status"], event["fault"] = status, fault
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        now = time.monotonic()
+        auth = request.headers.get("Authorization", "")
+        raw = await request.read()
+        body = json.loads(raw)
+        event: dict[str, Any] = {"t": now, "status": None, "fault": None}
+        with self._lock:
+            index = len(self.requests)
+            self.requests.append(body)
+            self.events.append(event)
+            if auth.startswith("Bearer "):
+                self.api_keys_seen.add(auth[len("Bearer ") :])
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        if self.refuse_n and int(body.get("n") or 1) > 1:
+            self._log(event, 400, "refuse_n")
+            return _error(400, "only n = 1 is supported")
+        fault = self._next_fault(body, index)
+        if fault is None:
+            with self._lock:
+                wait = self._over_rpm(now)
+            if wait is not None:
+                self._log(event, 429, "rpm")
+                return _error(
+                    429,
+                    "rate limit reached for requests",
+                    {"Retry-After": f"{max(wait, 0.001):.3f}"},
+                )
+        return await self._answer(request, body, event, fault)
+
+    async def _answer(
+        self, request: web.Request, body: dict, event: dict, fault: str | None
+    ) -> web.StreamResponse:
+        if fault == "drop":
+            self._log(event, None, fault)
+            assert request.transport is not None
+            request.transport.close()
+            raise asyncio.CancelledError  # aiohttp abandons the handler; the client sees a reset
+        if fault in ("429", "429ms"):
+            self._log(event, 429, fault)
+            if fault == "429":
+                headers = {"Retry-After": f"{self.retry_after_s:g}"}
+            else:
+                headers = {"retry-after-ms": str(int(self.retry_after_s * 1000))}
+            return _error(429, "rate limit reached, slow down", headers)
+        if fault in ERROR_CODES:
+            self._log(event, int(fault), fault)
+            return _error(int(fault), self.error_message)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_s)
+        return self._success(body, event, fault)
+
+    def _success(self, body: dict, event: dict, fault: str | None) -> web.Response:
+        self._log(event, 200, fault)
+        if fault == "nonjson":
+            return web.Response(
+                status=200,
+                text="<html><body>502 Bad Gateway</body></html>",
+                content_type="text/html",
+            )
+        payload = self._completion(body)
+        if fault == "no_choices":
+            payload["choices"] = []
+        text = json.dumps(payload)
+        if fault == "truncated":
+            text = text[: len(text) // 2]
+        return web.Response(
+            status=200, text=text, content_type="application/json", headers=self.ratelimit_headers
+        )
+
+    def _completion(self, body: dict) -> dict:
+        n = int(body.get("n") or 1)
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        choices, completion_tokens = [], 0
+        for i in range(n):
+            with self._lock:
+                index = self._completion_index
+                self._completion_index += 1
+            words = self.responder(body, index).split(" ")
+            finish = "stop"
+            if max_tokens is not None and len(words) > int(max_tokens):
+                words, finish = words[: int(max_tokens)], "length"
+            text = " ".join(words)
+            completion_tokens += count_tokens(text)
+            message = {"role": "assistant", "content": text}
+            choices.append({"index": i, "message": message, "finish_reason": finish})
+        prompt_tokens = sum(count_tokens(str(m.get("content", ""))) + 3 for m in body["messages"])
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": choices,
+            "usage": usage,
+        }
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    payload = {"error": {"message": message, "type": "fake_error", "code": status}}
+    return web.json_response(payload, status=status, headers=headers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until stdin closes: lets a benchmark run the server in a separate process."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    with FakeOpenAIServer(latency_s=args.latency_s, port=args.port) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # blocks until the parent closes our stdin
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""The benchmark data loaders: ctparse's labels turned into our output format, no German left."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from data_loaders import load_temporal, normalise_ctparse, temporal_input
+
+
+def test_normalise_ctparse_formats() -> None:
+    assert normalise_ctparse("Time[]{2018-03-16 X:X (X/X)}") == "2018-03-16"
+    assert normalise_ctparse("Time[]{2019-01-01 19:25 (X/X)}") == "2019-01-01 19:25"
+    assert normalise_ctparse("Time[]{2018-03-12 X:X (X/morning)}") == "2018-03-12 morning"
+    assert (
+        normalise_ctparse("Interval[]{2017-03-12 18:40 (X/X) - 2017-03-12 19:45 (X/X)}")
+        == "2017-03-12 18:40 to 2017-03-12 19:45"
+    )
+    # partial or open values cannot be checked against one string: dropped
+    assert normalise_ctparse("Time[]{X-01-X X:X (X/X)}") is None
+    assert normalise_ctparse("Interval[]{2018-03-12 10:00 (X/X) - None}") is None
+    assert normalise_ctparse("Duration[]{30 minutes}") is None
+
+
+def test_temporal_input_names_the_weekday() -> None:
+    assert (
+        temporal_input("next Friday", "2018-03-07T12:43")
+        == "reference: 2018-03-07 12:43 (Wednesday) | text: next Friday"
+    )
+
+
+def test_load_temporal_is_english_unique_and_seeded() -> None:
+    pytest.importorskip("ctparse")
+    rows = load_temporal()
+    assert len(rows) > 500
+    assert len({r["input"] for r in rows}) == len(rows)
+    texts = " ".join(r["input"].split("| text: ")[1].lower() for r in rows)
+    for german in ("morgen", "uhr ", "nächste", "dienstag", "ä", "ü"):
+        assert german not in texts
+    assert rows == load_temporal()  # same order every time

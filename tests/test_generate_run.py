@@ -1,0 +1,330 @@
+"""`run_generate` and `distill generate` end to end against the loopback OpenAI server.
+
+The responder derives everything from the request body (seed, prompt), so answers are a pure
+function of the request: what a resumed run is served can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from distill.errors import UserError
+from distill.generate import run_generate
+from distill.generate.config import GenerateConfig
+from distill.generate.dedup import input_key
+from distill.task import Demonstration, TaskSpec
+from teachers.config import TeacherConfig
+from teachers.testing import FakeOpenAIServer
+
+WORDS = [
+    "amber",
+    "basil",
+    "cedar",
+    "dune",
+    "ember",
+    "fjord",
+    "grove",
+    "heath",
+    "inlet",
+    "juniper",
+    "kelp",
+    "larch",
+    "marsh",
+    "nettle",
+    "orchid",
+    "pine",
+    "quartz",
+    "reed",
+    "sorrel",
+    "thistle",
+    "umber",
+    "vale",
+    "willow",
+    "yarrow",
+]
+
+TASK = TaskSpec(
+    name="reverse",
+    instruction="Reverse the order of the words.",
+    demonstrations=(
+        Demonstration("red green blue", "blue green red"),
+        Demonstration("one two", "two one"),
+    ),
+)
+
+
+def phrase(n: int, length: int = 5) -> str:
+    """A distinct word sequence for integer n (xxh3 picks the words)."""
+    words = [
+        WORDS[xxhash.xxh3_64_intdigest(f"{n}:{k}".encode()) % len(WORDS)] for k in range(length)
+    ]
+    return " ".join(words) + f" {n}"
+
+
+def reverse(text: str) -> str:
+    return " ".join(reversed(text.split()))
+
+
+def label_input(body: dict) -> str | None:
+    """The input of a label request (the prompt ends with 'Input: X\\nOutput:'), else None."""
+    user = body["messages"][-1]["content"]
+    if not user.rstrip().endswith("Output:"):
+        return None
+    return user.rsplit("Input:", 1)[1].rsplit("Output:", 1)[0].strip()
+
+
+def responder(body: dict, index: int) -> str:
+    """Synthesize: 2 fresh pairs from the seed; label: the reversed input (noisy for 'hard')."""
+    seed = int(body["seed"])
+    text = label_input(body)
+    if text is not None:
+        if "hard" in text:
+            return f"guess {seed % 3}"  # three different answers: agreement 1/3
+        return reverse(text)
+    return json.dumps(
+        [{"input": phrase(2 * seed + j), "output": reverse(phrase(2 * seed + j))} for j in range(2)]
+    )
+
+
+def teacher(server: FakeOpenAIServer, **kw) -> TeacherConfig:
+    return TeacherConfig(teacher=server.base_url, model="fake", max_in_flight=8, **kw)
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_synthesize_run_outputs_and_leak_check(tmp_path):
+    leak = phrase(2 * 3)  # the first pair of the request with seed 3: must be blocked
+    with FakeOpenAIServer(responder) as server:
+        cfg = GenerateConfig(num_examples=30, pairs_per_request=2, seed=0)
+        m = run_generate(TASK, cfg, teacher(server), tmp_path, exclude_inputs=[leak])
+        bodies = [json.dumps(b, sort_keys=True) for b in server.requests]
+    examples = rows(tmp_path / "examples.jsonl")
+    assert len(examples) == 30 and m["counts"]["accepted"] == 30
+    assert all(e["output"] == reverse(e["input"]) for e in examples)
+    assert len({input_key(e["input"]) for e in examples}) == 30
+    assert leak not in {e["input"] for e in examples}
+    assert m["counts"]["leaks_blocked"] == 1
+    assert [r["input"] for r in rows(tmp_path / "rejected.jsonl")] == [leak]
+    assert m["splits"]["train"] + m["splits"]["validation"] == 30
+    assert m["task"] == {"name": "reverse", "instruction": "Reverse the order of the words."}
+    assert len(bodies) == len(set(bodies))  # every request distinct
+    from datasets import load_from_disk
+
+    hf = load_from_disk(str(tmp_path / "hf"))
+    assert hf["train"].num_rows == m["splits"]["train"]
+    assert hf["validation"].num_rows == m["splits"]["validation"]
+    # annealing: temperatures rise with the accepted count
+    temps = [b["temperature"] for b in server.requests]
+    assert temps[0] == 0.4 and max(temps) > 0.4 and all(t <= 1.0 for t in temps)
+
+
+def test_rerun_same_settings_sends_nothing_and_conflict_is_refused(tmp_path):
+    with FakeOpenAIServer(responder) as server:
+        cfg = GenerateConfig(num_examples=10, pairs_per_request=2)
+        run_generate(TASK, cfg, teacher(server), tmp_path)
+        sent = len(server.requests)
+        before = (tmp_path / "examples.jsonl").read_text()
+        m = run_generate(TASK, cfg, teacher(server), tmp_path)
+        assert len(server.requests) == sent and m["counts"]["accepted"] == 10
+        assert (tmp_path / "examples.jsonl").read_text() == before
+        # a larger target extends the same run (num_examples is not in the fingerprint)
+        m = run_generate(
+            TASK, GenerateConfig(num_examples=16, pairs_per_request=2), teacher(server), tmp_path
+        )
+        assert m["counts"]["accepted"] == 16
+        assert (tmp_path / "examples.jsonl").read_text().startswith(before)
+        with pytest.raises(UserError, match=r"different settings.*--overwrite"):
+            run_generate(TASK, GenerateConfig(num_examples=10, seed=5), teacher(server), tmp_path)
+        m = run_generate(
+            TASK, GenerateConfig(num_examples=4, seed=5, overwrite=True), teacher(server), tmp_path
+        )
+        assert len(rows(tmp_path / "examples.jsonl")) == 4
+
+
+def test_label_mode_votes_and_rejects_low_agreement(tmp_path):
+    inputs = tmp_path / "inputs.jsonl"
+    texts = [phrase(n) for n in range(6)] + ["a hard one to call", phrase(0)]
+    inputs.write_text("".join(json.dumps({"input": t}) + "\n" for t in texts))
+    with FakeOpenAIServer(responder) as server:
+        cfg = GenerateConfig(inputs=str(inputs), num_examples=50)
+        m = run_generate(TASK, cfg, teacher(server), tmp_path / "run")
+        label_reqs = [label_input(b) for b in server.requests]
+    assert m["votes"] == 3 and m["mode"] == "label"
+    examples = rows(tmp_path / "run" / "examples.jsonl")
+    assert [e["input"] for e in examples] == texts[:6]  # the duplicate last line is dropped
+    assert all(e["output"] == reverse(e["input"]) for e in examples)
+    c = m["counts"]
+    assert c["rejected_by_reason"] == {"duplicate": 1, "low_agreement": 1}
+    assert c["vote_agreement_histogram"] == {"0.33": 1, "1.00": 6}
+    assert len(label_reqs) == 7 * 3  # k=3 samples per distinct input, no more
+    assert m["message"].startswith("inputs exhausted: 6 of 50")
+
+
+def test_chance_arrivals_join_the_vote(tmp_path):
+    """synthesize-label: an input written twice by the teacher already has 2 of its 3 votes."""
+
+    def twice(body: dict, index: int) -> str:
+        text = label_input(body)
+        if text is not None:
+            return reverse(text)
+        p = phrase(int(body["seed"]))
+        return json.dumps([{"input": p, "output": reverse(p)}] * 2)
+
+    with FakeOpenAIServer(twice) as server:
+        cfg = GenerateConfig(num_examples=5, mode="synthesize-label", pairs_per_request=2)
+        m = run_generate(TASK, cfg, teacher(server), tmp_path)
+        labels = [label_input(b) for b in server.requests if label_input(b) is not None]
+    examples = rows(tmp_path / "examples.jsonl")
+    assert len(examples) == 5 and m["counts"]["vote_agreement_histogram"]["1.00"] >= 5
+    for e in examples:
+        assert labels.count(e["input"]) == 1  # only the third vote was asked for
+
+
+def test_garbage_teacher_stops_with_reason(tmp_path):
+    with FakeOpenAIServer(lambda body, i: "Sorry, I can't do that.") as server:
+        cfg = GenerateConfig(num_examples=5, max_consecutive_failures=6)
+        with pytest.raises(UserError, match=r"6 teacher answers in a row.*unparsable"):
+            run_generate(TASK, cfg, teacher(server), tmp_path)
+        assert len(server.requests) <= 6 + 8  # bounded: the failures plus what was in flight
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["stopped"] == "failures" and manifest["counts"]["accepted"] == 0
+
+
+def test_regex_filter_rejects_with_reason(tmp_path):
+    def mixed(body: dict, index: int) -> str:
+        s = int(body["seed"])
+        return json.dumps([{"input": phrase(s), "output": "BAD" if s % 2 else reverse(phrase(s))}])
+
+    with FakeOpenAIServer(mixed) as server:
+        cfg = GenerateConfig(num_examples=6, pairs_per_request=1, output_regex=r"[a-z0-9 ]+")
+        m = run_generate(TASK, cfg, teacher(server), tmp_path)
+    assert m["counts"]["accepted"] == 6
+    rejected = rows(tmp_path / "rejected.jsonl")
+    assert rejected and {r["reason"] for r in rejected} == {"output_regex_mismatch"}
+    assert all(r["output"] == "BAD" for r in rejected)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "distill", "generate", *args]
+
+
+def _task_file(tmp_path: Path) -> Path:
+    p = tmp_path / "task.toml"
+    p.write_text(
+        'name = "reverse"\ninstruction = "Reverse the order of the words."\n'
+        '[[demonstrations]]\ninput = "red green blue"\noutput = "blue green red"\n'
+    )
+    return p
+
+
+def test_cli_bad_inputs_exit_2(tmp_path):
+    task = _task_file(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    cases = {
+        '{"input": "ok"}\n{"input": "x", "label": 1}\n': "bad.jsonl:2: unknown field 'label'",
+        "": "no examples",
+        '{"input": 5}\n': "bad.jsonl:1: field 'input' must be a string",
+    }
+    for content, message in cases.items():
+        bad.write_text(content)
+        proc = subprocess.run(
+            _cli(
+                "--task",
+                str(task),
+                "--out",
+                str(tmp_path / "o"),
+                "--inputs",
+                str(bad),
+                "--teacher",
+                "http://127.0.0.1:9/v1",
+                "--model",
+                "m",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_after_sigkill_loses_nothing_and_repeats_no_request(tmp_path):
+    task, out = _task_file(tmp_path), tmp_path / "data"
+    with FakeOpenAIServer(responder, latency_s=0.05) as server:
+        cmd = _cli(
+            "--task",
+            str(task),
+            "--out",
+            str(out),
+            "--teacher",
+            server.base_url,
+            "--model",
+            "fake",
+            "--num-examples",
+            "60",
+            "--pairs-per-request",
+            "1",
+            "--max-in-flight",
+            "4",
+        )
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        examples = out / "examples.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if examples.is_file() and examples.read_text().count("\n") >= 12:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = [json.loads(x) for x in examples.read_text().splitlines() if x.endswith("}")]
+        assert 12 <= len(before) < 60
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        bodies = [json.dumps(b, sort_keys=True) for b in server.requests]
+    after = rows(examples)
+    assert len(after) == 60
+    assert after[: len(before)] == before  # nothing accepted before the kill was lost
+    assert len({input_key(e["input"]) for e in after}) == 60  # no duplicate
+    assert len(bodies) == len(set(bodies))  # the server never saw the same request twice
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumed"]["resumed"] is True
+    assert manifest["resumed"]["accepted_before"] >= len(before)
+
+
+def test_budget_stop_keeps_everything_and_rerun_continues(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"fake": {"input": 1000.0, "output": 1000.0}}))
+    out = tmp_path / "run"
+    with FakeOpenAIServer(responder) as server:
+        cfg = GenerateConfig(num_examples=120, pairs_per_request=2, max_tokens=64)
+        low = teacher(server, budget_usd=2.0, prices_file=str(prices))
+        m = run_generate(TASK, cfg, low, out)
+        assert m["stopped"] == "budget" and "budget" in m["message"]
+        kept = rows(out / "examples.jsonl")
+        assert 0 < len(kept) == m["counts"]["accepted"] < 120
+        assert 0 < m["cost_usd"] <= 2.0
+        m = run_generate(TASK, cfg, teacher(server, prices_file=str(prices)), out)
+    assert m["stopped"] is None and m["counts"]["accepted"] == 120
+    assert rows(out / "examples.jsonl")[: len(kept)] == kept
+    assert len(m["sessions"]) == 2
+
+
+def test_teacher_refusal_stops_with_server_message(tmp_path):
+    with (
+        FakeOpenAIServer(responder, faults=["401"], error_message="bad key") as server,
+        pytest.raises(UserError, match=r"refused.*bad key"),
+    ):
+        run_generate(TASK, GenerateConfig(num_examples=3), teacher(server), tmp_path)
+    assert json.loads((tmp_path / "manifest.json").read_text())["stopped"] == "fatal"

@@ -1,0 +1,212 @@
+"""Training tiny students built from configs: learning, overfitting, save/reload, resume, LoRA."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from students import train as train_mod
+from students.config import TrainConfig
+from students.predict import TorchPredictor
+from students.testing import tiny_encoder_decoder_dir, tiny_t5_dir
+
+ROWS = [
+    {"input": "20.08.2010", "output": "08/20/2010"},
+    {"input": "new york ny", "output": "New York, NY"},
+    {"input": "call f on 3", "output": "x = f(3);"},
+    {"input": "mail of a b", "output": "e-mail: A.B@c.org"},
+]
+
+
+def _data(path: Path, rows: list[dict], repeat: int = 1) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * repeat))
+    return path
+
+
+def _cfg(student: Path, **kw) -> TrainConfig:
+    base = {
+        "epochs": 2,
+        "lr": 1e-2,
+        "batch_size": 8,
+        "warmup_ratio": 0.0,
+        "patience": 0,
+        "threads": 1,
+    }
+    return TrainConfig(student=str(student), **{**base, **kw})
+
+
+def _train(tmp: Path, student: Path, out: str, repeat: int = 4, **kw) -> dict:
+    data = _data(tmp / "train.jsonl", ROWS, repeat)
+    return train_mod.train_student(
+        _cfg(student, **kw), data, data, tmp / out, instruction="Do it.", task_name="t"
+    )
+
+
+@pytest.mark.parametrize("build", [tiny_t5_dir, tiny_encoder_decoder_dir], ids=["t5", "bert2bert"])
+def test_params_change_and_loss_falls(tmp_path: Path, build) -> None:
+    student = build(tmp_path / "s")
+    metrics = _train(tmp_path, student, "m", epochs=3)
+    losses = [h["val_loss"] for h in metrics["history"]]
+    assert losses[0] > losses[1] > losses[2]
+    from safetensors.torch import load_file
+
+    before, after = (
+        load_file(student / "model.safetensors"),
+        load_file(tmp_path / "m" / "model.safetensors"),
+    )
+    changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
+    assert len(changed) > len(before) // 2
+    meta = json.loads((tmp_path / "m" / "distill.json").read_text())
+    assert (meta["decoder_start_token_id"], meta["pad_token_id"], meta["eos_token_id"]) == (
+        101,
+        0,
+        102,
+    )
+    assert (
+        meta["case_markers"] is True
+        and metrics["num_parameters"] == metrics["checkpoint_parameters"]
+    )
+    for name in (
+        "README.md",
+        "metrics.json",
+        "tokenizer.json",
+        "config.json",
+        "generation_config.json",
+    ):
+        assert (tmp_path / "m" / name).is_file()
+
+
+@pytest.mark.slow
+def test_overfit_four_examples_exactly(tmp_path: Path) -> None:
+    """A tiny T5 memorises four formatted targets and decodes them exactly (marker codec)."""
+    student = tiny_t5_dir(tmp_path / "s", d_model=64)
+    train = _data(tmp_path / "train.jsonl", ROWS, 8)
+    cfg = _cfg(student, epochs=40, metric_for_best="loss")
+    val = _data(tmp_path / "val.jsonl", ROWS)
+    train_mod.train_student(cfg, train, val, tmp_path / "m", instruction="Do it.", task_name="t")
+    predictor = TorchPredictor(tmp_path / "m")
+    assert predictor.generate([r["input"] for r in ROWS]) == [r["output"] for r in ROWS]
+
+
+def test_save_reload_predict_same(tmp_path: Path) -> None:
+    student = tiny_t5_dir(tmp_path / "s")
+    _train(tmp_path, student, "m", epochs=1)
+    inputs = [r["input"] for r in ROWS]
+    first = TorchPredictor(tmp_path / "m")
+    greedy, beam = first.generate(inputs), first.generate(inputs, num_beams=3)
+    second = TorchPredictor(tmp_path / "m")
+    assert second.generate(inputs) == greedy
+    assert second.generate(inputs, num_beams=3, batch_size=1) == beam
+
+
+def test_resume_continues_from_checkpoint_step(tmp_path: Path, monkeypatch) -> None:
+    """Crash mid-epoch 2, resume: same steps and bit-identical weights as an uninterrupted run."""
+    student = tiny_t5_dir(tmp_path / "s")
+    kw = {"epochs": 2, "checkpoint_every": 1, "keep_checkpoints": True}
+    full = _train(tmp_path, student, "full", **kw)
+    original, calls = train_mod._Run._step, {"n": 0}
+
+    def crashing_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:  # 2 steps/epoch here: the 2nd step of epoch 2
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(train_mod._Run, "_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, student, "crash", **kw)
+    state = json.loads(
+        (tmp_path / "crash" / "checkpoints" / "last" / "trainer_state.json").read_text()
+    )
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 1, 3)
+    monkeypatch.setattr(train_mod._Run, "_step", original)
+    resumed = _train(tmp_path, student, "crash", resume=True, **kw)
+    assert resumed["global_steps"] == full["global_steps"]
+    from safetensors.torch import load_file
+
+    a, b = (
+        load_file(tmp_path / "full" / "model.safetensors"),
+        load_file(tmp_path / "crash" / "model.safetensors"),
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lora_merged_equals_unmerged(tmp_path: Path) -> None:
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_dir(tmp_path / "s"))
+    peft_model = train_mod._wrap_lora(model, 4, 8)
+    torch.manual_seed(1)
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:  # B starts at zero; make the adapter do something
+            p.data.normal_(0, 0.5)
+    ids = torch.tensor([[101, 2047, 2259, 102]])
+    labels = torch.tensor([[2047, 1010, 102]])
+    peft_model.eval()
+    with torch.no_grad():
+        unmerged = peft_model(input_ids=ids, labels=labels).logits
+        merged_model = peft_model.merge_and_unload()
+        merged = merged_model(input_ids=ids, labels=labels).logits
+    assert (unmerged - merged).abs().max() < 1e-4, (unmerged - merged).abs().max()
+    assert not any("lora" in n for n, _ in merged_model.named_parameters())
+
+
+def test_lora_training_saves_a_plain_model(tmp_path: Path) -> None:
+    student = tiny_t5_dir(tmp_path / "s")
+    metrics = _train(tmp_path, student, "m", epochs=1, lora_r=4)
+    from safetensors.torch import load_file
+
+    keys = load_file(tmp_path / "m" / "model.safetensors").keys()
+    assert keys and not any("lora" in k for k in keys)
+    assert TorchPredictor(tmp_path / "m").generate(["x"], max_new_tokens=3)[0] is not None
+    assert metrics["settings"]["lora_r"] == 4
+
+
+def test_extra_data_mixing_and_truncation_counts(tmp_path: Path) -> None:
+    student = tiny_t5_dir(tmp_path / "s")
+    extra = _data(tmp_path / "extra.jsonl", [{"input": "long " * 30, "output": "Y " * 30}] * 4)
+    metrics = _train(
+        tmp_path,
+        student,
+        "m",
+        repeat=1,
+        epochs=1,
+        extra_data=[f"{extra}:0.5"],
+        max_target_length=16,
+    )
+    assert metrics["train_examples"] == 6 and metrics["extra_examples"] == 2
+    assert (
+        metrics["lengths"]["target_truncated"] == 3
+    )  # 2 long extras + "e-mail: A.B@c.org" (22 tokens)
+    assert metrics["lengths"]["max_target_length"] == 16
+
+
+@pytest.mark.slow
+def test_embedded_student_short_run(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [
+        {"input": f"{d:02d}.0{m}.20{y:02d}", "output": f"0{m}/{d:02d}/20{y:02d}"}
+        for d in range(1, 29, 3)
+        for m in range(1, 10, 2)
+        for y in (10, 19)
+    ]
+    data = _data(tmp_path / "train.jsonl", rows)
+    cfg = TrainConfig(epochs=2, threads=2, max_eval_examples=16)
+    metrics = train_mod.train_student(
+        cfg,
+        data,
+        _data(tmp_path / "val.jsonl", rows[:16]),
+        tmp_path / "m",
+        instruction="Rewrite the date as MM/DD/YYYY.",
+        task_name="dates",
+    )
+    assert 48_000_000 < metrics["num_parameters"] < 50_000_000
+    assert metrics["history"][-1]["val_loss"] < metrics["history"][0]["val_loss"]
+    assert metrics["best"]["val_chrf"] > 50

@@ -1,0 +1,46 @@
+"""The embedded llama.cpp teacher, for real (slow: loads a GGUF and generates)."""
+
+from __future__ import annotations
+
+import pytest
+
+from teachers import open_teacher, run_sync
+from teachers.config import TeacherConfig
+
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
+
+
+@pytest.mark.slow
+def test_embedded_teacher_answers_for_real() -> None:
+    async def go() -> tuple[list[str], int | None, dict, bool]:
+        cfg = TeacherConfig(teacher="embedded", parallel=2, ctx_size=2048)
+        async with open_teacher(cfg) as t:
+            res = await t.chat(QUESTION, temperature=0.0, max_tokens=16, n=2)
+            port_url = t.base_url
+            return (
+                res.texts,
+                t.context_length,
+                t.accounting.snapshot(),
+                port_url.startswith("http://127.0.0.1:"),
+            )
+
+    texts, ctx, snap, loopback = run_sync(go())
+    assert len(texts) == 2 and all("paris" in t.lower() for t in texts)
+    assert ctx == 2048 and loopback
+    assert snap["requests"] == 2 and snap["completion_tokens"] > 0 and snap["cost_usd"] == 0.0
+
+
+@pytest.mark.slow
+def test_embedded_smollm2_starts_and_stops() -> None:
+    import urllib.error
+    import urllib.request
+
+    async def go() -> tuple[str, str]:
+        async with open_teacher(TeacherConfig(teacher="embedded:smollm2", parallel=1)) as t:
+            res = await t.chat(QUESTION, temperature=0.0, max_tokens=12)
+            return res.texts[0], t.base_url
+
+    text, base_url = run_sync(go())
+    assert "paris" in text.lower()
+    with pytest.raises(urllib.error.URLError):  # the server is gone after the context exits
+        urllib.request.urlopen(base_url + "/models", timeout=2)
