@@ -153,6 +153,7 @@ def run(n: int, in_flight: int, latency_s: float) -> dict:
         "sampler_share": round(m["sampler_s"] / wall, 4),
         "sampler_cpu_s": round(replay_cpu, 3),
         "sampler_cpu_share": round(replay_cpu / wall, 4),
+        "sampler_cpu_us_per_example": round(replay_cpu / max(m["counts"]["accepted"], 1) * 1e6),
         "client_cpu_s": round(cpu, 2),
         "client_cpu_share": round(cpu / wall, 4),
         "ideal_wall_s": round(m["counts"]["requests"] / in_flight * latency_s, 2),
@@ -165,11 +166,14 @@ def markdown(r: dict) -> str:
     return "\n".join(
         [
             "| examples | requests | in flight | server latency | wall | ideal wall | sampler time "
-            "| sampler share | sampler CPU share | client CPU share | examples/s | < 5%? |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| sampler share | sampler CPU share | sampler CPU / example | client CPU share "
+            "| examples/s | < 5%? |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             f"| {r['examples']} | {r['requests']} | {r['in_flight']} | {r['server_latency_s']} s "
             f"| {r['wall_s']} s | {r['ideal_wall_s']} s | {r['sampler_s']} s "
-            f"| {r['sampler_share']:.1%} | {r['sampler_cpu_share']:.1%} | {r['client_cpu_share']:.1%} | {r['examples_per_s']} | {ok} |",
+            f"| {r['sampler_share']:.1%} | {r['sampler_cpu_share']:.1%} "
+            f"| {r['sampler_cpu_us_per_example']} µs | {r['client_cpu_share']:.1%} "
+            f"| {r['examples_per_s']} | {ok} |",
         ]
     )
 

@@ -69,7 +69,7 @@ def run_arm(name: str, n: int, task, teacher_cfg, out: Path) -> dict:
     from distill.generate.config import GenerateConfig
 
     cfg = GenerateConfig(
-        num_examples=n, near_dup_threshold=1.0, max_tokens=384, overwrite=True, **ARMS[name]
+        num_examples=n, near_dup_threshold=1.0, max_tokens=256, overwrite=True, **ARMS[name]
     )
     t0 = time.perf_counter()
     m = run_generate(task, cfg, teacher_cfg, out)
@@ -118,7 +118,7 @@ def self_consistency(n: int, task, teacher_cfg, out: Path) -> dict:
     low_wrong = sum(
         not same(Counter(r["outputs"]).most_common(1)[0][0], gold[r["input"]]) for r in low
     )
-    first = _first_samples(run / "journal.jsonl")
+    first = _first_samples(run / "journal.jsonl", list(gold))
     return {
         "inputs": n,
         "accepted": len(accepted),
@@ -135,24 +135,18 @@ def self_consistency(n: int, task, teacher_cfg, out: Path) -> dict:
     }
 
 
-def _first_samples(journal: Path) -> dict[str, str]:
+def _first_samples(journal: Path, inputs: list[str]) -> dict[str, str]:
     """The first label answer per input: what labelling without a vote would have kept."""
+    from distill.generate.dedup import input_key
     from distill.generate.prompts import parse_label
     from distill.generate.store import read_log
 
-    key_to_input: dict[str, str] = {}
+    by_key = {input_key(i): i for i in inputs}
     first: dict[str, str] = {}
-    from distill.generate.dedup import input_key
-
-    sys.path.insert(0, str(HERE))
-    from data_loaders import load_temporal
-
-    for r in load_temporal(seed=0):
-        key_to_input[input_key(r["input"])] = r["input"]
     for r in read_log(journal):
-        if r["e"] == "done" and r.get("text") and r["key"] not in first:
-            first[r["key"]] = parse_label(r["text"])
-    return {key_to_input[k]: v for k, v in first.items()}
+        if r["e"] == "done" and r.get("text") and by_key[r["key"]] not in first:
+            first[by_key[r["key"]]] = parse_label(r["text"])
+    return first
 
 
 def markdown(arms: list[dict], sc: dict) -> str:
@@ -204,6 +198,7 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=None, help="accepted examples per arm")
     ap.add_argument("--label-inputs", type=int, default=None)
     ap.add_argument("--teacher", default="embedded")
+    ap.add_argument("--timeout-s", type=float, default=1800.0, help="per-request teacher timeout")
     ap.add_argument("--work", default=str(HERE / ".cache" / "generate_quality"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -211,19 +206,25 @@ def main() -> int:
     from teachers.config import TeacherConfig
 
     task = load_task(HERE / "tasks" / "temporal.toml")
-    teacher_cfg = TeacherConfig(teacher=args.teacher, max_in_flight=2)
+    # a generous timeout: on a busy 2-core machine one answer can take minutes, and a timed-out
+    # request is retried from scratch (the 120 s default made every attempt start over)
+    teacher_cfg = TeacherConfig(
+        teacher=args.teacher, max_in_flight=2, timeout_s=args.timeout_s, max_retries=1
+    )
     n = args.examples or (24 if args.quick else 200)
     m = args.label_inputs or (24 if args.quick else 150)
     names = QUICK_ARMS if args.quick else tuple(ARMS)
     work = Path(args.work)
-    arms = [
-        run_arm(a, n, task, teacher_cfg, work / a.replace("+", "_").replace(" ", "_"))
-        for a in names
-    ]
-    sc = self_consistency(m, task, teacher_cfg, work / "label")
     name = "generate_quality_quick" if args.quick else "generate_quality"
     RESULTS.mkdir(exist_ok=True)
-    result = {"teacher": args.teacher, "examples_per_arm": n, "arms": arms, "self_consistency": sc}
+    result: dict = {"teacher": args.teacher, "examples_per_arm": n, "arms": []}
+    for arm in names:  # partial results are saved after every arm: the slow teacher may be cut off
+        result["arms"].append(
+            run_arm(arm, n, task, teacher_cfg, work / arm.replace("+", "_").replace(" ", "_"))
+        )
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    arms = result["arms"]
+    sc = result["self_consistency"] = self_consistency(m, task, teacher_cfg, work / "label")
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(arms, sc)
     (RESULTS / f"{name}.md").write_text(table + "\n")

@@ -1,12 +1,13 @@
 """Training throughput: our length-grouped dynamic padding vs Seq2SeqTrainer padding to max length.
 
 Same data (variable-length synthetic text-to-text pairs), same model init, same number of
-examples, one process, in one run. Reports samples/s, real (non-pad) tokens/s, the ratio, and
+examples, one process, in one run. Reports samples/s, real (non-pad) tokens/s, the ratio (wall
+clock and process CPU seconds, the latter steadier on a shared machine), and
 peak RSS. Students: the embedded MiniLM encoder-decoder (49M) and a T5-small-shaped model
 (random init from config; no pretrained T5 is reachable offline).
 
-    python benchmarks/train_throughput.py            # ~5 min on 2 cores
-    python benchmarks/train_throughput.py --quick    # ~1 min
+    nice python benchmarks/train_throughput.py          # 256 examples; long on a shared box
+    nice python benchmarks/train_throughput.py --quick  # 64 examples; 9-24 min at load ~9
 """
 
 from __future__ import annotations

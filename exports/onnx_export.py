@@ -9,6 +9,7 @@ the encoder states: the cross keys/values are computed once, in the first step.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,8 @@ def encoder_hidden_size(model: Any) -> int:
 def _export(
     module: nn.Module, args: tuple, path: Path, names_in: list[str], names_out: list[str], dyn: Any
 ) -> None:
+    # torch.onnx logs a warning per missing torchvision op on every export: noise for seq2seq.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

@@ -26,8 +26,14 @@ def marker_tokenizer() -> Any:
     return tok
 
 
-def tiny_t5_dir(out_dir: Path, *, d_model: int = 32, seed: int = 0) -> Path:
-    """A flan-t5-small-shaped T5 (gated-gelu, untied head) with d_model shrunk, saved with tokenizer."""
+def tiny_t5_dir(
+    out_dir: Path, *, d_model: int = 32, seed: int = 0, buckets: int = 8, max_distance: int = 32
+) -> Path:
+    """A flan-t5-small-shaped T5 (gated-gelu, untied head) with d_model shrunk, saved with tokenizer.
+
+    `buckets`/`max_distance`: relative-position buckets (flan-t5-small: 32/128). Few buckets are
+    cheap but blur positions beyond a few tokens, which marker-heavy targets need to tell apart.
+    """
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
@@ -43,8 +49,8 @@ def tiny_t5_dir(out_dir: Path, *, d_model: int = 32, seed: int = 0) -> Path:
         num_heads=4,
         feed_forward_proj="gated-gelu",
         dropout_rate=0.0,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
+        relative_attention_num_buckets=buckets,
+        relative_attention_max_distance=max_distance,
         decoder_start_token_id=101,
         pad_token_id=0,
         eos_token_id=102,

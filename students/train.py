@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ from students.presets import (
 )
 
 CHECKPOINTS = "checkpoints"
+
+# EncoderDecoderModel warns on every step that it builds decoder inputs from the labels, which
+# is exactly what we rely on (labels carry no leading start token): not actionable, so hidden.
+warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
 
 
 def train_student(
@@ -118,6 +123,12 @@ class _Run:
         self.eos = _eos_id(self.model, tok)
         prompt_len = len(tok(format_source(cfg.source_template, self.instruction, ""))["input_ids"])
         src, tgt = self._tokenize(rows)
+        if cfg.max_source_length is None:
+            # The preset's cap is room for the input; a long instruction must not eat it all.
+            self.cap_source = max(self.cap_source, prompt_len + self.cap_source // 2)
+            encoder_cfg = getattr(self.model.config, "encoder", self.model.config)
+            limit = getattr(encoder_cfg, "max_position_embeddings", None)  # None for T5
+            self.cap_source = min(self.cap_source, limit) if limit else self.cap_source
         self.plan = plan_lengths(src, tgt, self.cap_source, self.cap_target, prompt_len)
         self.train = truncate(src, tgt, self.plan)
         self.val = truncate(*self._tokenize(self.val_rows), self.plan) if self.val_rows else []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import json
 import logging
@@ -506,6 +507,10 @@ def _ctx_from_props(data: dict, model: str) -> int | None:
     return int(ctx) if ctx else None
 
 
+# Seconds: one request to the embedded CPU server may take minutes on a loaded machine.
+EMBEDDED_MIN_TIMEOUT_S = 600.0
+
+
 @contextlib.asynccontextmanager
 async def open_teacher(
     cfg: TeacherConfig, cache_path: Path | None = None
@@ -519,6 +524,13 @@ async def open_teacher(
         if kind == "embedded":
             from teachers.embedded import start_embedded
 
+            # A local server decodes `parallel` requests at a time: more in flight only queue
+            # inside it and run into the HTTP timeout on a slow CPU, so cap both here.
+            cfg = dataclasses.replace(
+                cfg,
+                max_in_flight=min(cfg.max_in_flight, cfg.parallel),
+                timeout_s=max(cfg.timeout_s, EMBEDDED_MIN_TIMEOUT_S),
+            )
             server = await asyncio.to_thread(start_embedded, cfg, value or "qwen")
             stack.callback(server.stop)
             teacher = Teacher(

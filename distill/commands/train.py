@@ -29,11 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Resolve data, instruction and settings, then train; user mistakes become UserError."""
-    from distill.commands.common import maybe_task, stage_config
+    from distill.commands.common import maybe_task, stage_config, with_registered_extra_data
 
     task = maybe_task(args.task)
     cfg = stage_config("train", task, args)
     data = Path(args.data)
+    if data.is_dir():
+        cfg = with_registered_extra_data(cfg, data)
     manifest = _manifest(data)
     instruction, name = _instruction(task, manifest, args)
     out = Path(args.out)

@@ -1,7 +1,7 @@
 """The synthetic-data sampler (`distill generate`).
 
 `run_generate` is imported lazily so that `distill.generate.config` (read by `distill --help`
-and task validation) does not pull in datasets, datasketch or the teacher client.
+and task validation) does not pull in datasets, numpy or the teacher client.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Settings of `distill generate`; every field is a flag and a key of task.toml's [generate].
 
-Kept import-light (no torch, no datasketch): `distill --help` and task validation import it.
+Kept import-light (no torch, no numpy): `distill --help` and task validation import it.
 Fields marked in `FINGERPRINT_FIELDS` change what data a run produces; changing one of them
 gives the run a new fingerprint, and a rerun into the same directory is refused (no silently
 mixed data) unless `--overwrite`.
@@ -15,9 +15,9 @@ SCHEDULES = ("linear", "cosine", "constant")
 
 # Settings that decide which requests are sent and how answers are judged. `num_examples` is
 # deliberately absent: asking for more examples later should extend a run, not restart it.
+# `inputs` is covered by a hash of the file's inputs (moving the file changes nothing).
 FINGERPRINT_FIELDS = (
     "mode",
-    "inputs",
     "seed",
     "votes",
     "min_agreement",

@@ -101,11 +101,12 @@ def run_generate(
     *,
     exclude_inputs: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Generate (or resume generating) `cfg.num_examples` examples into `out_dir`; return the manifest.
+    """Generate (or resume generating) `cfg.num_examples` examples into `out_dir`.
 
+    Returns the manifest. A budget stop returns normally with `manifest["stopped"] == "budget"`.
     Raises UserError for a conflicting run directory or bad inputs, and GenerateStopped (a
-    UserError) when the teacher keeps giving nothing usable or refuses requests (400/401/403/404)
-    , in both cases after writing the manifest and the splits of what was accepted. A budget stop returns normally with `manifest["stopped"] == "budget"`.
+    UserError) when the teacher keeps giving nothing usable or refuses requests
+    (400/401/403/404); in both stop cases after writing the manifest and the splits.
     """
     started = time.monotonic()
     out_dir = Path(out_dir)
@@ -115,14 +116,8 @@ def run_generate(
         resumed = store.prepare_run_dir(out_dir, fp, payload, cfg.overwrite)
     except store.RunDirConflict as exc:
         raise UserError(str(exc)) from None
-    sink = _Sink()
     protected = [d.input for d in task.demonstrations] + list(exclude_inputs)
-    state = SamplerState(cfg, protected, sink)
-    if inputs:
-        state.add_inputs(inputs)
-    for rec in store.read_log(out_dir / store.JOURNAL):
-        (state.on_issue if rec["e"] == "issue" else state.on_done)(rec)
-    state.forget_in_flight()
+    state, sink = _restore(cfg, protected, inputs, out_dir)
     replayed = len(sink.replayed["accepted"])
     journal = store.LogWriter(out_dir / store.JOURNAL)
     try:
@@ -139,6 +134,24 @@ def run_generate(
     if result.stopped == "fatal":
         raise GenerateStopped(f"the teacher refused the request: {result.message}")
     return manifest
+
+
+def _restore(
+    cfg: GenerateConfig, protected: list[str], inputs: list[str], out_dir: Path
+) -> tuple[SamplerState, _Sink]:
+    """A fresh state with the journal of an earlier session (if any) replayed into it."""
+    sink = _Sink()
+    state = SamplerState(cfg, protected, sink)
+    if inputs:
+        state.add_inputs(inputs)
+    try:
+        records = store.read_log(out_dir / store.JOURNAL)
+    except ValueError as exc:
+        raise UserError(f"{exc}; use --overwrite or a fresh --out directory") from None
+    for rec in records:
+        (state.on_issue if rec["e"] == "issue" else state.on_done)(rec)
+    state.forget_in_flight()
+    return state, sink
 
 
 def _drive(

@@ -28,221 +28,40 @@ _SCRIPTS: tuple[tuple[str, str], ...] = (
     ("TAMIL", "ta"),
 )
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # The most frequent function words of each Latin-script language we recognise.
 _STOPWORDS: dict[str, frozenset[str]] = {
-    "en": frozenset(
-        [
-            "the",
-            "a",
-            "an",
-            "of",
-            "to",
-            "and",
-            "in",
-            "is",
-            "it",
-            "that",
-            "for",
-            "on",
-            "with",
-            "as",
-            "be",
-            "this",
-            "are",
-            "or",
-            "by",
-            "from",
-            "at",
-            "into",
-            "each",
-            "given",
-            "write",
-            "return",
-            "rewrite",
-            "output",
-            "input",
-            "text",
-            "sentence",
-            "classify",
-            "translate",
-            "summarize",
-            "summarise",
-            "answer",
-            "extract",
-            "convert",
-            "fix",
-            "generate",
-            "question",
-        ]
+    "en": _words(
+        "the a an of to and in is it that for on with as be this are or by from at into each "
+        "given write return rewrite output input text sentence classify translate summarize "
+        "summarise answer extract convert fix generate question"
     ),
-    "fr": frozenset(
-        [
-            "le",
-            "la",
-            "les",
-            "un",
-            "une",
-            "des",
-            "de",
-            "du",
-            "et",
-            "est",
-            "en",
-            "que",
-            "qui",
-            "pour",
-            "dans",
-            "sur",
-            "avec",
-            "ce",
-            "cette",
-            "au",
-            "aux",
-            "par",
-            "phrase",
-            "texte",
-            "écrivez",
-            "traduisez",
-            "donnez",
-        ]
+    "fr": _words(
+        "le la les un une des de du et est en que qui pour dans sur avec ce cette au aux par "
+        "phrase texte écrivez traduisez donnez"
     ),
-    "de": frozenset(
-        [
-            "der",
-            "die",
-            "das",
-            "ein",
-            "eine",
-            "und",
-            "ist",
-            "in",
-            "zu",
-            "den",
-            "dem",
-            "mit",
-            "für",
-            "von",
-            "auf",
-            "nicht",
-            "ich",
-            "sie",
-            "es",
-            "im",
-            "satz",
-            "text",
-            "schreibe",
-            "übersetze",
-            "gib",
-        ]
+    "de": _words(
+        "der die das ein eine und ist in zu den dem mit für von auf nicht ich sie es im satz "
+        "text schreibe übersetze gib"
     ),
-    "es": frozenset(
-        [
-            "el",
-            "la",
-            "los",
-            "las",
-            "un",
-            "una",
-            "de",
-            "del",
-            "y",
-            "es",
-            "en",
-            "que",
-            "para",
-            "con",
-            "por",
-            "se",
-            "su",
-            "al",
-            "lo",
-            "como",
-            "frase",
-            "texto",
-            "escribe",
-            "traduce",
-        ]
+    "es": _words(
+        "el la los las un una de del y es en que para con por se su al lo como frase texto "
+        "escribe traduce"
     ),
-    "it": frozenset(
-        [
-            "il",
-            "lo",
-            "la",
-            "gli",
-            "le",
-            "un",
-            "una",
-            "di",
-            "del",
-            "della",
-            "e",
-            "è",
-            "in",
-            "che",
-            "per",
-            "con",
-            "su",
-            "non",
-            "si",
-            "al",
-            "frase",
-            "testo",
-            "scrivi",
-            "traduci",
-        ]
+    "it": _words(
+        "il lo la gli le un una di del della e è in che per con su non si al frase testo "
+        "scrivi traduci"
     ),
-    "pt": frozenset(
-        [
-            "o",
-            "a",
-            "os",
-            "as",
-            "um",
-            "uma",
-            "de",
-            "do",
-            "da",
-            "e",
-            "é",
-            "em",
-            "que",
-            "para",
-            "com",
-            "por",
-            "não",
-            "se",
-            "ao",
-            "no",
-            "na",
-            "frase",
-            "texto",
-            "escreva",
-            "traduza",
-        ]
+    "pt": _words(
+        "o a os as um uma de do da e é em que para com por não se ao no na frase texto "
+        "escreva traduza"
     ),
-    "nl": frozenset(
-        [
-            "de",
-            "het",
-            "een",
-            "en",
-            "is",
-            "van",
-            "in",
-            "dat",
-            "op",
-            "te",
-            "met",
-            "voor",
-            "niet",
-            "zijn",
-            "er",
-            "aan",
-            "zin",
-            "tekst",
-            "schrijf",
-            "vertaal",
-        ]
+    "nl": _words(
+        "de het een en is van in dat op te met voor niet zijn er aan zin tekst schrijf vertaal"
     ),
 }
 

@@ -149,6 +149,9 @@ def _header_content(lines: list[str]) -> list[str]:
 
 def _labelled_pairs(lines: list[str]) -> RuleResult | None:
     lines = _header_content(lines)
+    multi = _multi_field(lines)
+    if multi:
+        return multi
     for ins, outs in KNOWN_LABELS:
         split = _split_inline(lines, outs)
         result = _scan_labels(split, set(ins), set(outs), method=f"labels:{ins[0]}/{outs[0]}")
@@ -198,7 +201,8 @@ def _kind(line: str, ins: set[str], outs: set[str]) -> str | None:
     lab = _label_of(line)
     if lab is None:
         return "header" if _is_header(line) else None
-    return "in" if lab[0] in ins else "out" if lab[0] in outs else None
+    name = re.sub(r"\s*#?\d+$", "", lab[0])  # numbered labels: `Input 2:`, `Q3:`
+    return "in" if name in ins else "out" if name in outs else None
 
 
 def _collect(
@@ -238,6 +242,79 @@ def _collect(
             cur_in.append(line)
     close()
     return pairs, [t for t in trailing if not _is_header(t)], notes
+
+
+# --- rule 1b: records of three or more labelled fields (Context / Question / Answer) ----------
+
+
+def _multi_field(lines: list[str]) -> RuleResult | None:
+    """Blocks of 3-5 distinct labels repeated in the same order at least twice: the last label
+    is the output, the others together the input (`Premise: ...\nHypothesis: ...`)."""
+    labelled = [(i, lab[0]) for i, line in enumerate(lines) if (lab := _label_of(line))]
+    seq = [lab for _, lab in labelled]
+    for start in range(len(seq)):
+        for k in (3, 4, 5):
+            period = seq[start : start + k]
+            if (
+                len(period) == k
+                and len(set(period)) == k
+                and _repetitions(seq[start:], period) >= 2
+            ):
+                return _collect_fields(lines, labelled[start][0], period)
+    return None
+
+
+def _repetitions(seq: list[str], period: list[str]) -> int:
+    """Full repetitions of `period` in `seq`; 0 unless what is left is a prefix of it."""
+    k = len(period)
+    full = len(seq) // k
+    if any(seq[j * k : (j + 1) * k] != period for j in range(full)):
+        return 0
+    rest = seq[full * k :]
+    return full if rest == period[: len(rest)] else 0
+
+
+def _collect_fields(lines: list[str], first: int, period: list[str]) -> RuleResult:
+    records: list[dict[str, list[str]]] = []
+    names: dict[str, str] = {}  # normalised label -> as the user wrote it
+    trailing: list[str] = []
+    current: str | None = None
+    closed = False  # a blank line (or header) ended the output value
+    for line in lines[first:]:
+        m = _LABEL_LINE.match(line)
+        lab = _label_of(line)
+        if lab and lab[0] in period and m:
+            if lab[0] == period[0]:
+                records.append({})
+            names[lab[0]] = m.group(1).strip()
+            records[-1][lab[0]] = [lab[1]]
+            current, closed = lab[0], False
+        elif current == period[-1] and (closed or not line.strip() or _is_header(line)):
+            closed = True
+            if line.strip() and not _is_header(line):
+                trailing.append(line)
+        elif current is not None and not _is_header(line):
+            records[-1][current].append(line)
+    pairs, notes = _records_to_pairs(records, period, names)
+    start = _block_start(lines, first)
+    instruction = "\n".join(lines[:start] + (["", *trailing] if trailing else []))
+    method = f"labels:{'+'.join(period[:-1])}/{period[-1]}"
+    return RuleResult(instruction, pairs, method, notes)
+
+
+def _records_to_pairs(
+    records: list[dict[str, list[str]]], period: list[str], names: dict[str, str]
+) -> tuple[list[Pair], list[str]]:
+    pairs: list[Pair] = []
+    notes: list[str] = []
+    for rec in records:
+        output = _join(rec.get(period[-1], []))
+        fields = [f"{names[label]}: {_join(rec[label])}" for label in period[:-1] if label in rec]
+        if output and len(fields) == len(period) - 1:
+            pairs.append(("\n".join(fields), output))
+        else:
+            notes.append(f"ignored an example without an output: {' '.join(fields)[:60]!r}")
+    return pairs, notes
 
 
 def _join(parts: list[str]) -> str:

@@ -28,30 +28,12 @@ from distill.retrieval.datasets import HUB_CACHE_MAX_AGE_S, call_hub
 from distill.retrieval.ranking import Embedder, hybrid_rank
 
 # model_type values of encoder-decoder (seq2seq) architectures in transformers.
-SEQ2SEQ_TYPES = frozenset(
-    [
-        "t5",
-        "mt5",
-        "umt5",
-        "longt5",
-        "bart",
-        "mbart",
-        "marian",
-        "pegasus",
-        "pegasus_x",
-        "led",
-        "m2m_100",
-        "fsmt",
-        "prophetnet",
-        "blenderbot",
-        "blenderbot-small",
-        "encoder-decoder",
-        "nllb-moe",
-        "switch_transformers",
-        "plbart",
-        "bigbird_pegasus",
-    ]
+_SEQ2SEQ_TYPES_TEXT = (
+    "t5 mt5 umt5 longt5 bart mbart marian pegasus pegasus_x led m2m_100 fsmt prophetnet "
+    "blenderbot blenderbot-small encoder-decoder nllb-moe switch_transformers plbart "
+    "bigbird_pegasus"
 )
+SEQ2SEQ_TYPES = frozenset(_SEQ2SEQ_TYPES_TEXT.split())
 LANGUAGE_NAMES = {
     "en": "English", "fr": "French", "de": "German", "ro": "Romanian", "es": "Spanish",
     "code": "source code", "multilingual": "multilingual (100 languages)",

