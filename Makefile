@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 QUICK_TASK ?= examples/dates.toml
 QUICK_OUT ?= runs/quickstart
-QUICK_N ?= 40
+QUICK_N ?= 30
 
 .PHONY: install quickstart test test-fast test-slow lint
 

@@ -312,7 +312,7 @@ def main() -> int:
     res["load_avg_1m"].append(os.getloadavg()[0])
     loads = " / ".join(f"{x:.1f}" for x in res["load_avg_1m"])
     res["machine"] = (
-        f"{platform.machine()}, {os.cpu_count()} cores shared with other engineers' jobs; 1-min load "
+        f"{platform.machine()}, {os.cpu_count()} cores; 1-min load "
         f"average at start / before the embedded part / end: {loads}"
     )
     out = args.results_dir

@@ -75,11 +75,13 @@ def reverse(text: str) -> str:
 
 
 def label_input(body: dict) -> str | None:
-    """The input of a label request (the prompt ends with 'Input: X\\nOutput:'), else None."""
-    user = body["messages"][-1]["content"]
-    if not user.rstrip().endswith("Output:"):
+    """The input of a label request (demos as chat turns, the input last), else None.
+
+    Synthesize requests ask for JSON in their single user message; label requests do not.
+    """
+    if any("JSON" in m["content"] for m in body["messages"]):
         return None
-    return user.rsplit("Input:", 1)[1].rsplit("Output:", 1)[0].strip()
+    return body["messages"][-1]["content"].strip()
 
 
 def responder(body: dict, index: int) -> str:

@@ -154,7 +154,12 @@ def test_synth_prompt_deterministic_mixed_and_trimmed():
     msgs = label_messages(
         "Do it.", demos, "new", chain_of_thought=False, budget=PromptBudget(None, 9)
     )
-    assert msgs[1]["content"].endswith("Input: new\nOutput:")
+    assert msgs[-1] == {"role": "user", "content": "new"}
+    assert [m["role"] for m in msgs] == ["system", *["user", "assistant"] * len(demos), "user"]
+    assert msgs[1:3] == [
+        {"role": "user", "content": "demo 0"},
+        {"role": "assistant", "content": "out 0"},
+    ]
 
 
 def test_split_is_deterministic_and_stable_when_extended():

@@ -41,7 +41,7 @@ SYNTH_TEMPLATES = (
     'objects with "input" and "output" fields.',
 )
 
-LABEL_TEMPLATE = "Task: {instruction}\n\n{examples}\n\nInput: {input}\nOutput:"
+SYSTEM_LABEL = "You answer one task for each message, exactly like the earlier answers."
 LABEL_SUFFIX = "Answer with the output only, no explanation."
 COT_SUFFIX = "Think step by step, then end with a last line of the form 'Answer: <output>'."
 
@@ -117,20 +117,22 @@ def label_messages(
     chain_of_thought: bool,
     budget: PromptBudget,
 ) -> list[dict[str, str]]:
-    """Messages asking for the output of one input; demos as Input/Output few-shot.
+    """Messages asking for the output of one input: the demos as user/assistant turns.
 
-    No random parts: every vote sample for an input shares the prompt and differs only in
-    temperature sampling (seed), which is what self-consistency needs.
+    Why turns and not one "Input: ... Output: ..." block: measured with the embedded 0.5B
+    teacher on the temporal benchmark, the block made it copy the first demonstration's output
+    for every input (200 of 200 labels), while the same demos as chat turns gave answers that
+    depend on the input. No random parts: every vote sample for an input shares the prompt and
+    differs only in the sampling seed, which is what self-consistency needs.
     """
     shown = list(demos)
     suffix = COT_SUFFIX if chain_of_thought else LABEL_SUFFIX
+    system = f"{SYSTEM_LABEL}\nTask: {instruction}\n{suffix}"
     while True:
-        shots = "\n\n".join(f"Input: {i}\nOutput: {o}" for i, o in shown)
-        user = LABEL_TEMPLATE.format(instruction=instruction, examples=shots, input=text)
-        messages = [
-            {"role": "system", "content": f"{SYSTEM} {suffix}"},
-            {"role": "user", "content": user},
-        ]
+        messages = [{"role": "system", "content": system}]
+        for i, o in shown:
+            messages += [{"role": "user", "content": i}, {"role": "assistant", "content": o}]
+        messages.append({"role": "user", "content": text})
         if budget.fits(messages) or len(shown) <= 1:
             return messages
         shown.pop()
