@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     state = _State(root / "run_state.json", force=args.force)
     data_dir = _generate(task, cfgs, root, test_rows)
     model_dir = _train(task, cfgs, root, data_dir, state)
-    onnx_dir = _export(cfgs, root, model_dir, data_dir, state)
+    onnx_dir = _export(cfgs, root, model_dir, state)
     test_path = Path(args.test) if args.test else data_dir / "validation.jsonl"
     _evaluate(task, cfgs, root, onnx_dir, model_dir, test_path, state, args.skip_teacher_eval)
     return 0
@@ -139,9 +139,8 @@ def _train(task: Any, cfgs: dict[str, Any], root: Path, data_dir: Path, state: _
     return model_dir
 
 
-def _export(
-    cfgs: dict[str, Any], root: Path, model_dir: Path, data_dir: Path, state: _State
-) -> Path:
+def _export(cfgs: dict[str, Any], root: Path, model_dir: Path, state: _State) -> Path:
+    from distill.commands.export import heldout_pairs
     from exports.export import ExportError, export_model
 
     onnx_dir = root / "onnx"
@@ -150,8 +149,8 @@ def _export(
         _banner(f"export: {onnx_dir} is up to date, skipping")
         return onnx_dir
     _banner(f"export: {model_dir} -> {onnx_dir} (quantize={cfgs['export'].quantize})")
-    val = data_dir / "validation.jsonl"
-    heldout = [(r["input"], r["output"]) for r in read_jsonl(val)] if val.is_file() else None
+    # Same held-out source as `distill export` (RUN/data/validation.jsonl beside the model).
+    heldout, _ = heldout_pairs(model_dir, None, cfgs["export"].max_heldout)
     try:
         report = export_model(model_dir, onnx_dir, cfgs["export"], heldout=heldout)
     except ExportError as exc:
