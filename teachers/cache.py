@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import xxhash
@@ -24,22 +25,42 @@ def canonical_key(request: dict, sample_index: int) -> str:
     return xxhash.xxh3_128_hexdigest(blob.encode("utf-8"))
 
 
+# Seconds a connection waits for another one's lock before giving up.
+BUSY_TIMEOUT_S = 30.0
+
+
 class RequestCache:
     """Maps request keys to completion texts. Use from one event loop thread per instance."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "PRAGMA synchronous=NORMAL"
-        )  # durable at checkpoints; WAL keeps it consistent
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS completions ("
-            "key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL, "
-            "finish_reason TEXT, completion_tokens INTEGER, created_julian REAL DEFAULT (julianday('now')))"
-        )
+        self._db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._setup()
+
+    def _setup(self) -> None:
+        """WAL mode and the table, retried while another connection holds the lock.
+
+        Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
+        locked" at once instead of waiting on its busy handler when several connections open
+        the same new file together (seen with 4 threads), so the wait is done here.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # durable at checkpoints; WAL keeps it consistent
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS completions ("
+                    "key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL, "
+                    "finish_reason TEXT, completion_tokens INTEGER, created_julian REAL DEFAULT (julianday('now')))"
+                )
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def get(self, key: str) -> str | None:
         row = self._db.execute("SELECT text FROM completions WHERE key = ?", (key,)).fetchone()
