@@ -4,7 +4,11 @@ Nobody on this project wrote these examples:
 - temporal: ctparse 0.3.6's hand-labelled corpus (`ctparse/time/corpus.py`, `auto_corpus.py`):
   a time expression, the reference time it was said at, and its resolved value.
 - spider: BIG-bench 1.0.0's `semantic_parsing_spider` (question + database columns -> SQL with
-  values replaced by 'value'). The sdist is fetched once from PyPI by name and version, its
+  values replaced by 'value').
+- sentiment: BIG-bench's `multiemo/hotels_sentence_en` (MultiEmo, CC BY 4.0: sentences of Polish
+  hotel reviews in English translation, labelled positive / negative / neutral / ambivalent).
+- e2e: BIG-bench's `gem/e2e_nlg` (the E2E NLG challenge test set, CC BY-SA 4.0: restaurant
+  attributes -> one-sentence description; each input has several human references). The sdist is fetched once from PyPI by name and version, its
   sha256 checked, cached under benchmarks/.cache, and only that task.json is read with tarfile.
 
 Each loader returns a list of {"input", "output"} dicts in a fixed, seeded order.
@@ -147,4 +151,39 @@ def load_spider(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
-LOADERS = {"temporal": load_temporal, "spider": load_spider}
+def load_sentiment(seed: int = 0) -> list[dict[str, str]]:
+    """multiemo hotels_sentence_en: a sentence -> its one gold label, deduplicated by sentence."""
+    task = bigbench_task("multiemo/hotels_sentence_en")
+    seen: set[str] = set()
+    rows = []
+    for ex in task["examples"]:
+        text = " ".join(ex["input"].split())
+        label = max(ex["target_scores"], key=ex["target_scores"].get)
+        if text not in seen and len(text) >= 20:
+            seen.add(text)
+            rows.append({"input": text, "output": label})
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def load_e2e(seed: int = 0) -> list[dict[str, str]]:
+    """gem/e2e_nlg: attributes -> description; one row per distinct input, its first reference.
+
+    The other references are kept in `references` (chrF++ against all of them is the fairer
+    score for free text; the table reports the single-reference score so EM stays defined).
+    """
+    task = bigbench_task("gem/e2e_nlg")
+    grouped: dict[str, list[str]] = {}
+    for ex in task["examples"]:
+        grouped.setdefault(" ".join(ex["input"].split()), []).append(" ".join(ex["target"].split()))
+    rows = [{"input": k, "output": v[0], "references": v} for k, v in grouped.items()]
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+LOADERS = {
+    "temporal": load_temporal,
+    "spider": load_spider,
+    "sentiment": load_sentiment,
+    "e2e": load_e2e,
+}

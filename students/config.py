@@ -21,7 +21,24 @@ class TrainConfig:
             "help": "preset (embedded, flan-t5-small, flan-t5-base, t5-small), local path or hub id"
         },
     )
-    epochs: int = field(default=3, metadata={"help": "training epochs"})
+    epochs: int = field(default=3, metadata={"help": "training epochs (at least; see min_steps)"})
+    min_steps: int = field(
+        default=0,
+        metadata={
+            "help": "floor on optimizer steps: small datasets get more epochs until this many "
+            "steps are done; early stopping waits for the floor (0: epochs only)"
+        },
+    )
+    new_lr_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "learning-rate multiplier for the student's newly initialised parameters "
+            "(the embedded student's cross-attention and LM-head transform)"
+        },
+    )
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "label smoothing of the token cross-entropy (0: off)"}
+    )
     lr: float | None = field(
         default=None, metadata={"help": "peak learning rate (default: the preset's measured value)"}
     )
@@ -113,7 +130,18 @@ class TrainConfig:
             raise ValueError(f"lr: must be > 0 (got {self.lr})")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio: must be in [0, 1) (got {self.warmup_ratio})")
-        for name in ("weight_decay", "max_grad_norm", "patience", "lora_r", "checkpoint_every"):
+        if self.new_lr_scale <= 0:
+            raise ValueError(f"new_lr_scale: must be > 0 (got {self.new_lr_scale})")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing: must be in [0, 1) (got {self.label_smoothing})")
+        for name in (
+            "weight_decay",
+            "max_grad_norm",
+            "patience",
+            "lora_r",
+            "checkpoint_every",
+            "min_steps",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (got {getattr(self, name)})")
         if self.max_eval_examples <= 0:

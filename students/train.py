@@ -22,6 +22,7 @@ from typing import Any
 
 from students.config import TrainConfig
 from students.data import (
+    IGNORE_INDEX,
     EpochBatches,
     collate,
     format_source,
@@ -37,6 +38,7 @@ from students.predict import generate_texts
 from students.presets import (
     checkpoint_parameters,
     load_student,
+    new_parameters,
     num_parameters,
     preset_for,
     resolve_student,
@@ -163,8 +165,11 @@ class _Run:
             self.train, batch_sampler=self.sampler, collate_fn=lambda b: collate(b, pad)
         )
         self.steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
-        total = self.steps_per_epoch * cfg.epochs
-        opt = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=self.lr)
+        self.epochs = planned_epochs(cfg.epochs, cfg.min_steps, self.steps_per_epoch)
+        total = self.steps_per_epoch * self.epochs
+        new = new_parameters(self.source) if cfg.new_lr_scale != 1.0 else ()
+        groups = _param_groups(self.model, cfg.weight_decay, self.lr, new, cfg.new_lr_scale)
+        opt = torch.optim.AdamW(groups, lr=self.lr)
         sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
         self.model, self.opt, self.loader, self.sched = self.acc.prepare(
             self.model, opt, loader, sched
@@ -184,11 +189,14 @@ class _Run:
     # ---- training ---------------------------------------------------------------------------
     def loop(self) -> None:
         """Epochs with per-epoch validation, checkpoints and early stopping."""
-        while self.state["epoch"] < self.cfg.epochs and not self._stopped():
+        while self.state["epoch"] < self.epochs and not self._stopped():
             self._train_epoch()
             self._end_epoch()
 
     def _stopped(self) -> bool:
+        """Early stop: `patience` epochs without improvement, once the step floor is done."""
+        if self.state["global_step"] < self.cfg.min_steps:
+            return False
         return bool(self.cfg.patience) and self.state["bad_epochs"] >= self.cfg.patience
 
     def _train_epoch(self) -> None:
@@ -200,7 +208,7 @@ class _Run:
         bar = tqdm(
             total=len(self.loader),
             initial=skip,
-            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+            desc=f"epoch {epoch + 1}/{self.epochs}",
             unit="batch",
             disable=not self.acc.is_local_main_process,
             dynamic_ncols=True,
@@ -220,7 +228,7 @@ class _Run:
 
     def _step(self, batch: dict[str, Any]) -> float:
         with self.acc.accumulate(self.model):
-            loss = self.model(**batch).loss
+            loss = self._loss(batch)
             self.acc.backward(loss)
             if self.acc.sync_gradients and self.cfg.max_grad_norm:
                 self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
@@ -234,6 +242,21 @@ class _Run:
             if every and self.state["global_step"] % every == 0:
                 self._checkpoint()
         return float(loss.detach())
+
+    def _loss(self, batch: dict[str, Any]) -> Any:
+        """The model's token cross-entropy, or the same with label smoothing."""
+        import torch.nn.functional as F
+
+        out = self.model(**batch)
+        if not self.cfg.label_smoothing:
+            return out.loss
+        logits = out.logits  # (batch, target_len, vocab)
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(),
+            batch["labels"].flatten(),
+            ignore_index=IGNORE_INDEX,
+            label_smoothing=self.cfg.label_smoothing,
+        )
 
     def _end_epoch(self) -> None:
         metrics = {"epoch": self.state["epoch"] + 1, "train_loss": self.epoch_train_loss}
@@ -352,8 +375,9 @@ class _Run:
             "extra_examples": self.n_extra,
             "validation_examples": len(self.val),
             "epochs_run": self.state["epoch"],
+            "epochs_planned": self.epochs,
             "global_steps": self.state["global_step"],
-            "early_stopped": self._stopped() and self.state["epoch"] < self.cfg.epochs,
+            "early_stopped": self._stopped() and self.state["epoch"] < self.epochs,
             "best_epoch": best_epoch,
             "best": best,
             "history": self.state["history"],
@@ -438,15 +462,33 @@ def _freeze_unused_pooler(model: Any) -> None:
         pooler.requires_grad_(False)
 
 
-def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and norms (standard for transformers)."""
-    decay, no_decay = [], []
+def planned_epochs(epochs: int, min_steps: int, steps_per_epoch: int) -> int:
+    """`epochs`, or more when that many epochs would make fewer than `min_steps` steps."""
+    return max(epochs, math.ceil(min_steps / max(steps_per_epoch, 1)))
+
+
+def _param_groups(
+    model: Any,
+    weight_decay: float,
+    lr: float,
+    new_parameters: tuple[str, ...] = (),
+    new_lr_scale: float = 1.0,
+) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and norms (standard for transformers); names
+    containing a fragment of `new_parameters` (freshly initialised) learn at `lr * new_lr_scale`."""
+    groups: dict[tuple[bool, bool], list[Any]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+            no_decay = p.ndim < 2 or "norm" in name.lower()
+            is_new = any(fragment in name for fragment in new_parameters)
+            groups.setdefault((no_decay, is_new), []).append(p)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr": lr * new_lr_scale if is_new else lr,
+        }
+        for (no_decay, is_new), params in sorted(groups.items())
     ]
 
 
