@@ -1,0 +1,122 @@
+"""One table and one learning-curve figure across the student-vs-teacher benchmark runs.
+
+    python benchmarks/summary.py sentiment-t300 temporal-t200 e2e-t213
+
+For every task whose benchmark finished, the table shows the teacher's score against gold, the
+int8 ONNX student's, their ratio (student / teacher) with both 95% CIs, and the per-input p50
+latency of each at concurrency 1 with the speed-up. The figure plots each student's validation
+score against optimizer steps (from the run's model/metrics.json history), so a reader sees
+where training stops improving.
+
+Writes benchmarks/results/student_vs_teacher_summary.{json,md} and learning_curves.png.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+# The headline metric per task: exact match for a closed label set, chrF++ for free text.
+HEADLINE = {"sentiment": "em", "temporal": "chrf", "e2e": "chrf", "spider": "chrf"}
+
+
+def _pct(metric: str, value: float) -> float:
+    """Scores are 0-1 in the reports; tables show percentages (chrF++ as 0-100 points)."""
+    return 100.0 * value if value <= 1.0 else value
+
+
+def load_runs(tasks: list[str]) -> dict[str, dict]:
+    """The benchmark JSON of each task that has one (full size, not --quick)."""
+    runs = {}
+    for task in tasks:
+        path = RESULTS / f"student_vs_teacher_{task}.json"
+        if path.is_file():
+            runs[task] = json.loads(path.read_text())
+    return runs
+
+
+def row(task: str, run: dict) -> dict:
+    """Teacher vs int8 student on the task's headline metric, with CIs and latency."""
+    metric = HEADLINE.get(task.split("-")[0], "chrf")
+    by_kind = {r["name"].split(" ")[0]: r for r in run["reports"]}
+    teacher = run["reports"][0]
+    student = run["reports"][-1]  # the ONNX student is evaluated last
+    t, s = teacher["metrics"][metric], student["metrics"][metric]
+    t_ms, s_ms = teacher["latency_ms"]["p50"], student["latency_ms"]["p50"]
+    return {
+        "task": task,
+        "metric": metric,
+        "n": student["n"],
+        "teacher": _pct(metric, t["score"]),
+        "teacher_ci": [_pct(metric, v) for v in t.get("ci95") or [t["score"]] * 2],
+        "student": _pct(metric, s["score"]),
+        "student_ci": [_pct(metric, v) for v in s.get("ci95") or [s["score"]] * 2],
+        "ratio": s["score"] / t["score"] if t["score"] else None,
+        "teacher_p50_ms": t_ms,
+        "student_p50_ms": s_ms,
+        "speedup": t_ms / s_ms if s_ms else None,
+        "targets": sorted(by_kind),
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| task | metric | test n | teacher (95% CI) | int8 student (95% CI) | student / teacher "
+        "| p50 ms teacher / student | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['metric']} | {r['n']} | {r['teacher']:.1f} "
+            f"[{r['teacher_ci'][0]:.1f}, {r['teacher_ci'][1]:.1f}] | {r['student']:.1f} "
+            f"[{r['student_ci'][0]:.1f}, {r['student_ci'][1]:.1f}] | {r['ratio']:.2f}x | "
+            f"{r['teacher_p50_ms']:.0f} / {r['student_p50_ms']:.1f} | {r['speedup']:.0f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def learning_curves(tasks: list[str], path: Path) -> None:
+    """Validation score against optimizer steps, one line per task's student."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for task in tasks:
+        metrics = HERE / "runs" / task / "model" / "metrics.json"
+        if not metrics.is_file():
+            continue
+        m = json.loads(metrics.read_text())
+        per_epoch = m["global_steps"] / max(m["epochs_run"], 1)
+        key = "val_exact_match" if HEADLINE.get(task.split("-")[0]) == "em" else "val_chrf"
+        xs = [h["epoch"] * per_epoch for h in m["history"]]
+        ys = [_pct(key, h[key]) for h in m["history"]]
+        ax.plot(xs, ys, marker="o", label=f"{task} ({key[4:]})")
+    ax.set_xlabel("optimizer steps")
+    ax.set_ylabel("validation score (%)")
+    ax.set_title("student learning curves (teacher-labelled validation split)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    # run names as the benchmark writes them: the task, plus "-t<N>" when --test was given
+    tasks = sys.argv[1:] or ["sentiment-t300", "temporal-t200", "e2e-t213"]
+    runs = load_runs(tasks)
+    rows = [row(task, run) for task, run in runs.items()]
+    (RESULTS / "student_vs_teacher_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    table = markdown(rows)
+    (RESULTS / "student_vs_teacher_summary.md").write_text(table)
+    learning_curves(list(runs), RESULTS / "learning_curves.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
