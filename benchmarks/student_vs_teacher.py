@@ -67,7 +67,7 @@ def _stage(name: str, done: Path, fn) -> float:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    from distill.io import atomic_write_jsonl
+    from common.files import atomic_write_jsonl
 
     atomic_write_jsonl(path, rows)
 
@@ -79,7 +79,7 @@ def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data
     from distill.generate.config import GenerateConfig
     from distill.task import load_task
     from exports.config import ExportConfig
-    from exports.export import export_model
+    from exports.pipeline import export_model
     from students.config import TrainConfig
     from students.train import train_student
 
@@ -157,7 +157,7 @@ def evaluate_all(
     """Teacher, torch student and ONNX student on the test set; reports written in run_dir/eval."""
     from distill.evaluation import evaluate_target, write_report
     from distill.evaluation.config import EvalConfig
-    from distill.evaluation.tables import load_report
+    from distill.evaluation.reports import load_report
     from distill.task import load_task
 
     task = load_task(HERE / "tasks" / f"{task_name}.toml")
@@ -202,7 +202,7 @@ def ratios_markdown(reports: list[dict]) -> str:
     ]
     for rep in reports[1:]:
         em = (rep["metrics"]["em"]["score"] - teacher["metrics"]["em"]["score"]) * 100
-        chrf = rep["metrics"]["chrf"]["score"] - teacher["metrics"]["chrf"]["score"]
+        chrf = (rep["metrics"]["chrf"]["score"] - teacher["metrics"]["chrf"]["score"]) * 100
         speed = _ratio(teacher["latency_ms"]["p50"], rep["latency_ms"]["p50"])
         thr = _ratio(rep.get("throughput_per_s"), teacher.get("throughput_per_s"))
         lines.append(f"| {rep['name']} | {em:+.1f} | {chrf:+.1f} | {speed} | {thr} |")
@@ -223,7 +223,7 @@ def chart(reports: list[dict], path: Path, title: str) -> None:
     names = [r["name"].split(" (")[0] for r in reports]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.38
-    for j, (metric, scale) in enumerate((("em", 100.0), ("chrf", 1.0))):
+    for j, (metric, scale) in enumerate((("em", 100.0), ("chrf", 100.0))):
         vals = [r["metrics"][metric]["score"] * scale for r in reports]
         cis = [
             r["metrics"][metric].get("ci95") or [v / scale] * 2
@@ -307,8 +307,8 @@ def write_results(
     data_mode: str,
 ) -> int:
     """JSON + Markdown + PNG under benchmarks/results, and the table on stdout."""
+    from common.files import atomic_write_json, atomic_write_text
     from distill.evaluation import compare_markdown
-    from distill.io import atomic_write_json, atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"student_vs_teacher_{task}{suffix}"

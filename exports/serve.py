@@ -233,7 +233,7 @@ def build_app(model: OnnxSeq2Seq, settings: ServeSettings | None = None) -> web.
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response(
-            {"status": "ok", "precision": model.precision, "task": model.meta.get("task_name")}
+            {"status": "ok", "precision": model.precision, "task": model.meta.task_name}
         )
 
     async def metrics_view(request: web.Request) -> web.Response:

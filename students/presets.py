@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from students.codec import add_markers, is_uncased_wordpiece, save_tokenizer_files
+from common.paths import cache_dir
+from students.markers import (
+    add_markers,
+    is_uncased_wordpiece,
+    save_tokenizer_files,
+    tokenizer_has_markers,
+)
 
 # Bump when the embedded build changes (markers, ids, init) so stale caches are rebuilt.
 EMBEDDED_VERSION = "minilm-l6-ed-markers-v1"
@@ -62,15 +68,6 @@ GENERIC = Preset("", 5e-5, 16, 256, 128, "custom student")
 def preset_for(student: str) -> Preset:
     """The preset of a preset name, else the generic defaults."""
     return PRESETS.get(student, GENERIC)
-
-
-def cache_dir() -> Path:
-    """Where built students are cached: $DISTILL_CACHE_DIR, else the user cache dir."""
-    env = os.environ.get("DISTILL_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "distill"
 
 
 def unknown_student_message(name: str) -> str:
@@ -199,19 +196,13 @@ def load_student(source: Path | str, name: str) -> tuple[Any, Any]:
             f"{unknown_student_message(name)} (loading '{source}' from the hub failed, offline? "
             f"{first})"
         ) from None
-    if is_uncased_wordpiece(tokenizer.backend_tokenizer) and not _has_marker_vocab(tokenizer):
+    if is_uncased_wordpiece(tokenizer.backend_tokenizer) and not tokenizer_has_markers(tokenizer):
         raise ValueError(
             f"student: {source} uses an uncased WordPiece tokenizer without case/space markers;"
             " outputs could not round-trip. Use the 'embedded' preset or a cased tokenizer"
         )
     untie_head_if_checkpoint_has_one(model, source)
     return model, tokenizer
-
-
-def _has_marker_vocab(tokenizer: Any) -> bool:
-    from students.codec import has_markers
-
-    return has_markers(tokenizer.backend_tokenizer)
 
 
 def num_parameters(model: Any) -> int:

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="module")
 def onnx_dir(tmp_path_factory):
-    from exports.testing import exported_tiny
+    from tiny_models import exported_tiny
 
     return exported_tiny("t5", tmp_path_factory.getbasetemp())[1]
 

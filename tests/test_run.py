@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import xxhash
+from tiny_models import tiny_encoder_decoder_dir
 
 from distill.cli import main
-from students.testing import tiny_encoder_decoder_dir
 from teachers.testing import FakeOpenAIServer
 
 WORDS = ["amber", "basil", "cedar", "dune", "ember", "fjord", "grove", "heath", "inlet", "kelp"]

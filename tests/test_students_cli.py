@@ -10,9 +10,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tiny_models import tiny_t5_dir
+
 from distill.cli import main
 from students.presets import PRESETS, resolve_student
-from students.testing import tiny_t5_dir
 
 TASK = (
     'name = "dates"\ninstruction = "Rewrite the date as MM/DD/YYYY."\n'

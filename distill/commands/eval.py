@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate each target, write reports, print the table (and the worst errors)."""
     from distill.commands.common import maybe_task, stage_config
-    from distill.evaluation.tables import compare_markdown, errors_text
+    from distill.evaluation.reports import compare_markdown, errors_text
 
     targets = ([args.target] if args.target else []) + list(args.compare or [])
     if not targets:
@@ -110,8 +110,8 @@ def _teacher_config(task, args: argparse.Namespace, targets: list[str]):
 
 def _one(target: str, flag: str, args: argparse.Namespace, task, cfg, teacher_cfg) -> dict:
     """Score one target (or load a saved report) and write its files."""
-    from distill.evaluation.report import evaluate_target
-    from distill.evaluation.tables import load_report, write_report
+    from distill.evaluation.engine import evaluate_target
+    from distill.evaluation.reports import load_report, write_report
 
     if target.endswith(".json") and Path(target).is_file():
         try:

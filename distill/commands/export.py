@@ -41,7 +41,7 @@ def heldout_pairs(
     model_dir: Path, heldout: str | None, cap: int
 ) -> tuple[list[tuple[str, str]], str]:
     """Held-out (input, output) pairs for the gate and where they came from."""
-    from distill.io import read_jsonl
+    from common.jsonl import read_jsonl
 
     if heldout:
         rows = read_jsonl(heldout)
@@ -67,7 +67,7 @@ def heldout_pairs(
 def run(args: argparse.Namespace) -> int:
     """Export, quantise, gate; print the summary. Exit 1 when a gate fails (fp32 is kept)."""
     from distill.commands.common import maybe_task, stage_config
-    from exports.export import ExportError, export_model
+    from exports.pipeline import ExportError, export_model
 
     cfg = stage_config("export", maybe_task(args.task), args)
     model_dir = Path(args.model)

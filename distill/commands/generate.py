@@ -33,9 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the task and settings, generate, print the outcome; exit 1 on a budget stop."""
+    from common.jsonl import read_jsonl
     from distill.commands.common import stage_config
     from distill.generate.run import run_generate
-    from distill.io import read_jsonl
     from distill.task import load_task
 
     task = load_task(args.task)

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from distill.configs import add_config_args, build_config
+from common.paths import cache_dir
+from distill.configs import add_config_args, build_config, config_error
 from distill.errors import UserError
 from distill.retrieval.config import RetrieveDataConfig
 
@@ -58,11 +59,6 @@ def check_online(online: bool) -> None:
         raise UserError(
             "--online: HF_HUB_OFFLINE is set; unset it or use the shipped catalog / --catalog FILE"
         )
-
-
-def cache_dir() -> Path:
-    """Where hub catalogs are cached: $DISTILL_CACHE_DIR, else ~/.cache/distill."""
-    return Path(os.environ.get("DISTILL_CACHE_DIR") or Path.home() / ".cache" / "distill")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,8 +116,8 @@ def _choose(cfg: RetrieveDataConfig, entries: list[Any]) -> int:
         rows, skipped = ds.convert_rows(
             rows_iter, cfg.input_column or "", cfg.output_column or "", max_rows=cfg.max_rows
         )
-    except ValueError as exc:
-        raise UserError(_flag_message(str(exc))) from None
+    except ValueError as exc:  # "input_column: ..." names its flag; the rest is --choose's
+        raise config_error(exc, fallback="--choose") from None
     except (OSError, ds.HubError) as exc:  # a missing local file, a failed hub download
         raise UserError(f"--choose: {exc}") from None
     source = {
@@ -140,14 +136,6 @@ def _choose(cfg: RetrieveDataConfig, entries: list[Any]) -> int:
     )
     print(f"train with it: distill train ... --extra-data {item['path']}:{cfg.weight:g}")
     return 0
-
-
-def _flag_message(msg: str) -> str:
-    """`input_column: no column ...` -> `--input-column: no column ...`; others -> `--choose: ...`."""
-    key, sep, rest = msg.partition(":")
-    if sep and key in ("input_column", "output_column"):
-        return f"--{key.replace('_', '-')}: {rest.strip()}"
-    return f"--choose: {msg}"
 
 
 def ranking_table(rows: list[dict[str, Any]]) -> str:

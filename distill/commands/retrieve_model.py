@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _candidates(cfg: RetrieveModelConfig, local_dirs: list[str]) -> list[Any]:
-    from distill.commands.retrieve_data import cache_dir, check_online
+    from common.paths import cache_dir
+    from distill.commands.retrieve_data import check_online
     from distill.retrieval import models as m
     from distill.retrieval.datasets import HubError
 
@@ -118,8 +119,8 @@ def _hyde(
     task's [teacher] table), so a plain run never starts the embedded LLM just to rank models.
     """
     from distill.commands.common import stage_config
-    from distill.prompting.teacher import run_with_teacher
     from distill.retrieval.models import hyde_messages
+    from distill.teacher_chat import run_with_teacher
 
     explicit = getattr(args, "teacher", None) is not None or bool(spec and spec.table("teacher"))
     if not (cfg.hyde if cfg.hyde is not None else explicit):

@@ -15,9 +15,10 @@ from typing import Any
 
 import xxhash
 
+from common.files import atomic_write_json, atomic_write_text
+from common.jsonl import read_jsonl
 from distill.configs import add_config_args
 from distill.errors import UserError
-from distill.io import atomic_write_json, atomic_write_text, read_jsonl
 from distill.stages import STAGE_CONFIGS
 
 HELP = "generate, train, export and evaluate in one go (student vs teacher table at the end)"
@@ -141,7 +142,7 @@ def _train(task: Any, cfgs: dict[str, Any], root: Path, data_dir: Path, state: _
 
 def _export(cfgs: dict[str, Any], root: Path, model_dir: Path, state: _State) -> Path:
     from distill.commands.export import heldout_pairs
-    from exports.export import ExportError, export_model
+    from exports.pipeline import ExportError, export_model
 
     onnx_dir = root / "onnx"
     fp = _fingerprint(dataclasses.asdict(cfgs["export"]), state.done.get("train"))

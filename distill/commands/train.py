@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(cfg, train_path, val_path, out, instruction, name, card) -> dict:  # type: ignore[no-untyped-def]
+    from distill.configs import config_error
     from students.train import train_student
 
     try:
@@ -58,11 +59,7 @@ def _train(cfg, train_path, val_path, out, instruction, name, card) -> dict:  # 
             cfg, train_path, val_path, out, instruction=instruction, task_name=name, card=card
         )
     except (ValueError, FileNotFoundError) as exc:
-        msg = str(exc)
-        key = msg.split(":", 1)[0]
-        if key.isidentifier() and ":" in msg:  # "field: problem" from the students package
-            msg = f"--{key.replace('_', '-')}: {msg.split(':', 1)[1].strip()}"
-        raise UserError(msg) from None
+        raise config_error(exc) from None
 
 
 def _manifest(data: Path) -> dict:
@@ -118,7 +115,8 @@ def _split_paths(data: Path, out: Path, seed: int) -> tuple[Path, Path | None]:
 
 
 def _split_file(data: Path, out: Path, seed: int) -> tuple[Path, Path | None]:
-    from distill.io import atomic_write_jsonl, read_jsonl
+    from common.files import atomic_write_jsonl
+    from common.jsonl import read_jsonl
 
     rows = read_jsonl(data)
     random.Random(seed).shuffle(rows)

@@ -13,13 +13,14 @@ from typing import Any
 
 import xxhash
 
-from distill.configs import flag_name
+from common.files import atomic_write_json
+from common.jsonl import read_jsonl
+from distill.configs import config_error
 from distill.errors import UserError
 from distill.generate import store
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
-from distill.generate.sampler import Driver, DriveResult
+from distill.generate.driver import Driver, DriveResult
 from distill.generate.state import SamplerState
-from distill.io import atomic_write_json, read_jsonl
 from distill.task import TaskSpec
 
 
@@ -206,8 +207,7 @@ async def _drive_async(
                 open_teacher(teacher_cfg, cache_path=out_dir / store.CACHE)
             )
         except ValueError as exc:  # a teacher setting the client rejects, e.g. no price known
-            field, _, what = str(exc).partition(": ")
-            raise UserError(f"{flag_name(field)}: {what}" if what else str(exc)) from None
+            raise config_error(exc) from None
         except TeacherFatalError as exc:  # e.g. the embedded model could not start
             raise UserError(f"--teacher: {exc}") from None
         progress = _Progress(state, teacher)

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from distill.io import atomic_write_json
+from common.files import atomic_write_json
 from distill.retrieval.datasets import HUB_CACHE_MAX_AGE_S, call_hub
 from distill.retrieval.ranking import Embedder, hybrid_rank
 

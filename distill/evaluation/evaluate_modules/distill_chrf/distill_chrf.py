@@ -1,4 +1,4 @@
-"""chrF++ (sacrebleu CHRF(word_order=2)), corpus level, 0-100, single reference."""
+"""chrF++ (sacrebleu CHRF(word_order=2)), corpus level, 0-1, single reference."""
 
 import datasets
 import evaluate

@@ -49,7 +49,7 @@ def evaluate_target(
     Raises ValueError for bad input (unknown target, teacher without task, mismatched
     prediction file); distill.errors.UserError for a bad data file.
     """
-    from distill.io import read_jsonl
+    from common.jsonl import read_jsonl
 
     rows = read_jsonl(data_path)
     if cfg.limit:

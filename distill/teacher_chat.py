@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from distill.errors import UserError
-from distill.prompting.llm import ChatFn
+from distill.prompt_to_task.llm import ChatFn
 
 T = TypeVar("T")
 

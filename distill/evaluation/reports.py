@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-PERCENT_METRICS = ("em", "em_squad", "em_nospace", "accuracy", "macro_f1", "bertscore")
+# Built-in metrics are 0-1 fractions in reports; tables show them as percentages.
+PERCENT_METRICS = ("em", "em_squad", "em_nospace", "chrf", "accuracy", "macro_f1", "bertscore")
 
 
 def _fmt_metric(name: str, block: dict) -> str:
-    """'61.5 [55.0, 68.0]': 0-1 metrics shown as percentages, chrF as is."""
+    """'61.5 [55.0, 68.0]': built-in 0-1 metrics shown as percentages, others as they are."""
     scale = 100.0 if name in PERCENT_METRICS else 1.0
     text = f"{block['score'] * scale:.1f}"
     if block.get("ci95"):
@@ -109,7 +110,7 @@ def write_report(report: dict, out_path: Path) -> dict:
 
     Returns the report as written (with `predictions_file`).
     """
-    from distill.io import atomic_write_json, atomic_write_jsonl
+    from common.files import atomic_write_json, atomic_write_jsonl
 
     examples = report.get("examples") or []
     pred_path = predictions_path_for(out_path)

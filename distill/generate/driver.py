@@ -20,10 +20,6 @@ from distill.generate.prompts import Pair, PromptBudget, label_messages, synth_m
 from distill.generate.state import SamplerState
 
 
-class TooManyFailures(Exception):
-    """The teacher gave nothing usable `max_consecutive_failures` times in a row."""
-
-
 @dataclass
 class DriveResult:
     """How a drive ended: `stopped` is None (target or inputs done), 'budget' or 'failures'."""
