@@ -80,16 +80,14 @@ def unknown_student_message(name: str) -> str:
     )
 
 
-def resolve_student(name: str) -> Path | str:
-    """Map a student name to what `from_pretrained` loads: a local dir or a hub id.
+def check_student(name: str) -> Path | str | None:
+    """Validate a student name without loading anything: None for a preset, the local
+    directory for a path, the hub id for `org/name`; ValueError (naming `student`) otherwise.
 
-    Order: preset, existing local path, then a hub id (only names that look like `org/name`).
-    The embedded preset is built on first use and cached.
+    Cheap, so `distill run` can refuse a typo before the teacher writes any data.
     """
-    if name == "embedded":
-        return embedded_student_dir()
     if name in PRESETS:
-        return PRESETS[name].source
+        return None
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -98,6 +96,18 @@ def resolve_student(name: str) -> Path | str:
     if "/" not in name or name.startswith((".", "/")):
         raise ValueError(unknown_student_message(name))
     return name
+
+
+def resolve_student(name: str) -> Path | str:
+    """Map a student name to what `from_pretrained` loads: a local dir or a hub id.
+
+    Order: preset, existing local path, then a hub id (only names that look like `org/name`).
+    The embedded preset is built on first use and cached.
+    """
+    if name == "embedded":
+        return embedded_student_dir()
+    source = check_student(name)
+    return PRESETS[name].source if source is None else source
 
 
 def embedded_student_dir() -> Path:

@@ -189,7 +189,7 @@ def test_train_via_cli_with_manifest_and_single_file(tmp_path, capsys, tiny) -> 
     ],
 )
 def test_model_card_reads_generate_manifest_tolerantly(manifest: dict, teacher: str) -> None:
-    from distill.commands.train import _card
+    from distill.stages.train import model_card_facts as _card
 
     card = _card(manifest)
     assert card["teacher"] == teacher and "generated examples" not in card

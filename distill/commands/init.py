@@ -89,8 +89,8 @@ def _read_prompt(args: argparse.Namespace) -> str:
 
 def _parse(prompt: str, args: argparse.Namespace):  # -> ParsedPrompt
     """Rules first; the teacher only when they fail and --no-llm is not given."""
-    from distill.commands.common import stage_config
     from distill.prompt_to_task import PromptParseError, parse_prompt, parse_prompt_async
+    from distill.stages import stage_config
     from distill.teacher_chat import run_with_teacher
 
     try:
