@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from distill.errors import UserError
 from distill.prompt_to_task.llm import ChatFn
 
+if TYPE_CHECKING:
+    from teachers.config import TeacherConfig
+
 T = TypeVar("T")
 
 
-def run_with_teacher(cfg: Any, work: Callable[[ChatFn], Awaitable[T]]) -> T:
+def run_with_teacher(cfg: TeacherConfig, work: Callable[[ChatFn], Awaitable[T]]) -> T:
     """Open the teacher of `cfg` (a TeacherConfig), run `work(chat)`, close it, return the result."""
     from teachers import open_teacher
     from teachers.errors import TeacherError

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from distill.evaluation.targets import (
 )
 from distill.task import TaskSpec
 
+if TYPE_CHECKING:
+    from teachers.config import TeacherConfig
+
 
 def evaluate_target(
     target: str,
@@ -42,7 +45,7 @@ def evaluate_target(
     *,
     task: TaskSpec | None,
     cfg: EvalConfig,
-    teacher_cfg: Any | None = None,
+    teacher_cfg: TeacherConfig | None = None,
 ) -> dict:
     """Predict with `target` on the `input`s of `data_path` (JSONL) and score against `output`.
 
@@ -70,7 +73,7 @@ def predict(
     *,
     task: TaskSpec | None,
     cfg: EvalConfig,
-    teacher_cfg: Any | None,
+    teacher_cfg: TeacherConfig | None,
 ) -> Predictions:
     """Dispatch on the kind of target."""
     kind = target_kind(target)
@@ -89,7 +92,7 @@ def _predict_teacher(
     refs: list[str],
     task: TaskSpec | None,
     cfg: EvalConfig,
-    teacher_cfg: Any | None,
+    teacher_cfg: TeacherConfig | None,
 ) -> Predictions:
     from distill.evaluation.teacher_target import predict_teacher
     from teachers.config import TeacherConfig

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.evaluation.config import EvalConfig
 from distill.evaluation.targets import Predictions
 from distill.task import TaskSpec
+
+if TYPE_CHECKING:
+    from teachers.config import TeacherConfig
 
 SYSTEM_SUFFIX = "Answer with the output only, in the format of the examples."
 
@@ -41,7 +44,11 @@ def clean_answer(text: str, single_line: bool) -> str:
 
 
 async def _predict_async(
-    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
+    teacher_cfg: TeacherConfig,
+    task: TaskSpec,
+    inputs: list[str],
+    cfg: EvalConfig,
+    single_line: bool,
 ) -> Predictions:
     from teachers import open_teacher
     from teachers.errors import RequestFailed
@@ -78,7 +85,11 @@ async def _predict_async(
 
 
 def predict_teacher(
-    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
+    teacher_cfg: TeacherConfig,
+    task: TaskSpec,
+    inputs: list[str],
+    cfg: EvalConfig,
+    single_line: bool,
 ) -> Predictions:
     """Run every input through the teacher concurrently (up to max_in_flight)."""
     return asyncio.run(_predict_async(teacher_cfg, task, inputs, cfg, single_line))
