@@ -9,12 +9,26 @@ from `common.metrics`, the same ones training validation and `distill eval` repo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from common.metrics import chrf, exact_match
 from exports.config import ExportConfig
 
 QUALITY_KEYS = ("exact_match", "chrf")
+
+
+class GateReport(TypedDict):
+    """The gate's verdict and numbers (the `gate` block of export_report.json)."""
+
+    status: str  # "passed", "failed" or "skipped"
+    n: int  # held-out inputs run
+    int8_ok: bool  # int8 may ship
+    reason: NotRequired[str]  # why it failed or was skipped
+    fp32_token_parity: NotRequired[float]  # share of inputs with identical greedy ids
+    fp32: NotRequired[dict[str, float]]  # quality() of fp32 ONNX
+    int8: NotRequired[dict[str, float]]  # quality() of int8 ONNX
+    int8_agrees_with_fp32: NotRequired[float]
+    int8_drop_points: NotRequired[float]  # worst drop, percentage points
 
 
 def quality(predictions: list[str], references: list[str]) -> dict[str, float]:
@@ -25,7 +39,9 @@ def quality(predictions: list[str], references: list[str]) -> dict[str, float]:
     }
 
 
-def run_gate(model: Any, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str]]) -> dict:
+def run_gate(
+    model: Any, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str]]
+) -> GateReport:
     """fp32 parity (token for token vs PyTorch greedy), then the int8 quality drop."""
     from exports.runtime import OnnxSeq2Seq
 
@@ -48,25 +64,30 @@ def run_gate(model: Any, out: Path, cfg: ExportConfig, heldout: list[tuple[str, 
     return _int8_verdict(gate, fp32_texts, int8_texts, refs, cfg.max_quality_drop)
 
 
-def _parity(onnx_ids: list[list[int]], torch_ids: list[list[int]]) -> dict[str, Any]:
+def _parity(onnx_ids: list[list[int]], torch_ids: list[list[int]]) -> GateReport:
     """The gate so far: passed (int8 not yet judged) or failed on the first differing input."""
     n = len(onnx_ids)
     same = sum(a == b for a, b in zip(onnx_ids, torch_ids, strict=True))
-    gate: dict[str, Any] = {"n": n, "fp32_token_parity": same / n}
     if same == n:
-        return {**gate, "status": "passed", "int8_ok": False}
+        return {"n": n, "fp32_token_parity": 1.0, "status": "passed", "int8_ok": False}
     bad = next(i for i, (a, b) in enumerate(zip(onnx_ids, torch_ids, strict=True)) if a != b)
     reason = f"fp32 ONNX differs from PyTorch on {n - same}/{n} inputs (first: #{bad})"
-    return {**gate, "status": "failed", "reason": reason, "int8_ok": False}
+    return {
+        "n": n,
+        "fp32_token_parity": same / n,
+        "status": "failed",
+        "reason": reason,
+        "int8_ok": False,
+    }
 
 
 def _int8_verdict(
-    gate: dict[str, Any],
+    gate: GateReport,
     fp32_texts: list[str],
     int8_texts: list[str],
     refs: list[str],
     max_drop: float,
-) -> dict[str, Any]:
+) -> GateReport:
     """Pass int8 when its worst drop against fp32 is within `max_drop` percentage points."""
     gate["int8"] = quality(int8_texts, refs)
     agree = sum(a == b for a, b in zip(int8_texts, fp32_texts, strict=True))
