@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from common.files import replace_dir
 from common.meta import StudentMeta, write_meta
@@ -94,6 +94,18 @@ def _mixed_precision(precision: str) -> str:
     return {"fp32": "no"}.get(precision, precision)
 
 
+class TrainerState(TypedDict):
+    """Our counters beside accelerate's checkpoint (trainer_state.json): where to resume."""
+
+    epoch: int  # epochs finished
+    step_in_epoch: int  # optimizer steps done in the current epoch (skipped on resume)
+    global_step: int
+    history: list[dict[str, Any]]  # one row per epoch: epoch, train_loss, val_* metrics
+    best: float | None  # best score of metric_for_best so far (negated loss)
+    best_epoch: int | None
+    bad_epochs: int  # epochs since the best (early stopping)
+
+
 class _Run:
     """One training run's state; methods are the phases of `train_student`."""
 
@@ -107,7 +119,7 @@ class _Run:
         self.source = resolve_student(cfg.student)
         self.model, self.tokenizer = load_student(self.source, cfg.student)
         self.ckpt_dir = out_dir / CHECKPOINTS
-        self.state: dict[str, Any] = {
+        self.state: TrainerState = {
             "epoch": 0,
             "step_in_epoch": 0,
             "global_step": 0,
@@ -183,7 +195,7 @@ class _Run:
                 f"{last}: no checkpoint to resume from (train without --resume)"
             )
         self.acc.load_state(str(last))
-        self.state = json.loads((last / "trainer_state.json").read_text())
+        self.state = TrainerState(**json.loads((last / "trainer_state.json").read_text()))
 
     # ---- training ---------------------------------------------------------------------------
     def loop(self) -> None:

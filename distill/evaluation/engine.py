@@ -1,18 +1,7 @@
-"""`evaluate_target`: predictions of one target on a test set, scored into a JSON report.
+"""`evaluate_target`: predictions of one target on a test set, scored into an EvalReport.
 
-Report schema (a dict, JSON-serialisable; `examples` is written to a JSONL file next to the
-report by `write_report` and dropped from the JSON):
-
-    target, kind (onnx|model|teacher|predictions), name, task_name, data, n, created
-    metrics: {name: {"score": float, "ci95": [low, high] | null}}
-    latency_ms: {"p50", "p95", "mean", "samples", "mode"} | null
-    throughput_per_s, wall_s
-    tokens_per_1k_inputs: {"prompt", "completion"} | null      (teachers)
-    cost_usd_per_1k_inputs: float | null                       (priced teachers only)
-    size_bytes, size_mb: int/float | null                      (students: weights they load)
-    failures: requests that gave up (scored as empty answers)
-    settings: the EvalConfig used; extra: target-specific details
-    examples: [{"index", "input", "reference", "prediction", "scores": {metric: float}}]
+The report's fields are typed in `distill.evaluation.records.EvalReport`; `examples` is written
+to a JSONL file next to the report by `write_report` and dropped from the JSON.
 """
 
 from __future__ import annotations
@@ -25,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from distill.evaluation.config import BUILTIN_METRICS, EvalConfig
+from distill.evaluation.records import EvalReport, Latency, MetricScore
 from distill.evaluation.targets import (
     TEACHER_PREFIX,
     Predictions,
@@ -46,7 +36,7 @@ def evaluate_target(
     task: TaskSpec | None,
     cfg: EvalConfig,
     teacher_cfg: TeacherConfig | None = None,
-) -> dict:
+) -> EvalReport:
     """Predict with `target` on the `input`s of `data_path` (JSONL) and score against `output`.
 
     Raises ValueError for bad input (unknown target, teacher without task, mismatched
@@ -114,12 +104,12 @@ def _predict_teacher(
 
 def score_all(
     predictions: list[str], references: list[str], cfg: EvalConfig
-) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+) -> tuple[dict[str, MetricScore], dict[str, np.ndarray]]:
     """(metrics block of the report, per-example scores by metric name)."""
     from distill.evaluation.loading import compute_hub_metric
     from distill.evaluation.metrics import bootstrap_ci, compute_metric
 
-    block: dict[str, dict] = {}
+    block: dict[str, MetricScore] = {}
     per_example: dict[str, np.ndarray] = {}
     for name in cfg.metrics:
         if name not in BUILTIN_METRICS:
@@ -140,7 +130,7 @@ def score_all(
     return block, per_example
 
 
-def latency_block(preds: Predictions) -> dict | None:
+def latency_block(preds: Predictions) -> Latency | None:
     """p50/p95/mean in milliseconds of the timed inputs."""
     if not preds.latencies_s:
         return None
@@ -171,8 +161,8 @@ def _usage_blocks(preds: Predictions, n: int) -> tuple[dict | None, float | None
 
 def build_report(
     target: str, preds: Predictions, inputs: list[str], refs: list[str], cfg: EvalConfig
-) -> dict:
-    """Assemble the report dict (schema in the module docstring)."""
+) -> EvalReport:
+    """Assemble the report (fields: distill.evaluation.records.EvalReport)."""
     n = len(refs)
     metrics, per_example = score_all(preds.texts, refs, cfg)
     tokens, cost = _usage_blocks(preds, n)

@@ -7,12 +7,13 @@ that named the target), the same for `distill eval` and `distill run`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from distill.errors import UserError
 
 if TYPE_CHECKING:
     from distill.evaluation.config import EvalConfig
+    from distill.evaluation.records import EvalReport
     from distill.task import TaskSpec
     from teachers.config import TeacherConfig
 
@@ -38,7 +39,7 @@ def evaluate_one(
     cfg: EvalConfig,
     teacher_cfg: TeacherConfig | None,
     flag: str = "--model",
-) -> dict[str, Any]:
+) -> EvalReport:
     """The report of `target` on the JSONL test file `data` (schema: evaluation/engine.py)."""
     from distill.evaluation.engine import evaluate_target
     from teachers.errors import BudgetExceeded, TeacherFatalError

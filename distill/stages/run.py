@@ -31,6 +31,7 @@ from distill.stages.train import check_train, train_model
 
 if TYPE_CHECKING:
     from distill.evaluation.config import EvalConfig
+    from distill.evaluation.records import EvalReport
     from distill.generate.config import GenerateConfig
     from distill.task import TaskSpec
     from exports.config import ExportConfig
@@ -75,7 +76,7 @@ def check_run(cfgs: StageConfigs, opts: RunOptions) -> list[str]:
 
 def run_pipeline(
     task: TaskSpec, cfgs: StageConfigs, opts: RunOptions, log: Callable[[str], None] = print
-) -> list[dict[str, Any]]:
+) -> list[EvalReport]:
     """Run the stages in order, skipping those already done with the same inputs.
 
     Returns the evaluation reports (student ONNX, student torch, teacher unless skipped) and
@@ -175,7 +176,7 @@ def _evaluate(
     test_path: Path,
     state: RunState,
     log: Callable[[str], None],
-) -> list[dict[str, Any]]:
+) -> list[EvalReport]:
     """Score each target, reusing a previous report whose fingerprint still matches."""
     if not test_path.is_file():
         raise UserError(f"--test: {test_path} not found (no held-out split was written)")
@@ -223,7 +224,7 @@ def _eval_targets(
     return targets
 
 
-def _previous_reports(path: Path) -> dict[str, dict[str, Any]]:
+def _previous_reports(path: Path) -> dict[str, EvalReport]:
     """Reports of the last run by target ({} when there is none or it is unreadable)."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -233,7 +234,7 @@ def _previous_reports(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _write_reports(
-    root: Path, test_path: Path, reports: list[dict[str, Any]], log: Callable[[str], None]
+    root: Path, test_path: Path, reports: list[EvalReport], log: Callable[[str], None]
 ) -> None:
     from distill.evaluation.reports import compare_markdown
 
