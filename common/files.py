@@ -16,20 +16,24 @@ from pathlib import Path
 from typing import Any
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """Read a JSON object, naming the file when it is missing or broken.
-
-    FileNotFoundError for a missing file, ValueError for bad JSON or a non-object.
-    """
+def read_json(path: Path, expect: type = dict, what: str = "") -> Any:
+    """Read a JSON document of type `expect` (dict or list), naming the file when it is
+    missing (FileNotFoundError, "{path}: {what} not found") or broken (ValueError)."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found")
+        raise FileNotFoundError(f"{path}: {what + ' ' if what else ''}not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+    if not isinstance(data, expect):
+        kind = "a JSON object" if expect is dict else f"a JSON {expect.__name__}"
+        raise ValueError(f"{path}: expected {kind}")
     return data
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """Read a JSON object (see `read_json`)."""
+    return read_json(path, dict)
 
 
 @contextmanager
