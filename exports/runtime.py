@@ -9,6 +9,7 @@ saved `tokenizer.json`, so this runtime and `students.predict.TorchPredictor` ag
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 import onnxruntime as ort
@@ -29,6 +30,15 @@ def session_options(threads: int | None) -> ort.SessionOptions:
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return opts
+
+
+class DecodeOptions(TypedDict, total=False):
+    """Keyword options of `OnnxSeq2Seq.generate_ids` (and so of `generate`)."""
+
+    max_new_tokens: int | None  # default: distill.json's max_new_tokens
+    num_beams: int  # 1: greedy
+    batch_size: int  # inputs per forward pass
+    min_new_tokens: int  # EOS is suppressed before this many tokens
 
 
 class OnnxSeq2Seq:
@@ -75,23 +85,9 @@ class OnnxSeq2Seq:
             ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, 1
         return ids, mask
 
-    def generate(
-        self,
-        inputs: list[str],
-        *,
-        max_new_tokens: int | None = None,
-        num_beams: int = 1,
-        batch_size: int = 16,
-        min_new_tokens: int = 0,
-    ) -> list[str]:
-        """Outputs for raw task inputs, in order, `batch_size` inputs per forward pass."""
-        ids = self.generate_ids(
-            inputs,
-            max_new_tokens=max_new_tokens,
-            num_beams=num_beams,
-            batch_size=batch_size,
-            min_new_tokens=min_new_tokens,
-        )
+    def generate(self, inputs: list[str], **options: Unpack[DecodeOptions]) -> list[str]:
+        """Outputs for raw task inputs, in order (options: those of `generate_ids`)."""
+        ids = self.generate_ids(inputs, **options)
         return self.tokenizer.decode_batch(ids, skip_special_tokens=True) if ids else []
 
     def generate_ids(

@@ -68,7 +68,11 @@ def predict(
     """Dispatch on the kind of target."""
     kind = target_kind(target)
     if kind == "teacher":
-        return _predict_teacher(target, inputs, refs, task, cfg, teacher_cfg)
+        from distill.evaluation.teacher_target import predict_teacher
+
+        single_line = not any("\n" in r.strip() for r in refs)
+        teacher = _teacher_for(target, teacher_cfg)
+        return predict_teacher(teacher, _task_for(target, task), inputs, cfg, single_line)
     if kind == "predictions":
         return read_prediction_file(Path(target), len(inputs))
     if kind == "onnx":
@@ -76,27 +80,22 @@ def predict(
     return predict_model(Path(target), inputs, cfg)
 
 
-def _predict_teacher(
-    target: str,
-    inputs: list[str],
-    refs: list[str],
-    task: TaskSpec | None,
-    cfg: EvalConfig,
-    teacher_cfg: TeacherConfig | None,
-) -> Predictions:
-    from distill.evaluation.teacher_target import predict_teacher
-    from teachers.config import TeacherConfig
-
+def _task_for(target: str, task: TaskSpec | None) -> TaskSpec:
+    """A teacher target needs the task: its instruction and demonstrations are the prompt."""
     if task is None:
         raise ValueError(
             f"{target}: a teacher is prompted with the task's instruction and demonstrations; "
             "pass --task TASK.toml"
         )
-    spec = target[len(TEACHER_PREFIX) :]
+    return task
+
+
+def _teacher_for(target: str, teacher_cfg: TeacherConfig | None) -> TeacherConfig:
+    """The [teacher] settings with the target's spec (`teacher:SPEC`) as the teacher."""
+    from teachers.config import TeacherConfig
+
     base = teacher_cfg or TeacherConfig()
-    teacher_cfg = dataclasses.replace(base, teacher=spec)  # re-validates the spec
-    single_line = not any("\n" in r.strip() for r in refs)
-    return predict_teacher(teacher_cfg, task, inputs, cfg, single_line)
+    return dataclasses.replace(base, teacher=target[len(TEACHER_PREFIX) :])  # re-validates it
 
 
 # ---- scoring --------------------------------------------------------------------------------

@@ -83,17 +83,16 @@ def run_pipeline(
     writes them to RUN/report.json and the comparison table to RUN/report.md.
     """
     exclude = check_run(cfgs, opts)
-    state = RunState(opts.root / STATE_FILE, force=opts.force)
+    run = _Pipeline(task, cfgs, opts, RunState(opts.root / STATE_FILE, force=opts.force), log)
     data_dir = opts.root / "data"
     log(
         f"\n== generate: {cfgs.generate.num_examples} examples from teacher "
         f"'{cfgs.teacher.teacher}' -> {data_dir}"
     )
     generate_data(task, cfgs.generate, cfgs.teacher, data_dir, exclude_inputs=exclude)
-    model_dir = _train(task, cfgs, opts.root, data_dir, state, log)
-    onnx_dir = _export(cfgs, opts.root, model_dir, state, log)
-    test_path = opts.test or data_dir / "validation.jsonl"
-    return _evaluate(task, cfgs, opts, (onnx_dir, model_dir), test_path, state, log)
+    model_dir = run.train(data_dir)
+    onnx_dir = run.export(model_dir)
+    return run.evaluate(onnx_dir, model_dir, opts.test or data_dir / "validation.jsonl")
 
 
 class RunState:
@@ -125,103 +124,94 @@ def fingerprint(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def _train(
-    task: TaskSpec,
-    cfgs: StageConfigs,
-    root: Path,
-    data_dir: Path,
-    state: RunState,
-    log: Callable[[str], None],
-) -> Path:
-    from distill.stages.train import with_registered_extra_data
+@dataclass
+class _Pipeline:
+    """One `distill run`: the stages after generation, each skipped when up to date."""
 
-    cfg = with_registered_extra_data(cfgs.train, data_dir)
-    model_dir = root / "model"
-    train, val = data_dir / "train.jsonl", data_dir / "validation.jsonl"
-    fp = fingerprint(dataclasses.asdict(cfg), task.instruction, train, val)
-    if state.fresh("train", fp, model_dir / META_FILE):
-        log(f"\n== train: {model_dir} is up to date (same data and settings), skipping")
+    task: TaskSpec
+    cfgs: StageConfigs
+    opts: RunOptions
+    state: RunState
+    log: Callable[[str], None]
+
+    def train(self, data_dir: Path) -> Path:
+        """RUN/model from RUN/data (distill.stages.train), unless data and settings are unchanged."""
+        from distill.stages.train import with_registered_extra_data
+
+        cfg = with_registered_extra_data(self.cfgs.train, data_dir)
+        model_dir = self.opts.root / "model"
+        train, val = data_dir / "train.jsonl", data_dir / "validation.jsonl"
+        fp = fingerprint(dataclasses.asdict(cfg), self.task.instruction, train, val)
+        if self.state.fresh("train", fp, model_dir / META_FILE):
+            self.log(f"\n== train: {model_dir} is up to date (same data and settings), skipping")
+            return model_dir
+        self.log(f"\n== train: student '{cfg.student}' -> {model_dir}")
+        train_model(self.task, cfg, data_dir, model_dir, data_flag="--out")
+        self.state.mark("train", fp)
         return model_dir
-    log(f"\n== train: student '{cfg.student}' -> {model_dir}")
-    train_model(task, cfg, data_dir, model_dir, data_flag="--out")
-    state.mark("train", fp)
-    return model_dir
 
-
-def _export(
-    cfgs: StageConfigs, root: Path, model_dir: Path, state: RunState, log: Callable[[str], None]
-) -> Path:
-    onnx_dir = root / "onnx"
-    fp = fingerprint(dataclasses.asdict(cfgs.export), state.done.get("train"))
-    if state.fresh("export", fp, onnx_dir / META_FILE):
-        log(f"\n== export: {onnx_dir} is up to date, skipping")
+    def export(self, model_dir: Path) -> Path:
+        """RUN/onnx from RUN/model (distill.stages.export), unless the model and settings are
+        unchanged. A failed int8 gate keeps fp32 and the run goes on with it."""
+        onnx_dir = self.opts.root / "onnx"
+        cfg = self.cfgs.export
+        fp = fingerprint(dataclasses.asdict(cfg), self.state.done.get("train"))
+        if self.state.fresh("export", fp, onnx_dir / META_FILE):
+            self.log(f"\n== export: {onnx_dir} is up to date, skipping")
+            return onnx_dir
+        self.log(f"\n== export: {model_dir} -> {onnx_dir} (quantize={cfg.quantize})")
+        outcome = export_student(model_dir, onnx_dir, cfg)
+        if outcome.failure:
+            self.log(f"warning: {outcome.failure}; continuing with the fp32 ONNX model")
+        if outcome.report.get("gate"):
+            self.log(f"quality gate: {json.dumps(outcome.report['gate'])}")
+        self.state.mark("export", fp)
         return onnx_dir
-    log(f"\n== export: {model_dir} -> {onnx_dir} (quantize={cfgs.export.quantize})")
-    outcome = export_student(model_dir, onnx_dir, cfgs.export)
-    if outcome.failure:
-        # The gate failed: the export kept fp32 and the runtime serves that instead.
-        log(f"warning: {outcome.failure}; continuing with the fp32 ONNX model")
-    gate = outcome.report.get("gate", {})
-    if gate:
-        log(f"quality gate: {json.dumps(gate)}")
-    state.mark("export", fp)
-    return onnx_dir
 
+    def evaluate(self, onnx_dir: Path, model_dir: Path, test_path: Path) -> list[EvalReport]:
+        """Score each target, reusing a previous report whose fingerprint still matches."""
+        if not test_path.is_file():
+            raise UserError(f"--test: {test_path} not found (no held-out split was written)")
+        self.log(f"\n== eval: student vs teacher on {test_path}")
+        report_path = self.opts.root / REPORT_JSON
+        previous = _previous_reports(report_path)
+        reports, marks = [], {}
+        for target, fp in self._eval_targets(onnx_dir, model_dir, test_path):
+            key = f"eval {target}"
+            if target in previous and self.state.fresh(key, fp, report_path):
+                self.log(f"eval: {target}: same model, data and settings, reusing its scores")
+                reports.append(previous[target])
+                continue
+            reports.append(self._score(target, test_path))
+            marks[key] = fp
+        _write_reports(self.opts.root, test_path, reports, self.log)
+        for key, fp in marks.items():  # only once the reports they stand for are on disk
+            self.state.mark(key, fp)
+        return reports
 
-def _evaluate(
-    task: TaskSpec,
-    cfgs: StageConfigs,
-    opts: RunOptions,
-    students: tuple[Path, Path],
-    test_path: Path,
-    state: RunState,
-    log: Callable[[str], None],
-) -> list[EvalReport]:
-    """Score each target, reusing a previous report whose fingerprint still matches."""
-    if not test_path.is_file():
-        raise UserError(f"--test: {test_path} not found (no held-out split was written)")
-    log(f"\n== eval: student vs teacher on {test_path}")
-    previous = _previous_reports(opts.root / REPORT_JSON)
-    reports, marks = [], {}
-    for target, fp in _eval_targets(task, cfgs, opts, students, test_path, state):
-        key = f"eval {target}"
-        if target in previous and state.fresh(key, fp, opts.root / REPORT_JSON):
-            log(f"eval: {target}: same model, data and settings, reusing its scores")
-            reports.append(previous[target])
-            continue
-        teacher_cfg = cfgs.teacher if target.startswith("teacher:") else None
-        report = evaluate_one(
-            target, test_path, task=task, cfg=cfgs.eval, teacher_cfg=teacher_cfg, flag="eval"
-        )
-        reports.append(report)
-        marks[key] = fp
-    _write_reports(opts.root, test_path, reports, log)
-    for key, fp in marks.items():  # only once the reports they stand for are on disk
-        state.mark(key, fp)
-    return reports
+    def _score(self, target: str, test_path: Path) -> EvalReport:
+        teacher_cfg = self.cfgs.teacher if target.startswith("teacher:") else None
+        return evaluate_one(
+            target, test_path, task=self.task, cfg=self.cfgs.eval, teacher_cfg=teacher_cfg,
+            flag="eval",
+        )  # fmt: skip
 
-
-def _eval_targets(
-    task: TaskSpec,
-    cfgs: StageConfigs,
-    opts: RunOptions,
-    students: tuple[Path, Path],
-    test_path: Path,
-    state: RunState,
-) -> list[tuple[str, str]]:
-    """(target, fingerprint) for the ONNX student, the torch student and the teacher."""
-    onnx_dir, model_dir = students
-    common = (dataclasses.asdict(cfgs.eval), test_path)
-    targets = [
-        (str(onnx_dir), fingerprint(*common, state.done.get("export"))),
-        (str(model_dir), fingerprint(*common, state.done.get("train"))),
-    ]
-    if not opts.skip_teacher_eval:
-        demos = [[d.input, d.output] for d in task.demonstrations]
-        teacher = dataclasses.asdict(cfgs.teacher)
-        fp = fingerprint(*common, teacher, task.name, task.instruction, demos)
-        targets.append((f"teacher:{cfgs.teacher.teacher}", fp))
-    return targets
+    def _eval_targets(
+        self, onnx_dir: Path, model_dir: Path, test_path: Path
+    ) -> list[tuple[str, str]]:
+        """(target, fingerprint) for the ONNX student, the torch student and the teacher."""
+        shared = (dataclasses.asdict(self.cfgs.eval), test_path)
+        targets = [
+            (str(onnx_dir), fingerprint(*shared, self.state.done.get("export"))),
+            (str(model_dir), fingerprint(*shared, self.state.done.get("train"))),
+        ]
+        if not self.opts.skip_teacher_eval:
+            task = self.task
+            demos = [[d.input, d.output] for d in task.demonstrations]
+            teacher = dataclasses.asdict(self.cfgs.teacher)
+            fp = fingerprint(*shared, teacher, task.name, task.instruction, demos)
+            targets.append((f"teacher:{self.cfgs.teacher.teacher}", fp))
+        return targets
 
 
 def _previous_reports(path: Path) -> dict[str, EvalReport]:
