@@ -73,15 +73,15 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data_mode: str) -> dict:
-    """Generate, train, export; return the seconds each stage took."""
+    """Generate, train, export (the stages `distill run` uses); return the seconds each took."""
     from distill.configs import build_config
-    from distill.generate import run_generate
     from distill.generate.config import GenerateConfig
+    from distill.stages.export import export_student
+    from distill.stages.generate import generate_data
+    from distill.stages.train import train_model
     from distill.task import load_task
     from exports.config import ExportConfig
-    from exports.pipeline import export_model
     from students.config import TrainConfig
-    from students.train import train_student
 
     task = load_task(HERE / "tasks" / f"{task_name}.toml")
     test = [json.loads(x) for x in (run_dir / "test.jsonl").read_text().splitlines()]
@@ -103,31 +103,21 @@ def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data
     timings["generate_s"] = _stage(
         "generate",
         data / "manifest.json",
-        lambda: run_generate(
+        lambda: generate_data(
             task, gen_cfg, teacher_cfg, data, exclude_inputs=[r["input"] for r in test]
         ),
     )
     train_cfg = build_config(TrainConfig, task.table("train"), extra={"epochs": sizes.epochs})
-    val = data / "validation.jsonl"
     timings["train_s"] = _stage(
-        "train",
-        model / "distill.json",
-        lambda: train_student(
-            train_cfg,
-            data / "train.jsonl",
-            val if val.is_file() and val.stat().st_size else None,
-            model,
-            instruction=task.instruction,
-            task_name=task.name,
-        ),
+        "train", model / "distill.json", lambda: train_model(task, train_cfg, data, model)
     )
-    heldout = _heldout(val)
+    # The gate's held-out pairs: RUN/data/validation.jsonl beside the model (never the test set).
     timings["export_s"] = _stage(
         "export",
         onnx / "export_report.json",
         # the int8 model is what the benchmark measures (its quality on the real test set is in
         # the table), so the export's own gate on a few validation examples must not drop it
-        lambda: export_model(model, onnx, ExportConfig(max_quality_drop=100.0), heldout=heldout),
+        lambda: export_student(model, onnx, ExportConfig(max_quality_drop=100.0)),
     )
     return timings
 
@@ -143,21 +133,14 @@ def _teacher_cfg(teacher: str) -> Any:
     return TeacherConfig(teacher=teacher, max_in_flight=2, parallel=2, timeout_s=900.0)
 
 
-def _heldout(val: Path) -> list[tuple[str, str]]:
-    """Validation pairs for the export's quality gate (never the test set)."""
-    if not val.is_file():
-        return []
-    rows = [json.loads(x) for x in val.read_text().splitlines() if x.strip()]
-    return [(r["input"], r["output"]) for r in rows]
-
-
 def evaluate_all(
     task_name: str, sizes: Sizes, run_dir: Path, teacher: str, limit: int | None = None
 ) -> list[dict]:
     """Teacher, torch student and ONNX student on the test set; reports written in run_dir/eval."""
-    from distill.evaluation import evaluate_target, write_report
+    from distill.evaluation import write_report
     from distill.evaluation.config import EvalConfig
     from distill.evaluation.reports import load_report
+    from distill.stages.evaluate import evaluate_one
     from distill.task import load_task
 
     task = load_task(HERE / "tasks" / f"{task_name}.toml")
@@ -181,7 +164,7 @@ def evaluate_all(
             reports.append(load_report(out))
             continue
         print(f"[eval {key}] running ...", flush=True)
-        rep = evaluate_target(
+        rep = evaluate_one(
             target,
             run_dir / "test.jsonl",
             task=task,

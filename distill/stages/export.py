@@ -36,7 +36,7 @@ def heldout_pairs(
         rows = read_jsonl(heldout)
         return [(r["input"], r["output"]) for r in rows][:cap], str(heldout)
     default = model_dir.parent / "data" / "validation.jsonl"
-    if default.is_file():
+    if default.is_file() and default.stat().st_size:  # empty when the data was too small
         rows = read_jsonl(default)
         return [(r["input"], r["output"]) for r in rows][:cap], str(default)
     listed = read_meta(model_dir).heldout

@@ -119,7 +119,8 @@ def _split_paths(data: Path, out: Path, seed: int, flag: str) -> tuple[Path, Pat
         if not train.is_file():
             raise UserError(f"{flag}: {data} has no train.jsonl")
         val = data / "validation.jsonl"
-        return train, val if val.is_file() else None
+        # generate writes an empty validation.jsonl when the data is too small to split
+        return train, val if val.is_file() and val.stat().st_size else None
     if not data.is_file():
         raise UserError(f"{flag}: {data} not found")
     return _split_file(data, out, seed)
