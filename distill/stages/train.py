@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,43 +73,76 @@ def with_registered_extra_data(cfg: TrainConfig, data_dir: Path) -> TrainConfig:
     return dataclasses.replace(cfg, extra_data=list(items))
 
 
-def read_manifest(data: Path) -> dict[str, Any]:
-    """The generate manifest beside the data ({} for hand-made data without one)."""
+@dataclass(frozen=True)
+class ManifestFacts:
+    """What training uses from a generate manifest (distill.generate.records.Manifest).
+
+    Parsed once, tolerantly: hand-made data has no manifest, and a hand-edited one may lack or
+    mistype any key; what is missing or malformed is None (or empty), never an error.
+    """
+
+    task_name: str | None = None
+    instruction: str | None = None
+    teacher: str | None = None  # the teacher spec: embedded, openai, a URL
+    model: str | None = None  # the teacher's model name
+    splits: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    mode: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> ManifestFacts:
+        data = data if isinstance(data, dict) else {}
+        task, teacher = _dict(data.get("task")), _dict(data.get("teacher"))
+        cost = data.get("cost_usd")
+        return cls(
+            task_name=_str(task.get("name")),
+            instruction=_str(task.get("instruction")),
+            teacher=_str(teacher.get("teacher")),
+            model=_str(teacher.get("model")),
+            splits=_dict(data.get("splits")),
+            cost_usd=float(cost) if isinstance(cost, int | float) else None,
+            mode=_str(data.get("mode")),
+        )
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def read_manifest(data: Path) -> ManifestFacts:
+    """The generate manifest beside the data (empty facts for hand-made data without one)."""
     path = (data if data.is_dir() else data.parent) / "manifest.json"
     if not path.is_file():
-        return {}
+        return ManifestFacts()
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return ManifestFacts.parse(json.loads(path.read_text(encoding="utf-8")))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: invalid JSON ({exc.msg})") from None
 
 
-def model_card_facts(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Model-card facts from the generate manifest (distill/generate/run.py `_finish`).
-
-    Keys read: `teacher` {teacher, model}, `splits` {train, validation}, `cost_usd`, `mode`;
-    every one is optional (hand-made data has no manifest) and a missing one is left out.
-    """
-    teacher = manifest.get("teacher")
-    teacher = teacher if isinstance(teacher, dict) else {}
-    model, kind = teacher.get("model"), teacher.get("teacher")
+def model_card_facts(manifest: ManifestFacts | dict[str, Any]) -> dict[str, Any]:
+    """Model-card lines from the generate manifest; a fact the manifest lacks is left out."""
+    facts = manifest if isinstance(manifest, ManifestFacts) else ManifestFacts.parse(manifest)
+    model, kind = facts.model, facts.teacher
     card: dict = {"teacher": f"{model} ({kind})" if model and kind else model or kind or "unknown"}
-    splits = manifest.get("splits")
-    if isinstance(splits, dict) and splits:
-        card["generated examples"] = ", ".join(f"{k} {v}" for k, v in splits.items())
-    if isinstance(manifest.get("cost_usd"), int | float):
-        card["teacher cost (USD)"] = manifest["cost_usd"]
-    if isinstance(manifest.get("mode"), str):
-        card["generation mode"] = manifest["mode"]
+    if facts.splits:
+        card["generated examples"] = ", ".join(f"{k} {v}" for k, v in facts.splits.items())
+    if facts.cost_usd is not None:
+        card["teacher cost (USD)"] = facts.cost_usd
+    if facts.mode:
+        card["generation mode"] = facts.mode
     return card
 
 
-def _instruction(task: TaskSpec | None, manifest: dict, data: Path) -> tuple[str, str]:
+def _instruction(task: TaskSpec | None, manifest: ManifestFacts, data: Path) -> tuple[str, str]:
     if task is not None:
         return task.instruction, task.name
-    info = manifest.get("task") if isinstance(manifest.get("task"), dict) else {}
-    if isinstance(info.get("instruction"), str) and info["instruction"].strip():
-        return info["instruction"], str(info.get("name", "task"))
+    if manifest.instruction:
+        return manifest.instruction, manifest.task_name or "task"
     raise UserError(f"--task: needed ({data} has no manifest.json with task.instruction)")
 
 
