@@ -15,6 +15,7 @@ from distill.errors import UserError
 from distill.prompt_to_task.llm import ChatFn
 
 if TYPE_CHECKING:
+    from teachers.client import Teacher
     from teachers.config import TeacherConfig
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ def run_with_teacher(cfg: TeacherConfig, work: Callable[[ChatFn], Awaitable[T]])
         raise UserError(f"teacher ({cfg.teacher}): {exc}") from None
 
 
-def teacher_chat(teacher: Any, *, max_tokens: int = 1024) -> ChatFn:
+def teacher_chat(teacher: Teacher, *, max_tokens: int = 1024) -> ChatFn:
     """Adapt an open `teachers` client to ChatFn: greedy, one answer.
 
     `response_format` is sent where the server supports it: a server that rejects it (HTTP

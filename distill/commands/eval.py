@@ -16,9 +16,16 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distill.configs import add_config_args
 from distill.errors import UserError
+
+if TYPE_CHECKING:
+    from distill.evaluation.config import EvalConfig
+    from distill.evaluation.records import EvalReport
+    from distill.task import TaskSpec
+    from teachers.config import TeacherConfig
 
 HELP = "score a student or a teacher on a test set: quality with bootstrap CIs, latency, cost, size"
 
@@ -86,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _teacher_config(task, args: argparse.Namespace, targets: list[str]):
+def _teacher_config(
+    task: TaskSpec | None, args: argparse.Namespace, targets: list[str]
+) -> TeacherConfig | None:
     """The [teacher] settings, only when a teacher is among the targets."""
     from distill.stages import stage_config
 
@@ -97,7 +106,14 @@ def _teacher_config(task, args: argparse.Namespace, targets: list[str]):
     return stage_config("teacher", task, args, extra=extra)
 
 
-def _one(target: str, flag: str, args: argparse.Namespace, task, cfg, teacher_cfg) -> dict:
+def _one(
+    target: str,
+    flag: str,
+    args: argparse.Namespace,
+    task: TaskSpec | None,
+    cfg: EvalConfig,
+    teacher_cfg: TeacherConfig | None,
+) -> EvalReport:
     """Score one target (distill.stages.evaluate), or load a saved report; write its files."""
     from distill.evaluation.reports import load_report, write_report
     from distill.stages.evaluate import evaluate_one

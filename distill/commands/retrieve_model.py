@@ -11,11 +11,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.configs import add_config_args, build_config
 from distill.errors import UserError
 from distill.retrieval.config import RetrieveModelConfig
+
+if TYPE_CHECKING:
+    from distill.task import TaskSpec
 
 HELP = "rank seq2seq students for the task (HyDE + BM25 + MiniLM, size limit, popularity prior)"
 
@@ -108,7 +111,7 @@ def _candidates(cfg: RetrieveModelConfig, local_dirs: list[str]) -> list[Any]:
 
 def _hyde(
     cfg: RetrieveModelConfig,
-    spec: Any,
+    spec: TaskSpec | None,
     args: argparse.Namespace,
     instruction: str,
     pairs: list[tuple[str, str]],

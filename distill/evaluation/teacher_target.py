@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from distill.evaluation.config import EvalConfig
 from distill.evaluation.targets import Predictions
 from distill.task import TaskSpec
 
 if TYPE_CHECKING:
+    from teachers.client import Teacher
     from teachers.config import TeacherConfig
 
 SYSTEM_SUFFIX = "Answer with the output only, in the format of the examples."
@@ -84,7 +85,7 @@ class _TeacherRun:
     async def _one(
         self,
         i: int,
-        teacher: Any,
+        teacher: Teacher,
         gate: asyncio.Semaphore,
         texts: list[str],
         latencies: list[float],

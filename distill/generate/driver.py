@@ -13,12 +13,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.generate.config import GenerateConfig
 from distill.generate.prompts import Pair, PromptBudget, label_messages, synth_messages
 from distill.generate.records import DoneRecord, IssueRecord
 from distill.generate.state import SamplerState
+
+if TYPE_CHECKING:
+    from teachers.client import Teacher
 
 
 @dataclass
@@ -36,7 +39,7 @@ class Driver:
     def __init__(
         self,
         state: SamplerState,
-        teacher: Any,
+        teacher: Teacher,
         cfg: GenerateConfig,
         instruction: str,
         demos: list[Pair],
@@ -49,7 +52,7 @@ class Driver:
         self.journal = journal
         self.max_in_flight = max_in_flight
         self.on_progress = on_progress
-        self.budget = PromptBudget(getattr(teacher, "context_length", None), cfg.max_tokens)
+        self.budget = PromptBudget(teacher.context_length, cfg.max_tokens)
         self.label_prompts: dict[str, list[dict[str, str]]] = {}
         self.sampler_s = 0.0
 

@@ -26,6 +26,7 @@ from distill.generate.state import SamplerState
 from distill.task import TaskSpec
 
 if TYPE_CHECKING:
+    from teachers.client import Teacher
     from teachers.config import TeacherConfig
 
 
@@ -246,7 +247,7 @@ async def _drive_async(
 class _Progress:
     """tqdm bar: accepted of target, with rejected, tokens and cost; refreshed at most 4x/s."""
 
-    def __init__(self, state: SamplerState, teacher: Any) -> None:
+    def __init__(self, state: SamplerState, teacher: Teacher) -> None:
         from tqdm import tqdm
 
         self.state, self.teacher = state, teacher
