@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=200)
     args = parser.parse_args()
 
-    from distill.io import atomic_write_jsonl
+    from common.files import atomic_write_jsonl
     from distill.task import load_task
 
     task = load_task(HERE / "tasks" / f"{args.task}.toml")

@@ -14,11 +14,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from tiny_models import tiny_encoder_decoder_dir
 
 from students import train as train_mod
 from students.config import TrainConfig
 from students.presets import BUILD_FILE, copy_self_to_cross_attention, new_parameters
-from students.testing import tiny_encoder_decoder_dir
 
 ROWS = [{"input": f"item {i}", "output": f"answer {i % 3}"} for i in range(20)]
 
