@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill.generate.config import GenerateConfig
-from distill.generate.prompts import Pair, PromptBudget, label_messages, synth_messages
+from distill.generate.prompts import (
+    TOPICS,
+    Pair,
+    PromptBudget,
+    SynthConditions,
+    label_messages,
+    synth_messages,
+)
 from distill.generate.state import SamplerState
 
 
@@ -69,6 +76,7 @@ class Driver:
                 n_demos=self.cfg.few_shot_demos,
                 n_pool=self.cfg.few_shot_accepted,
                 budget=self.budget,
+                conditions=self._conditions(rec),
             )
         key = rec["key"]
         if key not in self.label_prompts:
@@ -79,8 +87,22 @@ class Driver:
                 text,
                 chain_of_thought=self.cfg.chain_of_thought,
                 budget=self.budget,
+                labels=self.state.labels.labels if self.state.labels else (),
             )
         return self.label_prompts[key]
+
+    def _conditions(self, rec: dict[str, Any]) -> SynthConditions | None:
+        """The label and attributes a synthesize request asks for (None: neither, which keeps
+        the prompt of a run without them byte-identical, and so its cache entries usable)."""
+        label = rec.get("target_label")
+        if label is None and not self.cfg.attribute_prompts:
+            return None
+        return SynthConditions(
+            label=label,
+            labels=self.state.labels.labels if self.state.labels else (),
+            attributes=self.cfg.attribute_prompts,
+            topics=tuple(self.cfg.topics) if self.cfg.topics else TOPICS,
+        )
 
     async def _call(self, rec: dict[str, Any], messages: list[dict[str, str]]) -> dict[str, Any]:
         """One request; a RequestFailed becomes a `done` record with an error (counted, not fatal)."""

@@ -21,7 +21,9 @@ from typing import Any
 from distill.generate import filters as F
 from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
+from distill.generate.labels import next_label
 from distill.generate.prompts import Pair, parse_label, parse_pairs
+from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
 from distill.generate.vote import final_answer, majority_vote
 
@@ -45,13 +47,23 @@ class Group:
 class SamplerState:
     """Counts, groups, pool and scheduling decisions of one generate run."""
 
-    def __init__(self, cfg: GenerateConfig, protected: Sequence[str], emit: Emit):
+    def __init__(
+        self,
+        cfg: GenerateConfig,
+        protected: Sequence[str],
+        emit: Emit,
+        rules: OutputRules | None = None,
+    ):
         self.cfg = cfg
         self.mode = cfg.resolved_mode
         self.votes = cfg.resolved_votes
         self.target = cfg.num_examples
         self.emit = emit
-        self.pattern = re.compile(cfg.output_regex) if cfg.output_regex else None
+        if rules is None:  # only the explicit regex: what a caller without a task can know
+            pattern = re.compile(cfg.output_regex) if cfg.output_regex else None
+            rules = OutputRules(pattern=pattern, pattern_source="output_regex")
+        self.rules = rules
+        self.labels = rules.label_set
         self.leak_guard = LeakGuard(protected, cfg.near_dup_threshold)
         self.near = NearDupIndex(cfg.near_dup_threshold)
         self.groups: dict[str, Group] = {}
@@ -68,6 +80,11 @@ class SamplerState:
         self.groups_from_synth = 0
         self.consecutive_failures = 0
         self.last_failure = ""
+        self.pairs_seen = 0  # (input, output) pairs parsed from synthesize answers
+        self.accepted_by_label: Counter[str] = Counter()
+        self.synth_label: dict[int, str] = {}  # request index -> label it asked for
+        self.label_in_flight: Counter[str] = Counter()
+        self.off_target = 0  # synthesized pairs whose (in-set) output was another label
 
     # ------------------------------------------------------------------ inputs (label mode)
 
@@ -126,8 +143,21 @@ class SamplerState:
                 self.cfg.temperature_end,
                 self.cfg.schedule,
             )
-            return self._issue("synth", temperature=temp)
+            if self.labels is None:
+                return self._issue("synth", temperature=temp)
+            return self._issue("synth", temperature=temp, target_label=self._next_label())
         return None
+
+    def _next_label(self) -> str:
+        """The label the next synthesize request asks for: the one furthest below its share,
+        counting accepted examples plus what the requests in flight are expected to bring."""
+        assert self.labels is not None
+        per_answer = self._groups_per_answer()
+        counts = {
+            label: self.accepted_by_label[label] + self.label_in_flight[label] * per_answer
+            for label in self.labels.labels
+        }
+        return next_label(self.labels, counts)
 
     def _want_synth(self) -> bool:
         """Keep enough synthesize requests in flight to reach the target, no more.
@@ -138,15 +168,18 @@ class SamplerState:
         """
         if not any(self.in_flight.values()):
             return True
-        per_answer = (
-            self.groups_from_synth / self.synth_done
-            if self.synth_done >= 5
-            else float(self.cfg.pairs_per_request)
-        )
         expected = (
-            len(self.accepted) + len(self.open) + self.in_flight["synth"] * max(per_answer, 0.05)
+            len(self.accepted)
+            + len(self.open)
+            + self.in_flight["synth"] * max(self._groups_per_answer(), 0.05)
         )
         return expected < self.target
+
+    def _groups_per_answer(self) -> float:
+        """New groups per synthesize answer so far (the prior before 5 answers are in)."""
+        if self.synth_done >= 5:
+            return self.groups_from_synth / self.synth_done
+        return float(self.cfg.pairs_per_request)
 
     def _issue(self, kind: str, **extra: Any) -> dict[str, Any]:
         return {"e": "issue", "i": self.next_index, "kind": kind, **extra}
@@ -155,6 +188,9 @@ class SamplerState:
         """Count a request as sent (live, or replayed from the journal)."""
         self.next_index = max(self.next_index, rec["i"] + 1)
         self.in_flight[rec["kind"]] += 1
+        if "target_label" in rec:
+            self.synth_label[rec["i"]] = rec["target_label"]
+            self.label_in_flight[rec["target_label"]] += 1
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
             group.pending += 1
@@ -163,6 +199,7 @@ class SamplerState:
     def on_refused(self, rec: dict[str, Any]) -> None:
         """Undo `on_issue` for a request the client refused to send (budget)."""
         self.in_flight[rec["kind"]] -= 1
+        self._label_done(rec["i"])
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
             group.pending -= 1
@@ -175,6 +212,8 @@ class SamplerState:
         the server may already have seen would count as a repeated request.
         """
         self.in_flight = {"synth": 0, "label": 0}
+        self.synth_label.clear()
+        self.label_in_flight.clear()
         for group in self.open.values():
             group.pending = 0
             self._queue_labels(group)
@@ -185,22 +224,31 @@ class SamplerState:
     def on_done(self, rec: dict[str, Any]) -> None:
         """Fold one teacher answer (or failure) into the state."""
         self.in_flight[rec["kind"]] -= 1
-        useful = self._on_synth(rec) if rec["kind"] == "synth" else self._on_label(rec)
+        target = self._label_done(rec["i"])
+        useful = self._on_synth(rec, target) if rec["kind"] == "synth" else self._on_label(rec)
         if useful:
             self.consecutive_failures = 0
         else:
             self.consecutive_failures += 1
 
-    def _on_synth(self, rec: dict[str, Any]) -> bool:
+    def _label_done(self, index: int) -> str | None:
+        """Forget which label request `index` asked for; return it (None: no label asked)."""
+        label = self.synth_label.pop(index, None)
+        if label is not None:
+            self.label_in_flight[label] -= 1
+        return label
+
+    def _on_synth(self, rec: dict[str, Any], target: str | None = None) -> bool:
         self.synth_done += 1
         if rec.get("text") is None:
             return self._failed(rec, F.REQUEST_FAILED)
         pairs = parse_pairs(rec["text"])
+        self.pairs_seen += len(pairs)
         if not pairs:
             return self._failed(rec, F.UNPARSABLE)
         touched: dict[str, Group] = {}  # settled after the whole answer: chance repeats vote
         for inp, out in pairs:
-            group = self._on_pair(inp, out, rec["i"])
+            group = self._on_pair(inp, out, rec["i"], target)
             if group is not None:
                 touched[group.key] = group
         for group in touched.values():
@@ -210,10 +258,16 @@ class SamplerState:
             self.last_failure = "every example in the answer was rejected"
         return useful
 
-    def _on_pair(self, inp: str, out: str, index: int) -> Group | None:
-        """Add one synthesized pair as a vote of its input's group (None: rejected)."""
+    def _on_pair(self, inp: str, out: str, index: int, target: str | None = None) -> Group | None:
+        """Add one synthesized pair as a vote of its input's group (None: rejected).
+
+        A pair whose output is another label than the request asked for is kept (the
+        teacher's label for the input it wrote) and counted as `off_target`.
+        """
         row = {"input": inp, "output": out, "request": index}
-        reason = F.check_input(inp, self.cfg.max_input_chars) or self._check_output(out, inp)
+        reason = F.check_input(inp, self.cfg.max_input_chars)
+        if reason is None:
+            out, reason = self._check_output(out, inp)
         if reason is not None:
             self._reject(reason, row)
             return None
@@ -225,6 +279,8 @@ class SamplerState:
             self.groups_from_synth += 1
         if not self.cfg.chain_of_thought:  # a CoT vote needs reasoning; a bare pair has none
             group.outputs.append(out)
+        if target is not None and out != target:
+            self.off_target += 1
         return group
 
     def _on_label(self, rec: dict[str, Any]) -> bool:
@@ -238,7 +294,9 @@ class SamplerState:
         else:
             text = rec["text"]
             answer = final_answer(text) if self.cfg.chain_of_thought else parse_label(text)
-            reason = F.NO_ANSWER if answer is None else self._check_output(answer, group.input)
+            reason: str | None = F.NO_ANSWER
+            if answer is not None:
+                answer, reason = self._check_output(answer, group.input)
             if reason is None:
                 group.outputs.append(text.strip() if self.cfg.chain_of_thought else answer)
             else:
@@ -260,8 +318,13 @@ class SamplerState:
         self.last_failure = f"{reason}: {rec.get('error') or (rec.get('text') or '')[:120]!r}"
         return False
 
-    def _check_output(self, output: str, inp: str) -> str | None:
-        return F.check_output(output, inp, self.cfg.max_output_chars, self.pattern)
+    def _check_output(self, output: str, inp: str) -> tuple[str, str | None]:
+        """(output to keep, None), or (output, rejection reason): the generic filters, then
+        the run's rules (label set with canonical spelling, format, date)."""
+        reason = F.check_output(output, inp, self.cfg.max_output_chars, None)
+        if reason is not None:
+            return output, reason
+        return self.rules.check(output)
 
     # ------------------------------------------------------------------ votes
 
@@ -306,13 +369,18 @@ class SamplerState:
             row = {"input": group.input, "outputs": group.outputs, "share": round(vote.share, 4)}
             self._reject(reason, row)
             return
-        self._accept({"input": group.input, "output": vote.winner})
+        winner = vote.winner
+        if self.labels is not None:  # a CoT winner is the parsed answer: spell it as the set
+            winner = self.labels.canonical(winner) or winner
+        self._accept({"input": group.input, "output": winner})
 
     def _accept(self, row: dict[str, str]) -> None:
         if len(self.accepted) >= self.target:
             self.surplus.append(row)  # not written: a later run with a larger target takes it
             return
         self.accepted.append(row)
+        if self.labels is not None:
+            self.accepted_by_label[row["output"]] += 1
         self.pool.append((row["input"], row["output"]))
         self.emit("accepted", row)
 
@@ -337,4 +405,35 @@ class SamplerState:
             "open_votes": len(self.open),
             "surplus_held_back": len(self.surplus),
             "vote_agreement_histogram": dict(sorted(self.agreement.items())),
+            "teacher_pairs": self.pairs_seen,
+            **self.rates(),
+            "per_label": self.per_label(),
+        }
+
+    def rates(self) -> dict[str, float | None]:
+        """Yield and waste per synthesized teacher pair (None when the teacher wrote none).
+
+        `accepted_per_teacher_pair` counts every accepted example, so in synthesize-label mode
+        it is the yield of the synthesis step (votes cost label requests on top).
+        """
+        n = self.pairs_seen
+
+        def rate(count: int) -> float | None:
+            return round(count / n, 4) if n else None
+
+        return {
+            "accepted_per_teacher_pair": rate(len(self.accepted) + len(self.surplus)),
+            "duplicate_rate": rate(self.rejected[F.DUPLICATE]),
+            "near_duplicate_rate": rate(self.rejected[F.NEAR_DUPLICATE]),
+            "leak_rate": rate(self.rejected[F.LEAK]),
+        }
+
+    def per_label(self) -> dict[str, Any] | None:
+        """Accepted count of every label, with off-target pairs and out-of-set rejections."""
+        if self.labels is None:
+            return None
+        return {
+            "accepted": {x: self.accepted_by_label[x] for x in self.labels.labels},
+            "off_target_pairs": self.off_target,
+            "out_of_label_set": self.rejected[F.OUT_OF_LABEL_SET],
         }
