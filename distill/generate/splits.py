@@ -2,11 +2,11 @@
 
 Each input gets a point u in [0, 1) from xxh3(input, seed). Validation is the low band
 u < validation_fraction (as before the test split existed, so validation sets did not move);
-test is the high band u >= 1 - test_share; train is the rest. Because the bands depend only on
+test is the high band u >= 1 - held_out_share; train is the rest. Because the bands depend only on
 the input, a rerun gives the same three files, and an example keeps its side when the run is
 extended with more examples: nothing that was train or validation ever becomes test.
 
-`test_share` is `test_fraction`, raised so that the test set holds `min_test_examples` rows
+`held_out_share` is `test_fraction`, raised so that the test set holds `min_test_examples` rows
 where the data allows (at most a quarter of it): 10% of 300 examples is 30 rows, where one
 disagreement moves the score by 3.3 points. The share can only fall as a run grows, so when it
 does, a few test rows of a small run become train rows of the extended run, never the reverse.
@@ -48,7 +48,9 @@ def bucket(text: str, seed: int) -> int:
     return xxhash.xxh3_64_intdigest(text.encode("utf-8"), seed=seed) % BUCKETS
 
 
-def test_share(n: int, fraction: float, min_count: int, validation_fraction: float = 0.0) -> float:
+def held_out_share(
+    n: int, fraction: float, min_count: int, validation_fraction: float = 0.0
+) -> float:
     """The share of `n` examples that goes to test: `fraction`, raised toward `min_count / n`
     (capped at MAX_TEST_SHARE and below what validation leaves); 0 when `fraction` is 0."""
     if fraction <= 0 or n <= 0:
@@ -70,7 +72,7 @@ def split_rows(
     row becomes the one validation row (early stopping needs one); test rows are never moved.
     """
     v_cut = round(validation_fraction * BUCKETS)
-    share = test_share(len(rows), test_fraction, min_test, validation_fraction)
+    share = held_out_share(len(rows), test_fraction, min_test, validation_fraction)
     t_cut = BUCKETS - round(share * BUCKETS)
     train, val, test = [], [], []
     for row in rows:
@@ -91,7 +93,7 @@ def pick_test_set(
     """(rows not in test, test rows): the same test set `distill generate` writes to
     test.jsonl for the same rows and settings (`test_fraction`, `min_test_examples`, `seed`,
     `validation_fraction`), for callers that hold the examples but not the files."""
-    share = test_share(len(rows), fraction, min_count, validation_fraction)
+    share = held_out_share(len(rows), fraction, min_count, validation_fraction)
     t_cut = BUCKETS - round(share * BUCKETS)
     rest, test = [], []
     for row in rows:
