@@ -250,3 +250,29 @@ def test_test_share_minimum_and_caps():
     assert held_out_share(100, 0.1, 50) == 0.25  # never more than a quarter of the data
     assert held_out_share(100, 0.0, 50) == 0.0
     assert held_out_share(100, 0.1, 50, validation_fraction=0.8) == 0.1
+
+
+def test_state_votes_on_canonical_labels_with_chain_of_thought():
+    from distill.generate.state import SamplerState
+
+    c = cfg(
+        mode="label",
+        inputs="unused.jsonl",
+        votes=3,
+        chain_of_thought=True,
+        labels=["positive", "negative"],
+    )
+    rows_out: list[tuple[str, dict]] = []
+    state = SamplerState(
+        c, [], lambda kind, row: rows_out.append((kind, row)), resolve_rules(c, "x", [])
+    )
+    state.add_inputs(["works well"])
+    answers = ["Fine. Answer: Positive.", "Hmm. Answer: positive", "So: Answer: NEGATIVE"]
+    for text in answers:
+        rec = state.next_request()
+        state.on_issue(rec)
+        state.on_done(
+            {"e": "done", "i": rec["i"], "kind": "label", "key": rec["key"], "text": text}
+        )
+    assert rows_out == [("accepted", {"input": "works well", "output": "positive"})]
+    assert state.agreement == {"0.67": 1}

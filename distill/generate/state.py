@@ -298,13 +298,22 @@ class SamplerState:
             if answer is not None:
                 answer, reason = self._check_output(answer, group.input)
             if reason is None:
-                group.outputs.append(text.strip() if self.cfg.chain_of_thought else answer)
+                group.outputs.append(self._vote_text(text, answer))
             else:
                 self._reject(reason, {"input": group.input, "output": text, "request": rec["i"]})
                 useful = False
                 self.last_failure = reason
         self._settle(group)
         return useful
+
+    def _vote_text(self, text: str, answer: str) -> str:
+        """What one label answer votes with: the checked answer; for chain of thought the
+        whole text (the vote parses its final answer), except with a label set, where the
+        answer is already in the set's spelling and "Answer: <label>" keeps "Positive." and
+        "positive" one vote key (the example keeps only the answer either way)."""
+        if not self.cfg.chain_of_thought:
+            return answer
+        return f"Answer: {answer}" if self.labels is not None else text.strip()
 
     def _failed(self, rec: dict[str, Any], reason: str, group: Group | None = None) -> bool:
         row: dict[str, Any] = {"request": rec["i"]}
