@@ -21,7 +21,21 @@ from distill.task import Demonstration, TaskSpec
 from teachers.config import TeacherConfig
 from teachers.testing import FakeOpenAIServer
 
-WORDS = ["amber", "basil", "cedar", "dune", "ember", "fjord", "grove", "heath", "inlet", "juniper", "kelp", "larch", "marsh"]
+WORDS = [
+    "amber",
+    "basil",
+    "cedar",
+    "dune",
+    "ember",
+    "fjord",
+    "grove",
+    "heath",
+    "inlet",
+    "juniper",
+    "kelp",
+    "larch",
+    "marsh",
+]
 ASKED = re.compile(r'must have the output "([^"]+)"')
 
 NEWS = TaskSpec(
@@ -86,8 +100,15 @@ def test_label_conditioned_synthesis_is_balanced_and_canonical(tmp_path):
         cfg = GenerateConfig(num_examples=40, pairs_per_request=3)
         m = run_generate(NEWS, cfg, teacher(server), tmp_path)
         asked = asked_labels(server)
+        prompts = [b["messages"][1]["content"] for b in server.requests]
     labels = ["world", "sports", "business", "sci/tech"]
     assert asked == labels * 5  # round-robin: 20 requests, 2 accepted each
+    # once a label has accepted examples, the pool examples shown are of the asked label only
+    for label, prompt in zip(asked[4:], prompts[4:], strict=True):
+        shown = [json.loads(x) for x in prompt.splitlines() if x.startswith('{"input"')]
+        pooled = [x["output"] for x in shown if re.search(r" \d+-\d$", x["input"])]
+        assert set(pooled) <= {label}
+    assert sum(p.count('-0", "output"') for p in prompts[4:]) >= 16  # the pool is shown
     examples = rows(tmp_path / "examples.jsonl")
     assert Counter(e["output"] for e in examples) == dict.fromkeys(labels, 10)
     rejected = rows(tmp_path / "rejected.jsonl")
@@ -195,12 +216,14 @@ def test_format_check_from_demonstrations_and_switch(tmp_path):
 
 
 def wasteful_responder(body: dict, index: int) -> str:
-    """A new pair, the same pair every time (a duplicate after the first), a demo (a leak)."""
+    """A new pair, the same pair every time (a duplicate after the first), a demo (a leak),
+    and the new pair again (a repeat within the answer)."""
     seed = int(body["seed"])
     pairs = [
         {"input": f"{seed + 1}.01.2011", "output": f"01/{1 + seed % 28:02d}/2011"},
         {"input": "1st of May 2000", "output": "05/01/2000"},
         {"input": "20.08.2010", "output": "08/20/2010"},
+        {"input": f"{seed + 1}.01.2011", "output": f"01/{1 + seed % 28:02d}/2011"},  # repeat
     ]
     return json.dumps(pairs)
 
@@ -211,10 +234,11 @@ def test_manifest_rates_and_attribute_prompts(tmp_path):
         prompts = [b["messages"][1]["content"] for b in server.requests]
         n = len(server.requests)
     counts = m["counts"]
-    assert n == 9 and counts["teacher_pairs"] == 27  # 2 accepted from the first answer, then 1
-    assert counts["accepted_per_teacher_pair"] == round(10 / 27, 4)
-    assert counts["duplicate_rate"] == round(8 / 27, 4)
-    assert counts["leak_rate"] == round(9 / 27, 4) and counts["near_duplicate_rate"] == 0.0
+    assert n == 9 and counts["teacher_pairs"] == 36  # 2 accepted from the first answer, then 1
+    assert counts["accepted_per_teacher_pair"] == round(10 / 36, 4)
+    assert counts["repeats_within_answer"] == 9
+    assert counts["duplicate_rate"] == round((8 + 9) / 36, 4)
+    assert counts["leak_rate"] == round(9 / 36, 4) and counts["near_duplicate_rate"] == 0.0
     assert all(p.count("- topic: ") == 1 for p in prompts)
     assert len({p.split("Requirements")[1] for p in prompts}) >= 6  # attributes vary
     with FakeOpenAIServer(wasteful_responder) as server:

@@ -81,6 +81,13 @@ class SynthConditions:
         """The requirement lines (empty when nothing is asked); draws from `rng` in a fixed
         order so that request `index` always gets the same attributes."""
         lines = []
+        if self.label is not None:  # first: the 0.5B teacher follows the first line best
+            choices = ", ".join(json.dumps(x, ensure_ascii=False) for x in self.labels)
+            lines.append(
+                f'- every one of the {n} examples must have the output "{self.label}" '
+                f"(the possible outputs are {choices}): write inputs for which "
+                f'"{self.label}" is clearly the correct output'
+            )
         if self.attributes:
             topic = self.topics[rng.randrange(len(self.topics))]
             length = LENGTHS[rng.randrange(len(LENGTHS))]
@@ -92,13 +99,6 @@ class SynthConditions:
                 f"- style: {style}",
                 f"- difficulty: {level}",
             ]
-        if self.label is not None:
-            choices = ", ".join(json.dumps(x, ensure_ascii=False) for x in self.labels)
-            lines.append(
-                f'- every one of the {n} examples must have the output "{self.label}" '
-                f"(the possible outputs are {choices}); write inputs for which that output "
-                "is clearly correct"
-            )
         return "Requirements for the new examples:\n" + "\n".join(lines) if lines else ""
 
 

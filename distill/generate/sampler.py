@@ -69,7 +69,7 @@ class Driver:
             return synth_messages(
                 self.instruction,
                 self.demos,
-                self.state.pool,
+                self.state.pool_for(rec.get("target_label")),
                 index=rec["i"],
                 seed=self.cfg.seed,
                 n=self.cfg.pairs_per_request,

@@ -71,6 +71,7 @@ class SamplerState:
         self.label_queue: deque[str] = deque()
         self.accepted: list[dict[str, str]] = []
         self.pool: list[Pair] = []  # few-shot pool: accepted (input, output) pairs
+        self.pool_by_label: dict[str, list[Pair]] = {}  # the same pool split by output label
         self.surplus: list[dict[str, str]] = []  # accepted past the target (kept for extending)
         self.rejected: Counter[str] = Counter()
         self.agreement: Counter[str] = Counter()
@@ -81,6 +82,7 @@ class SamplerState:
         self.consecutive_failures = 0
         self.last_failure = ""
         self.pairs_seen = 0  # (input, output) pairs parsed from synthesize answers
+        self.repeats = 0  # synthesize pairs whose input was already in the same answer
         self.accepted_by_label: Counter[str] = Counter()
         self.synth_label: dict[int, str] = {}  # request index -> label it asked for
         self.label_in_flight: Counter[str] = Counter()
@@ -158,6 +160,14 @@ class SamplerState:
             for label in self.labels.labels
         }
         return next_label(self.labels, counts)
+
+    def pool_for(self, label: str | None) -> list[Pair]:
+        """The few-shot pool a synthesize request samples from: for a request that asks for
+        one label, the accepted examples of that label once there are any (examples with the
+        asked-for output steer a small teacher toward it far better than the instruction)."""
+        if label is not None and self.pool_by_label.get(label):
+            return self.pool_by_label[label]
+        return self.pool
 
     def _want_synth(self) -> bool:
         """Keep enough synthesize requests in flight to reach the target, no more.
@@ -272,6 +282,8 @@ class SamplerState:
             self._reject(reason, row)
             return None
         group = self.open.get(input_key(inp))
+        if group is not None and self.mode == "synthesize":
+            self.repeats += 1  # the same input twice in one answer: a duplicate in effect
         if group is None:
             group = self._admit(inp, row)
             if group is None:
@@ -391,6 +403,8 @@ class SamplerState:
         if self.labels is not None:
             self.accepted_by_label[row["output"]] += 1
         self.pool.append((row["input"], row["output"]))
+        if self.labels is not None:
+            self.pool_by_label.setdefault(row["output"], []).append(self.pool[-1])
         self.emit("accepted", row)
 
     def _reject(self, reason: str, row: dict[str, Any]) -> None:
@@ -415,6 +429,7 @@ class SamplerState:
             "surplus_held_back": len(self.surplus),
             "vote_agreement_histogram": dict(sorted(self.agreement.items())),
             "teacher_pairs": self.pairs_seen,
+            "repeats_within_answer": self.repeats,
             **self.rates(),
             "per_label": self.per_label(),
         }
@@ -424,6 +439,8 @@ class SamplerState:
 
         `accepted_per_teacher_pair` counts every accepted example, so in synthesize-label mode
         it is the yield of the synthesis step (votes cost label requests on top).
+        `duplicate_rate` counts rejected duplicates and, in synthesize mode, inputs repeated
+        within one answer (merged into one example, so as wasted as a rejected duplicate).
         """
         n = self.pairs_seen
 
@@ -432,7 +449,7 @@ class SamplerState:
 
         return {
             "accepted_per_teacher_pair": rate(len(self.accepted) + len(self.surplus)),
-            "duplicate_rate": rate(self.rejected[F.DUPLICATE]),
+            "duplicate_rate": rate(self.rejected[F.DUPLICATE] + self.repeats),
             "near_duplicate_rate": rate(self.rejected[F.NEAR_DUPLICATE]),
             "leak_rate": rate(self.rejected[F.LEAK]),
         }
