@@ -47,6 +47,7 @@ NEWS = TaskSpec(
         Demonstration("Shares fall as the bank reports lower profits", "business"),
     ),
 )
+DEMO_INPUTS = {d.input for d in NEWS.demonstrations}
 DATES = TaskSpec(
     name="dates",
     instruction="Rewrite the date in the format MM/DD/YYYY.",
@@ -103,6 +104,10 @@ def test_label_conditioned_synthesis_is_balanced_and_canonical(tmp_path):
         prompts = [b["messages"][1]["content"] for b in server.requests]
     labels = ["world", "sports", "business", "sci/tech"]
     assert asked == labels * 5  # round-robin: 20 requests, 2 accepted each
+    for label, prompt in zip(asked, prompts, strict=True):  # demos of the asked label only
+        shown = [json.loads(x) for x in prompt.splitlines() if x.startswith('{"input"')]
+        demos = {x["output"] for x in shown if x["input"] in DEMO_INPUTS}
+        assert demos == ({label} if label != "sci/tech" else {"world", "sports", "business"})
     # once a label has accepted examples, the pool examples shown are of the asked label only
     for label, prompt in zip(asked[4:], prompts[4:], strict=True):
         shown = [json.loads(x) for x in prompt.splitlines() if x.startswith('{"input"')]

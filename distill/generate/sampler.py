@@ -68,7 +68,7 @@ class Driver:
         if rec["kind"] == "synth":
             return synth_messages(
                 self.instruction,
-                self.demos,
+                self._demos_for(rec.get("target_label")),
                 self.state.pool_for(rec.get("target_label")),
                 index=rec["i"],
                 seed=self.cfg.seed,
@@ -90,6 +90,16 @@ class Driver:
                 labels=self.state.labels.labels if self.state.labels else (),
             )
         return self.label_prompts[key]
+
+    def _demos_for(self, label: str | None) -> list[Pair]:
+        """The demonstrations a synthesize request may show: for a request that asks for one
+        label, only the demonstrations of that label when there are any (the first runs showed
+        the small teacher writing the labels it was shown rather than the one asked for)."""
+        if label is None or self.state.labels is None:
+            return self.demos
+        canonical = self.state.labels.canonical
+        own = [d for d in self.demos if canonical(d[1]) == label]
+        return own or self.demos
 
     def _conditions(self, rec: dict[str, Any]) -> SynthConditions | None:
         """The label and attributes a synthesize request asks for (None: neither, which keeps
