@@ -272,7 +272,13 @@ def test_state_votes_on_canonical_labels_with_chain_of_thought():
         rec = state.next_request()
         state.on_issue(rec)
         state.on_done(
-            {"e": "done", "i": rec["i"], "kind": "label", "key": rec["key"], "text": text}
+            {
+                "event": "done",
+                "index": rec["index"],
+                "kind": "label",
+                "key": rec["key"],
+                "text": text,
+            }
         )
     assert rows_out == [("accepted", {"input": "works well", "output": "positive"})]
     assert state.agreement == {"0.67": 1}

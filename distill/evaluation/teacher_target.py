@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from distill.evaluation.config import EvalConfig
 from distill.evaluation.targets import Predictions
 from distill.task import TaskSpec
+
+if TYPE_CHECKING:
+    from teachers.client import Teacher
+    from teachers.config import TeacherConfig
 
 SYSTEM_SUFFIX = "Answer with the output only, in the format of the examples."
 
@@ -40,45 +45,64 @@ def clean_answer(text: str, single_line: bool) -> str:
     return text
 
 
-async def _predict_async(
-    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
+def predict_teacher(
+    teacher_cfg: TeacherConfig,
+    task: TaskSpec,
+    inputs: list[str],
+    cfg: EvalConfig,
+    single_line: bool,
 ) -> Predictions:
-    from teachers import open_teacher
-    from teachers.errors import RequestFailed
+    """Run every input through the teacher concurrently (up to max_in_flight)."""
+    return asyncio.run(_TeacherRun(teacher_cfg, task, inputs, cfg, single_line).predict())
 
-    texts = [""] * len(inputs)
-    latencies = [0.0] * len(inputs)
-    failures = 0
-    gate = asyncio.Semaphore(teacher_cfg.max_in_flight)
 
-    async def one(i: int, teacher: Any) -> None:
-        nonlocal failures
+@dataclass
+class _TeacherRun:
+    """The teacher's answers to every input, each timed; failures scored as empty answers."""
+
+    teacher_cfg: TeacherConfig
+    task: TaskSpec
+    inputs: list[str]
+    cfg: EvalConfig
+    single_line: bool  # the references are one line: keep the answer's first line only
+    failures: int = 0
+
+    async def predict(self) -> Predictions:
+        from teachers import open_teacher
+
+        n = len(self.inputs)
+        texts, latencies = [""] * n, [0.0] * n
+        gate = asyncio.Semaphore(self.teacher_cfg.max_in_flight)
+        async with open_teacher(self.teacher_cfg, cache_path=None) as teacher:
+            start = time.perf_counter()
+            await asyncio.gather(*(self._one(i, teacher, gate, texts, latencies) for i in range(n)))
+            wall = time.perf_counter() - start
+            usage = teacher.accounting.snapshot()
+            name = teacher.model_name
+        extra = {"model_name": name, "failures": self.failures, "usage": usage}
+        return Predictions("teacher", texts, latencies, wall, None, extra)
+
+    async def _one(
+        self,
+        i: int,
+        teacher: Teacher,
+        gate: asyncio.Semaphore,
+        texts: list[str],
+        latencies: list[float],
+    ) -> None:
+        """Answer input `i` into texts[i], its latency into latencies[i]."""
+        from teachers.errors import RequestFailed
+
         async with gate:
             t0 = time.perf_counter()
             try:
                 res = await teacher.chat(
-                    few_shot_messages(task, inputs[i]),
+                    few_shot_messages(self.task, self.inputs[i]),
                     temperature=0.0,
-                    max_tokens=cfg.max_new_tokens,
-                    seed=cfg.seed,
+                    max_tokens=self.cfg.max_new_tokens,
+                    seed=self.cfg.seed,
                 )
-                texts[i] = clean_answer(res.texts[0], single_line)
+                texts[i] = clean_answer(res.texts[0], self.single_line)
             except RequestFailed:
-                failures += 1  # scored as an empty (wrong) answer, counted in the report
+                self.failures += 1  # scored as an empty (wrong) answer, counted in the report
             latencies[i] = time.perf_counter() - t0
-
-    async with open_teacher(teacher_cfg, cache_path=None) as teacher:
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i, teacher) for i in range(len(inputs))))
-        wall = time.perf_counter() - start
-        usage = teacher.accounting.snapshot()
-        name = teacher.model_name
-    extra = {"model_name": name, "failures": failures, "usage": usage}
-    return Predictions("teacher", texts, latencies, wall, None, extra)
-
-
-def predict_teacher(
-    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
-) -> Predictions:
-    """Run every input through the teacher concurrently (up to max_in_flight)."""
-    return asyncio.run(_predict_async(teacher_cfg, task, inputs, cfg, single_line))

@@ -23,6 +23,7 @@ from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
 from distill.generate.labels import next_label
 from distill.generate.prompts import Pair, parse_label, parse_pairs
+from distill.generate.records import DoneRecord, IssueRecord
 from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
 from distill.generate.vote import final_answer, majority_vote
@@ -191,25 +192,25 @@ class SamplerState:
             return self.groups_from_synth / self.synth_done
         return float(self.cfg.pairs_per_request)
 
-    def _issue(self, kind: str, **extra: Any) -> dict[str, Any]:
-        return {"e": "issue", "i": self.next_index, "kind": kind, **extra}
+    def _issue(self, kind: str, **extra: Any) -> IssueRecord:
+        return {"event": "issue", "index": self.next_index, "kind": kind, **extra}  # type: ignore[typeddict-item]
 
-    def on_issue(self, rec: dict[str, Any]) -> None:
+    def on_issue(self, rec: IssueRecord) -> None:
         """Count a request as sent (live, or replayed from the journal)."""
-        self.next_index = max(self.next_index, rec["i"] + 1)
+        self.next_index = max(self.next_index, rec["index"] + 1)
         self.in_flight[rec["kind"]] += 1
         if "target_label" in rec:
-            self.synth_label[rec["i"]] = rec["target_label"]
+            self.synth_label[rec["index"]] = rec["target_label"]
             self.label_in_flight[rec["target_label"]] += 1
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
             group.pending += 1
             group.attempts += 1
 
-    def on_refused(self, rec: dict[str, Any]) -> None:
+    def on_refused(self, rec: DoneRecord) -> None:
         """Undo `on_issue` for a request the client refused to send (budget)."""
         self.in_flight[rec["kind"]] -= 1
-        self._label_done(rec["i"])
+        self._label_done(rec["index"])
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
             group.pending -= 1
@@ -231,10 +232,10 @@ class SamplerState:
 
     # ------------------------------------------------------------------ answers
 
-    def on_done(self, rec: dict[str, Any]) -> None:
+    def on_done(self, rec: DoneRecord) -> None:
         """Fold one teacher answer (or failure) into the state."""
         self.in_flight[rec["kind"]] -= 1
-        target = self._label_done(rec["i"])
+        target = self._label_done(rec["index"])
         useful = self._on_synth(rec, target) if rec["kind"] == "synth" else self._on_label(rec)
         if useful:
             self.consecutive_failures = 0
@@ -248,7 +249,7 @@ class SamplerState:
             self.label_in_flight[label] -= 1
         return label
 
-    def _on_synth(self, rec: dict[str, Any], target: str | None = None) -> bool:
+    def _on_synth(self, rec: DoneRecord, target: str | None = None) -> bool:
         self.synth_done += 1
         if rec.get("text") is None:
             return self._failed(rec, F.REQUEST_FAILED)
@@ -258,7 +259,7 @@ class SamplerState:
             return self._failed(rec, F.UNPARSABLE)
         touched: dict[str, Group] = {}  # settled after the whole answer: chance repeats vote
         for inp, out in pairs:
-            group = self._on_pair(inp, out, rec["i"], target)
+            group = self._on_pair(inp, out, rec["index"], target)
             if group is not None:
                 touched[group.key] = group
         for group in touched.values():
@@ -295,7 +296,7 @@ class SamplerState:
             self.off_target += 1
         return group
 
-    def _on_label(self, rec: dict[str, Any]) -> bool:
+    def _on_label(self, rec: DoneRecord) -> bool:
         group = self.groups[rec["key"]]
         group.pending -= 1
         if group.decided:
@@ -312,7 +313,9 @@ class SamplerState:
             if reason is None:
                 group.outputs.append(self._vote_text(text, answer))
             else:
-                self._reject(reason, {"input": group.input, "output": text, "request": rec["i"]})
+                self._reject(
+                    reason, {"input": group.input, "output": text, "request": rec["index"]}
+                )
                 useful = False
                 self.last_failure = reason
         self._settle(group)
@@ -327,8 +330,8 @@ class SamplerState:
             return answer
         return f"Answer: {answer}" if self.labels is not None else text.strip()
 
-    def _failed(self, rec: dict[str, Any], reason: str, group: Group | None = None) -> bool:
-        row: dict[str, Any] = {"request": rec["i"]}
+    def _failed(self, rec: DoneRecord, reason: str, group: Group | None = None) -> bool:
+        row: dict[str, Any] = {"request": rec["index"]}
         if group is not None:
             row["input"] = group.input
         if rec.get("text") is not None:

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.generate.config import GenerateConfig
 from distill.generate.prompts import (
@@ -24,11 +24,11 @@ from distill.generate.prompts import (
     label_messages,
     synth_messages,
 )
+from distill.generate.records import DoneRecord, IssueRecord
 from distill.generate.state import SamplerState
 
-
-class TooManyFailures(Exception):
-    """The teacher gave nothing usable `max_consecutive_failures` times in a row."""
+if TYPE_CHECKING:
+    from teachers.client import Teacher
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Driver:
     def __init__(
         self,
         state: SamplerState,
-        teacher: Any,
+        teacher: Teacher,
         cfg: GenerateConfig,
         instruction: str,
         demos: list[Pair],
@@ -59,18 +59,18 @@ class Driver:
         self.journal = journal
         self.max_in_flight = max_in_flight
         self.on_progress = on_progress
-        self.budget = PromptBudget(getattr(teacher, "context_length", None), cfg.max_tokens)
+        self.budget = PromptBudget(teacher.context_length, cfg.max_tokens)
         self.label_prompts: dict[str, list[dict[str, str]]] = {}
         self.sampler_s = 0.0
 
-    def messages_for(self, rec: dict[str, Any]) -> list[dict[str, str]]:
+    def messages_for(self, rec: IssueRecord) -> list[dict[str, str]]:
         """The chat messages of issue record `rec` (label prompts are shared by a group's votes)."""
         if rec["kind"] == "synth":
             return synth_messages(
                 self.instruction,
                 self._demos_for(rec.get("target_label")),
                 self.state.pool_for(rec.get("target_label")),
-                index=rec["i"],
+                index=rec["index"],
                 seed=self.cfg.seed,
                 n=self.cfg.pairs_per_request,
                 n_demos=self.cfg.few_shot_demos,
@@ -101,7 +101,7 @@ class Driver:
         own = [d for d in self.demos if canonical(d[1]) == label]
         return own or self.demos
 
-    def _conditions(self, rec: dict[str, Any]) -> SynthConditions | None:
+    def _conditions(self, rec: IssueRecord) -> SynthConditions | None:
         """The label and attributes a synthesize request asks for (None: neither, which keeps
         the prompt of a run without them byte-identical, and so its cache entries usable)."""
         label = rec.get("target_label")
@@ -114,11 +114,11 @@ class Driver:
             topics=tuple(self.cfg.topics) if self.cfg.topics else TOPICS,
         )
 
-    async def _call(self, rec: dict[str, Any], messages: list[dict[str, str]]) -> dict[str, Any]:
+    async def _call(self, rec: IssueRecord, messages: list[dict[str, str]]) -> DoneRecord:
         """One request; a RequestFailed becomes a `done` record with an error (counted, not fatal)."""
         from teachers.errors import BudgetExceeded, RequestFailed
 
-        done: dict[str, Any] = {"e": "done", "i": rec["i"], "kind": rec["kind"]}
+        done: DoneRecord = {"event": "done", "index": rec["index"], "kind": rec["kind"]}
         if "key" in rec:
             done["key"] = rec["key"]
         try:
@@ -127,7 +127,9 @@ class Driver:
                 temperature=rec["temperature"],
                 max_tokens=self.cfg.max_tokens,
                 seed=self.cfg.seed,
-                sample_index=rec["i"],  # the client sends seed + sample_index: distinct per request
+                sample_index=rec[
+                    "index"
+                ],  # the client sends seed + sample_index: distinct per request
             )
             done["text"] = res.texts[0]
         except RequestFailed as exc:
