@@ -124,6 +124,7 @@ def test_label_conditioned_synthesis_is_balanced_and_canonical(tmp_path):
         "accepted": dict.fromkeys(labels, 10),
         "off_target_pairs": 0,
         "out_of_label_set": 20,
+        "label_over_share": 0,
     }
     assert m["rules"]["labels"] == labels and m["rules"]["labels_source"] == "inferred"
     assert m["rules"]["output_format"] is None  # the label set is the stronger check

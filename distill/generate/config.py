@@ -38,6 +38,7 @@ FINGERPRINT_FIELDS = (
     "labels",
     "label_weights",
     "infer_labels",
+    "max_label_lead",
     "format_check",
     "attribute_prompts",
     "topics",
@@ -135,6 +136,15 @@ class GenerateConfig:
         metadata={
             "help": "without --labels, infer a label set when every demonstration output is "
             "at most 3 words and the instruction names them all"
+        },
+    )
+    max_label_lead: int = field(
+        default=10,
+        metadata={
+            "help": "with a label set, reject an example whose label is already this many "
+            "examples ahead of the least-filled label (scaled by the label weights) as "
+            "label_over_share, so a teacher that drifts to one label cannot skew the set; "
+            "0 turns this off"
         },
     )
     format_check: bool = field(
@@ -277,6 +287,8 @@ class GenerateConfig:
                 f"test_fraction: test_fraction + validation_fraction must be < 1 (got "
                 f"{self.test_fraction} + {self.validation_fraction})"
             )
+        if self.max_label_lead < 0:
+            raise ValueError(f"max_label_lead: must be >= 0 (got {self.max_label_lead})")
         if self.min_test_examples < 0:
             raise ValueError(f"min_test_examples: must be >= 0 (got {self.min_test_examples})")
 

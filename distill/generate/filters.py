@@ -17,6 +17,7 @@ REGEX = "output_regex_mismatch"
 FORMAT = "format_mismatch"  # the shape shared by the demonstrations' outputs (formats.py)
 INVALID_DATE = "invalid_date"  # not a calendar date in the layout the instruction names
 OUT_OF_LABEL_SET = "out_of_label_set"  # not one of the task's labels (labels.py)
+LABEL_OVER_SHARE = "label_over_share"  # its label is too far ahead of the others (labels.py)
 UNPARSABLE = "unparsable"
 DUPLICATE = "duplicate"
 NEAR_DUPLICATE = "near_duplicate"

@@ -92,6 +92,24 @@ def next_label(labels: LabelSet, counts: Mapping[str, float]) -> str:
     return best
 
 
+def over_share(labels: LabelSet, counts: Mapping[str, int], label: str, max_lead: int) -> bool:
+    """True when one more example of `label` would put it more than `max_lead` examples ahead
+    of the least-filled label, counted at equal shares (with weights 2:1, "ahead" means ahead
+    of twice the other's count). Zero-weight labels are never capped nor waited for; a
+    `max_lead` of 0 turns the cap off.
+
+    Pure and independent of the run's target, so a journal replay with a larger target
+    (an extended run) makes the same decisions as the run it extends.
+    """
+    shares = dict(zip(labels.labels, labels.shares, strict=True))
+    if max_lead <= 0 or shares.get(label, 0.0) <= 0:
+        return False
+    active = [x for x in labels.labels if shares[x] > 0]
+    floor = min(counts.get(x, 0) / shares[x] for x in active)
+    lead = ((counts.get(label, 0) + 1) / shares[label] - floor) / len(active)
+    return lead > max_lead + 1e-9
+
+
 def infer_label_set(instruction: str, demo_outputs: Sequence[str]) -> LabelSet | None:
     """A closed label set read from the demonstrations and the instruction, or None.
 

@@ -21,7 +21,7 @@ from typing import Any
 from distill.generate import filters as F
 from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
-from distill.generate.labels import next_label
+from distill.generate.labels import next_label, over_share
 from distill.generate.prompts import Pair, parse_label, parse_pairs
 from distill.generate.records import DoneRecord, IssueRecord
 from distill.generate.rules import OutputRules
@@ -85,6 +85,7 @@ class SamplerState:
         self.pairs_seen = 0  # (input, output) pairs parsed from synthesize answers
         self.repeats = 0  # synthesize pairs whose input was already in the same answer
         self.accepted_by_label: Counter[str] = Counter()
+        self.kept_by_label: Counter[str] = Counter()  # accepted + surplus: the cap's counts
         self.synth_label: dict[int, str] = {}  # request index -> label it asked for
         self.label_in_flight: Counter[str] = Counter()
         self.off_target = 0  # synthesized pairs whose (in-set) output was another label
@@ -396,6 +397,10 @@ class SamplerState:
         winner = vote.winner
         if self.labels is not None:  # a CoT winner is the parsed answer: spell it as the set
             winner = self.labels.canonical(winner) or winner
+            if over_share(self.labels, self.kept_by_label, winner, self.cfg.max_label_lead):
+                self._reject(F.LABEL_OVER_SHARE, {"input": group.input, "output": winner})
+                return
+            self.kept_by_label[winner] += 1
         self._accept({"input": group.input, "output": winner})
 
     def _accept(self, row: dict[str, str]) -> None:
@@ -465,4 +470,5 @@ class SamplerState:
             "accepted": {x: self.accepted_by_label[x] for x in self.labels.labels},
             "off_target_pairs": self.off_target,
             "out_of_label_set": self.rejected[F.OUT_OF_LABEL_SET],
+            "label_over_share": self.rejected[F.LABEL_OVER_SHARE],
         }
