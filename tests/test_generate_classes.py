@@ -152,6 +152,23 @@ def test_deficit_scheduling_compensates_a_drifting_teacher(tmp_path):
     assert per_label["off_target_pairs"] == asked["sci/tech"]
 
 
+def test_max_label_lead_rejects_what_would_skew_the_set(tmp_path):
+    with FakeOpenAIServer(drifting_responder) as server:
+        cfg = GenerateConfig(num_examples=80, pairs_per_request=2, max_label_lead=2)
+        m = run_generate(NEWS, cfg, teacher(server, in_flight=4), tmp_path)
+    accepted = m["counts"]["per_label"]["accepted"]
+    assert sum(accepted.values()) == 80 and max(accepted.values()) - min(accepted.values()) <= 2
+    over = [r for r in rows(tmp_path / "rejected.jsonl") if r["reason"] == "label_over_share"]
+    # most of what is held back is the label the teacher drifts to
+    assert Counter(r["output"] for r in over).most_common(1)[0][0] == "business"
+    assert m["counts"]["per_label"]["label_over_share"] == len(over)
+    examples = rows(tmp_path / "examples.jsonl")  # at every point the lead stayed within 2
+    seen: Counter[str] = Counter()
+    for e in examples:
+        seen[e["output"]] += 1
+        assert seen[e["output"]] - min(seen[x] for x in accepted) <= 2
+
+
 def label_responder(body: dict, index: int) -> str:
     text = body["messages"][-1]["content"]
     if "good" in text:

@@ -13,7 +13,13 @@ from distill.errors import UserError
 from distill.generate import filters as F
 from distill.generate.config import GenerateConfig
 from distill.generate.formats import LETTERS, date_layout, derive_format, valid_date
-from distill.generate.labels import infer_label_set, label_key, make_label_set, next_label
+from distill.generate.labels import (
+    infer_label_set,
+    label_key,
+    make_label_set,
+    next_label,
+    over_share,
+)
 from distill.generate.prompts import PromptBudget, SynthConditions, synth_messages
 from distill.generate.rules import OutputRules, resolve_rules
 from distill.generate.splits import held_out_share, pick_test_set, split_rows
@@ -282,3 +288,17 @@ def test_state_votes_on_canonical_labels_with_chain_of_thought():
         )
     assert rows_out == [("accepted", {"input": "works well", "output": "positive"})]
     assert state.agreement == {"0.67": 1}
+
+
+def test_over_share_caps_the_lead_of_one_label():
+    labels = make_label_set(["a", "b", "c"])
+    assert not over_share(labels, {"a": 2, "b": 0, "c": 0}, "a", 3)  # 3 ahead after this one
+    assert over_share(labels, {"a": 3, "b": 0, "c": 0}, "a", 3)  # would be 4 ahead
+    assert not over_share(labels, {"a": 3, "b": 0, "c": 0}, "b", 3)  # catching up is fine
+    assert not over_share(labels, {"a": 99, "b": 0, "c": 0}, "a", 0)  # 0: no cap
+    weighted = make_label_set(["x", "y"], [2, 1])  # x may hold twice y's count, plus the lead
+    assert not over_share(weighted, {"x": 20, "y": 10}, "x", 1)
+    assert over_share(weighted, {"x": 21, "y": 10}, "x", 1)
+    muted = make_label_set(["x", "y", "z"], [1, 1, 0])
+    assert not over_share(muted, {"x": 0, "y": 0, "z": 50}, "z", 1)  # weight 0: never capped
+    assert not over_share(muted, {"x": 1, "y": 1, "z": 0}, "x", 1)  # ... nor waited for
