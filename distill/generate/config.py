@@ -124,12 +124,14 @@ class GenerateConfig:
         metadata={
             "help": "closed label set (comma-separated on the command line): synthesize "
             "requests ask for one label at a time, and outputs outside the set are rejected "
-            "(default: inferred, see --infer-labels)"
+            "(unset: inferred, see --infer-labels)"
         },
     )
     label_weights: list[float] | None = field(
         default=None,
-        metadata={"help": "target share of each label, in the order of --labels (default: equal)"},
+        metadata={
+            "help": "target share of each label, in the order of --labels (unset: equal shares)"
+        },
     )
     infer_labels: bool = field(
         default=True,
@@ -164,7 +166,7 @@ class GenerateConfig:
     )
     topics: list[str] | None = field(
         default=None,
-        metadata={"help": "topics drawn by --attribute-prompts (default: a built-in list)"},
+        metadata={"help": "topics drawn by --attribute-prompts (unset: 16 built-in topics)"},
     )
     validation_fraction: float = field(
         default=0.1, metadata={"help": "share of accepted examples put in validation.jsonl"}
