@@ -118,7 +118,7 @@ def test_synthesize_run_outputs_and_leak_check(tmp_path):
     assert leak not in {e["input"] for e in examples}
     assert m["counts"]["leaks_blocked"] == 1
     assert [r["input"] for r in rows(tmp_path / "rejected.jsonl")] == [leak]
-    assert m["splits"]["train"] + m["splits"]["validation"] == 30
+    assert m["splits"]["train"] + m["splits"]["validation"] + m["splits"]["test"] == 30
     assert m["task"] == {"name": "reverse", "instruction": "Reverse the order of the words."}
     assert len(bodies) == len(set(bodies))  # every request distinct
     from datasets import load_from_disk

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         f"{counts['accepted']} accepted, {counts['rejected']} rejected "
         f"({counts['duplicates_removed']} duplicates, {counts['near_duplicates_removed']} "
         f"near-duplicates, {counts['leaks_blocked']} leaks blocked); "
-        f"train {manifest['splits']['train']} / validation {manifest['splits']['validation']}; "
+        f"train {manifest['splits']['train']} / validation {manifest['splits']['validation']} "
+        f"/ test {manifest['splits'].get('test', 0)}; "
         f"cost ${manifest['cost_usd']:.4f} -> {args.out}"
     )
     if manifest["stopped"] == "budget":

@@ -35,6 +35,13 @@ FINGERPRINT_FIELDS = (
     "lowercase_outputs",
     "chain_of_thought",
     "max_tokens",
+    "labels",
+    "label_weights",
+    "infer_labels",
+    "max_label_lead",
+    "format_check",
+    "attribute_prompts",
+    "topics",
 )
 
 
@@ -112,8 +119,71 @@ class GenerateConfig:
         default=False,
         metadata={"help": "ask for reasoning and vote on the parsed final answer only"},
     )
+    labels: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "closed label set (comma-separated on the command line): synthesize "
+            "requests ask for one label at a time, and outputs outside the set are rejected "
+            "(unset: inferred, see --infer-labels)"
+        },
+    )
+    label_weights: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "target share of each label, in the order of --labels (unset: equal shares)"
+        },
+    )
+    infer_labels: bool = field(
+        default=True,
+        metadata={
+            "help": "without --labels, infer a label set when every demonstration output is "
+            "at most 3 words and the instruction names them all"
+        },
+    )
+    max_label_lead: int = field(
+        default=10,
+        metadata={
+            "help": "with a label set, reject an example whose label is already this many "
+            "examples ahead of the least-filled label (scaled by the label weights) as "
+            "label_over_share, so a teacher that drifts to one label cannot skew the set; "
+            "0 turns this off"
+        },
+    )
+    format_check: bool = field(
+        default=True,
+        metadata={
+            "help": "reject outputs whose shape differs from the one all demonstration "
+            "outputs share (e.g. \\d{2}/\\d{2}/\\d{4}), and impossible dates where the "
+            "instruction names a layout such as MM/DD/YYYY (--output-regex replaces the shape)"
+        },
+    )
+    attribute_prompts: bool = field(
+        default=True,
+        metadata={
+            "help": "ask each synthesize request for a drawn topic, length, style and "
+            "difficulty (more diverse inputs, fewer duplicates)"
+        },
+    )
+    topics: list[str] | None = field(
+        default=None,
+        metadata={"help": "topics drawn by --attribute-prompts (unset: 16 built-in topics)"},
+    )
     validation_fraction: float = field(
         default=0.1, metadata={"help": "share of accepted examples put in validation.jsonl"}
+    )
+    test_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "share of accepted examples put in test.jsonl, by a hash of the input "
+            "(never trained on, nor used for early stopping or the int8 gate)"
+        },
+    )
+    min_test_examples: int = field(
+        default=50,
+        metadata={
+            "help": "raise the test share to hold at least this many examples, up to "
+            "a quarter of the data"
+        },
     )
     max_consecutive_failures: int = field(
         default=50,
@@ -127,6 +197,8 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         self._check_counts()
         self._check_ranges()
+        self._check_labels()
+        self._check_splits()
 
     def _check_counts(self) -> None:
         if self.num_examples <= 0:
@@ -183,6 +255,45 @@ class GenerateConfig:
             except re.error as exc:
                 raise ValueError(f"output_regex: not a valid regex ({exc})") from None
 
+    def _check_labels(self) -> None:
+        if self.labels is not None:
+            self.labels = [str(x).strip() for x in self.labels]
+            keys = [" ".join(x.lower().split()) for x in self.labels]
+            if len(self.labels) < 2 or not all(self.labels):
+                raise ValueError(f"labels: needs at least 2 non-empty labels (got {self.labels})")
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"labels: labels must differ beyond case (got {self.labels})")
+        if self.label_weights is not None:
+            self.label_weights = _floats("label_weights", self.label_weights)
+            if not self.labels:
+                raise ValueError("label_weights: needs labels (the weights follow their order)")
+            if len(self.label_weights) != len(self.labels):
+                raise ValueError(
+                    f"label_weights: needs one weight per label ({len(self.labels)} labels, "
+                    f"got {len(self.label_weights)} weights)"
+                )
+            if min(self.label_weights) < 0 or sum(self.label_weights) <= 0:
+                raise ValueError(
+                    f"label_weights: must be >= 0 with a positive sum (got {self.label_weights})"
+                )
+        if self.topics is not None:
+            self.topics = [str(x).strip() for x in self.topics if str(x).strip()]
+            if not self.topics:
+                raise ValueError("topics: needs at least one topic (or leave it unset)")
+
+    def _check_splits(self) -> None:
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction: must be in [0, 1) (got {self.test_fraction})")
+        if self.test_fraction + self.validation_fraction >= 1.0:
+            raise ValueError(
+                f"test_fraction: test_fraction + validation_fraction must be < 1 (got "
+                f"{self.test_fraction} + {self.validation_fraction})"
+            )
+        if self.max_label_lead < 0:
+            raise ValueError(f"max_label_lead: must be >= 0 (got {self.max_label_lead})")
+        if self.min_test_examples < 0:
+            raise ValueError(f"min_test_examples: must be >= 0 (got {self.min_test_examples})")
+
     @property
     def resolved_mode(self) -> str:
         """The mode after defaults: label when inputs are given, else synthesize."""
@@ -194,3 +305,13 @@ class GenerateConfig:
         if self.votes is not None:
             return self.votes
         return 1 if self.resolved_mode == "synthesize" else 3
+
+
+def _floats(name: str, values: list) -> list[float]:
+    """Numbers from TOML (int/float) or from the command line (strings), or a ValueError."""
+    try:
+        if any(isinstance(v, bool) for v in values):
+            raise TypeError
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be numbers (got {values})") from None

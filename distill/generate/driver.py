@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from distill.generate.config import GenerateConfig
-from distill.generate.prompts import Pair, PromptBudget, label_messages, synth_messages
+from distill.generate.prompts import (
+    TOPICS,
+    Pair,
+    PromptBudget,
+    SynthConditions,
+    label_messages,
+    synth_messages,
+)
 from distill.generate.records import DoneRecord, IssueRecord
 from distill.generate.state import SamplerState
 
@@ -61,14 +68,15 @@ class Driver:
         if rec["kind"] == "synth":
             return synth_messages(
                 self.instruction,
-                self.demos,
-                self.state.pool,
+                self._demos_for(rec.get("target_label")),
+                self.state.pool_for(rec.get("target_label")),
                 index=rec["index"],
                 seed=self.cfg.seed,
                 n=self.cfg.pairs_per_request,
                 n_demos=self.cfg.few_shot_demos,
                 n_pool=self.cfg.few_shot_accepted,
                 budget=self.budget,
+                conditions=self._conditions(rec),
             )
         key = rec["key"]
         if key not in self.label_prompts:
@@ -79,8 +87,32 @@ class Driver:
                 text,
                 chain_of_thought=self.cfg.chain_of_thought,
                 budget=self.budget,
+                labels=self.state.labels.labels if self.state.labels else (),
             )
         return self.label_prompts[key]
+
+    def _demos_for(self, label: str | None) -> list[Pair]:
+        """The demonstrations a synthesize request may show: for a request that asks for one
+        label, only the demonstrations of that label when there are any (the first runs showed
+        the small teacher writing the labels it was shown rather than the one asked for)."""
+        if label is None or self.state.labels is None:
+            return self.demos
+        canonical = self.state.labels.canonical
+        own = [d for d in self.demos if canonical(d[1]) == label]
+        return own or self.demos
+
+    def _conditions(self, rec: IssueRecord) -> SynthConditions | None:
+        """The label and attributes a synthesize request asks for (None: neither, which keeps
+        the prompt of a run without them byte-identical, and so its cache entries usable)."""
+        label = rec.get("target_label")
+        if label is None and not self.cfg.attribute_prompts:
+            return None
+        return SynthConditions(
+            label=label,
+            labels=self.state.labels.labels if self.state.labels else (),
+            attributes=self.cfg.attribute_prompts,
+            topics=tuple(self.cfg.topics) if self.cfg.topics else TOPICS,
+        )
 
     async def _call(self, rec: IssueRecord, messages: list[dict[str, str]]) -> DoneRecord:
         """One request; a RequestFailed becomes a `done` record with an error (counted, not fatal)."""

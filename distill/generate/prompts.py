@@ -41,6 +41,67 @@ SYNTH_TEMPLATES = (
     'objects with "input" and "output" fields.',
 )
 
+# Attribute-conditioned synthesis (AttrPrompt, Yu et al. 2023): each synthesize request draws
+# one value of each attribute, so requests differ in what they ask for rather than only in their
+# sampling seed (re-sampling one prompt gave 43% exact duplicates with the embedded teacher).
+TOPICS = (
+    "everyday life",
+    "work and business",
+    "travel",
+    "food and cooking",
+    "technology",
+    "health",
+    "sports",
+    "entertainment",
+    "science",
+    "money and shopping",
+    "education",
+    "home and family",
+    "nature and weather",
+    "society and politics",
+    "history",
+    "arts and culture",
+)
+LENGTHS = ("shorter than the examples", "about as long as the examples", "longer than the examples")
+STYLES = ("plain", "formal", "casual", "terse", "unusually worded")
+DIFFICULTIES = ("easy", "typical", "tricky (an edge case that is still valid)")
+
+
+@dataclass(frozen=True)
+class SynthConditions:
+    """What one synthesize request asks for beyond "new examples": one label of a closed set
+    (with all the labels, so the teacher knows the alternatives), and drawn attributes."""
+
+    label: str | None = None
+    labels: tuple[str, ...] = ()
+    attributes: bool = False
+    topics: tuple[str, ...] = TOPICS
+
+    def text(self, rng: random.Random, n: int) -> str:
+        """The requirement lines (empty when nothing is asked); draws from `rng` in a fixed
+        order so that request `index` always gets the same attributes."""
+        lines = []
+        if self.label is not None:  # first: the 0.5B teacher follows the first line best
+            choices = ", ".join(json.dumps(x, ensure_ascii=False) for x in self.labels)
+            lines.append(
+                f'- every one of the {n} examples must have the output "{self.label}" '
+                f"(the possible outputs are {choices}): write inputs for which "
+                f'"{self.label}" is clearly the correct output'
+            )
+        if self.attributes:
+            topic = self.topics[rng.randrange(len(self.topics))]
+            length = LENGTHS[rng.randrange(len(LENGTHS))]
+            style = STYLES[rng.randrange(len(STYLES))]
+            level = DIFFICULTIES[rng.randrange(len(DIFFICULTIES))]
+            lines += [
+                f"- topic: {topic} (where the task allows a topic)",
+                f"- length of each input: {length}",
+                f"- style: {style}",
+                f"- difficulty: {level}",
+            ]
+        return "Requirements for the new examples:\n" + "\n".join(lines) if lines else ""
+
+
 SYSTEM_LABEL = "You answer one task for each message, exactly like the earlier answers."
 LABEL_SUFFIX = "Answer with the output only, no explanation."
 COT_SUFFIX = "Think step by step, then end with a last line of the form 'Answer: <output>'."
@@ -87,8 +148,10 @@ def synth_messages(
     n_demos: int,
     n_pool: int,
     budget: PromptBudget,
+    conditions: SynthConditions | None = None,
 ) -> list[dict[str, str]]:
-    """Messages of synthesize request `index`: demos + pool sample, trimmed to the budget.
+    """Messages of synthesize request `index`: demos + pool sample, trimmed to the budget,
+    followed by the requirements of `conditions` (a label, drawn attributes) when given.
 
     Trimming drops pool examples first, then demonstrations (always keeping one), because the
     demonstrations define the task while the pool only adds variety.
@@ -99,8 +162,11 @@ def synth_messages(
         shown += [(p, True) for p in rng.sample(pool, min(n_pool, len(pool)))]
     rng.shuffle(shown)  # pool examples interleaved with demos: no position tells them apart
     template = SYNTH_TEMPLATES[rng.randrange(len(SYNTH_TEMPLATES))]
+    required = conditions.text(rng, n) if conditions is not None else ""
     while True:
         examples = format_examples([p for p, _ in shown])
+        if required:
+            examples += "\n\n" + required
         user = template.format(instruction=instruction, examples=examples, n=n)
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
         if budget.fits(messages) or len(shown) <= 1:
@@ -116,8 +182,10 @@ def label_messages(
     *,
     chain_of_thought: bool,
     budget: PromptBudget,
+    labels: Sequence[str] = (),
 ) -> list[dict[str, str]]:
-    """Messages asking for the output of one input: the demos as user/assistant turns.
+    """Messages asking for the output of one input: the demos as user/assistant turns; with a
+    closed label set, the system message names the allowed outputs.
 
     Why turns and not one "Input: ... Output: ..." block: measured with the embedded 0.5B
     teacher on the temporal benchmark, the block made it copy the first demonstration's output
@@ -128,6 +196,9 @@ def label_messages(
     shown = list(demos)
     suffix = COT_SUFFIX if chain_of_thought else LABEL_SUFFIX
     system = f"{SYSTEM_LABEL}\nTask: {instruction}\n{suffix}"
+    if labels:
+        choices = ", ".join(json.dumps(x, ensure_ascii=False) for x in labels)
+        system += f"\nThe output is exactly one of: {choices}."
     while True:
         messages = [{"role": "system", "content": system}]
         for i, o in shown:

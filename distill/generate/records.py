@@ -19,6 +19,7 @@ class IssueRecord(TypedDict):
     kind: Kind
     temperature: float
     key: NotRequired[str]  # label requests: the input group (dedup key) being voted on
+    target_label: NotRequired[str]  # synthesize requests of a label set: the label asked for
 
 
 class DoneRecord(TypedDict):
@@ -71,7 +72,8 @@ class Manifest(TypedDict):
     settings: dict[str, Any]  # the GenerateConfig
     teacher: TeacherRef
     counts: dict[str, Any]  # SamplerState.counts()
-    splits: dict[str, int]  # examples per split: train, validation
+    splits: dict[str, int]  # examples per split: train, validation, test
+    rules: NotRequired[dict[str, Any]]  # OutputRules.describe(): label set, format, date
     tokens: Tokens
     cost_usd: float
     wall_s: float

@@ -22,6 +22,7 @@ from distill.generate import store
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
 from distill.generate.driver import Driver, DriveResult
 from distill.generate.records import Manifest, upgrade_record
+from distill.generate.rules import OutputRules, resolve_rules
 from distill.generate.state import SamplerState
 from distill.task import TaskSpec
 
@@ -46,18 +47,41 @@ def load_inputs(path: str) -> list[str]:
     return [row["input"] for row in read_jsonl(path, required=("input",), allowed=("input", "id"))]
 
 
+def run_rules(task: TaskSpec, cfg: GenerateConfig) -> OutputRules:
+    """The label set, format and date checks of this task and settings (see rules.py).
+
+    A `labels` key that a demonstration's output is not part of is a user error: every
+    answer like that demonstration would be rejected.
+    """
+    outputs = [d.output for d in task.demonstrations]
+    rules = resolve_rules(cfg, task.instruction, outputs)
+    if rules.label_set is not None and rules.label_set.source == "task":
+        for n, out in enumerate(outputs, start=1):
+            if rules.label_set.canonical(out) is None:
+                where = task.path or "task.toml"
+                raise UserError(
+                    f"{where}: [generate] labels / --labels: demonstrations[{n}] output "
+                    f"{out!r} is not one of {list(rules.label_set.labels)}"
+                )
+    return rules
+
+
 def run_fingerprint(
     task: TaskSpec,
     cfg: GenerateConfig,
     teacher_cfg: TeacherConfig,
     inputs: list[str],
     exclude: list[str],
+    rules: OutputRules | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The fingerprint and the settings it covers (what decides the produced data)."""
+    """The fingerprint and the settings it covers (what decides the produced data), with the
+    resolved rules: a changed inference of the label set or format is a different run."""
     settings = {name: getattr(cfg, name) for name in FINGERPRINT_FIELDS}
     settings.update(mode=cfg.resolved_mode, votes=cfg.resolved_votes)
+    rules = rules if rules is not None else run_rules(task, cfg)
     payload = {
         "settings": settings,
+        "rules": rules.describe(),
         "task": {"name": task.name, "instruction": task.instruction},
         "demonstrations": [[d.input, d.output] for d in task.demonstrations],
         "inputs_xxh3": _digest(inputs),
@@ -134,14 +158,15 @@ def run_generate(
     started = time.monotonic()
     out_dir = Path(out_dir)
     inputs = load_inputs(cfg.inputs) if cfg.inputs else []
-    fp, payload = run_fingerprint(task, cfg, teacher_cfg, inputs, list(exclude_inputs))
+    rules = run_rules(task, cfg)
+    fp, payload = run_fingerprint(task, cfg, teacher_cfg, inputs, list(exclude_inputs), rules)
     try:
         resumed = store.prepare_run_dir(out_dir, fp, payload, cfg.overwrite)
     except store.RunDirConflict as exc:
         raise UserError(str(exc)) from None
     session = _Session(task, cfg, teacher_cfg, out_dir, fp, started)
     protected = [d.input for d in task.demonstrations] + list(exclude_inputs)
-    state, sink = _restore(cfg, protected, inputs, out_dir)
+    state, sink = _restore(cfg, protected, inputs, out_dir, rules)
     replayed = len(sink.replayed["accepted"])
     journal = store.LogWriter(out_dir / store.JOURNAL)
     try:
@@ -161,11 +186,15 @@ def run_generate(
 
 
 def _restore(
-    cfg: GenerateConfig, protected: list[str], inputs: list[str], out_dir: Path
+    cfg: GenerateConfig,
+    protected: list[str],
+    inputs: list[str],
+    out_dir: Path,
+    rules: OutputRules | None = None,
 ) -> tuple[SamplerState, _Sink]:
     """A fresh state with the journal of an earlier session (if any) replayed into it."""
     sink = _Sink()
-    state = SamplerState(cfg, protected, sink)
+    state = SamplerState(cfg, protected, sink, rules)
     if inputs:
         state.add_inputs(inputs)
     try:
@@ -292,7 +321,14 @@ def _finish(
         session.teacher_cfg,
         session.out_dir,
     )
-    splits = store.write_splits(out_dir, state.accepted, cfg.validation_fraction, cfg.seed)
+    splits = store.write_splits(
+        out_dir,
+        state.accepted,
+        cfg.validation_fraction,
+        cfg.seed,
+        test_fraction=cfg.test_fraction,
+        min_test=cfg.min_test_examples,
+    )
     old = out_dir / store.MANIFEST
     sessions = json.loads(old.read_text()).get("sessions", []) if old.is_file() else []
     wall = time.monotonic() - session.started
@@ -320,7 +356,8 @@ def _finish(
         "sampler_share_of_wall": round(result.sampler_s / wall, 4) if wall > 0 else 0.0,
         "teacher_accounting": accounting,
         "sessions": sessions,
-        "files": ["examples.jsonl", "rejected.jsonl", "train.jsonl", "validation.jsonl", "hf/"],
+        "rules": state.rules.describe(),
+        "files": ["examples.jsonl", "rejected.jsonl", *store.SPLIT_FILES, "hf/"],
     }
 
 

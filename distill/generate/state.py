@@ -21,8 +21,10 @@ from typing import Any
 from distill.generate import filters as F
 from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
+from distill.generate.labels import next_label, over_share
 from distill.generate.prompts import Pair, parse_label, parse_pairs
 from distill.generate.records import DoneRecord, IssueRecord
+from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
 from distill.generate.vote import final_answer, majority_vote
 
@@ -46,13 +48,23 @@ class Group:
 class SamplerState:
     """Counts, groups, pool and scheduling decisions of one generate run."""
 
-    def __init__(self, cfg: GenerateConfig, protected: Sequence[str], emit: Emit):
+    def __init__(
+        self,
+        cfg: GenerateConfig,
+        protected: Sequence[str],
+        emit: Emit,
+        rules: OutputRules | None = None,
+    ):
         self.cfg = cfg
         self.mode = cfg.resolved_mode
         self.votes = cfg.resolved_votes
         self.target = cfg.num_examples
         self.emit = emit
-        self.pattern = re.compile(cfg.output_regex) if cfg.output_regex else None
+        if rules is None:  # only the explicit regex: what a caller without a task can know
+            pattern = re.compile(cfg.output_regex) if cfg.output_regex else None
+            rules = OutputRules(pattern=pattern, pattern_source="output_regex")
+        self.rules = rules
+        self.labels = rules.label_set
         self.leak_guard = LeakGuard(protected, cfg.near_dup_threshold)
         self.near = NearDupIndex(cfg.near_dup_threshold)
         self.groups: dict[str, Group] = {}
@@ -60,6 +72,7 @@ class SamplerState:
         self.label_queue: deque[str] = deque()
         self.accepted: list[dict[str, str]] = []
         self.pool: list[Pair] = []  # few-shot pool: accepted (input, output) pairs
+        self.pool_by_label: dict[str, list[Pair]] = {}  # the same pool split by output label
         self.surplus: list[dict[str, str]] = []  # accepted past the target (kept for extending)
         self.rejected: Counter[str] = Counter()
         self.agreement: Counter[str] = Counter()
@@ -69,6 +82,13 @@ class SamplerState:
         self.groups_from_synth = 0
         self.consecutive_failures = 0
         self.last_failure = ""
+        self.pairs_seen = 0  # (input, output) pairs parsed from synthesize answers
+        self.repeats = 0  # synthesize pairs whose input was already in the same answer
+        self.accepted_by_label: Counter[str] = Counter()
+        self.kept_by_label: Counter[str] = Counter()  # accepted + surplus: the cap's counts
+        self.synth_label: dict[int, str] = {}  # request index -> label it asked for
+        self.label_in_flight: Counter[str] = Counter()
+        self.off_target = 0  # synthesized pairs whose (in-set) output was another label
 
     # ------------------------------------------------------------------ inputs (label mode)
 
@@ -127,8 +147,29 @@ class SamplerState:
                 self.cfg.temperature_end,
                 self.cfg.schedule,
             )
-            return self._issue("synth", temperature=temp)
+            if self.labels is None:
+                return self._issue("synth", temperature=temp)
+            return self._issue("synth", temperature=temp, target_label=self._next_label())
         return None
+
+    def _next_label(self) -> str:
+        """The label the next synthesize request asks for: the one furthest below its share,
+        counting accepted examples plus what the requests in flight are expected to bring."""
+        assert self.labels is not None
+        per_answer = self._groups_per_answer()
+        counts = {
+            label: self.accepted_by_label[label] + self.label_in_flight[label] * per_answer
+            for label in self.labels.labels
+        }
+        return next_label(self.labels, counts)
+
+    def pool_for(self, label: str | None) -> list[Pair]:
+        """The few-shot pool a synthesize request samples from: for a request that asks for
+        one label, the accepted examples of that label once there are any (examples with the
+        asked-for output steer a small teacher toward it far better than the instruction)."""
+        if label is not None and self.pool_by_label.get(label):
+            return self.pool_by_label[label]
+        return self.pool
 
     def _want_synth(self) -> bool:
         """Keep enough synthesize requests in flight to reach the target, no more.
@@ -139,15 +180,18 @@ class SamplerState:
         """
         if not any(self.in_flight.values()):
             return True
-        per_answer = (
-            self.groups_from_synth / self.synth_done
-            if self.synth_done >= 5
-            else float(self.cfg.pairs_per_request)
-        )
         expected = (
-            len(self.accepted) + len(self.open) + self.in_flight["synth"] * max(per_answer, 0.05)
+            len(self.accepted)
+            + len(self.open)
+            + self.in_flight["synth"] * max(self._groups_per_answer(), 0.05)
         )
         return expected < self.target
+
+    def _groups_per_answer(self) -> float:
+        """New groups per synthesize answer so far (the prior before 5 answers are in)."""
+        if self.synth_done >= 5:
+            return self.groups_from_synth / self.synth_done
+        return float(self.cfg.pairs_per_request)
 
     def _issue(self, kind: str, **extra: Any) -> IssueRecord:
         return {"event": "issue", "index": self.next_index, "kind": kind, **extra}  # type: ignore[typeddict-item]
@@ -156,6 +200,9 @@ class SamplerState:
         """Count a request as sent (live, or replayed from the journal)."""
         self.next_index = max(self.next_index, rec["index"] + 1)
         self.in_flight[rec["kind"]] += 1
+        if "target_label" in rec:
+            self.synth_label[rec["index"]] = rec["target_label"]
+            self.label_in_flight[rec["target_label"]] += 1
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
             group.pending += 1
@@ -164,6 +211,7 @@ class SamplerState:
     def on_refused(self, rec: DoneRecord) -> None:
         """Undo `on_issue` for a request the client refused to send (budget)."""
         self.in_flight[rec["kind"]] -= 1
+        self._label_done(rec["index"])
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
             group.pending -= 1
@@ -176,6 +224,8 @@ class SamplerState:
         the server may already have seen would count as a repeated request.
         """
         self.in_flight = {"synth": 0, "label": 0}
+        self.synth_label.clear()
+        self.label_in_flight.clear()
         for group in self.open.values():
             group.pending = 0
             self._queue_labels(group)
@@ -186,22 +236,31 @@ class SamplerState:
     def on_done(self, rec: DoneRecord) -> None:
         """Fold one teacher answer (or failure) into the state."""
         self.in_flight[rec["kind"]] -= 1
-        useful = self._on_synth(rec) if rec["kind"] == "synth" else self._on_label(rec)
+        target = self._label_done(rec["index"])
+        useful = self._on_synth(rec, target) if rec["kind"] == "synth" else self._on_label(rec)
         if useful:
             self.consecutive_failures = 0
         else:
             self.consecutive_failures += 1
 
-    def _on_synth(self, rec: DoneRecord) -> bool:
+    def _label_done(self, index: int) -> str | None:
+        """Forget which label request `index` asked for; return it (None: no label asked)."""
+        label = self.synth_label.pop(index, None)
+        if label is not None:
+            self.label_in_flight[label] -= 1
+        return label
+
+    def _on_synth(self, rec: DoneRecord, target: str | None = None) -> bool:
         self.synth_done += 1
         if rec.get("text") is None:
             return self._failed(rec, F.REQUEST_FAILED)
         pairs = parse_pairs(rec["text"])
+        self.pairs_seen += len(pairs)
         if not pairs:
             return self._failed(rec, F.UNPARSABLE)
         touched: dict[str, Group] = {}  # settled after the whole answer: chance repeats vote
         for inp, out in pairs:
-            group = self._on_pair(inp, out, rec["index"])
+            group = self._on_pair(inp, out, rec["index"], target)
             if group is not None:
                 touched[group.key] = group
         for group in touched.values():
@@ -211,14 +270,22 @@ class SamplerState:
             self.last_failure = "every example in the answer was rejected"
         return useful
 
-    def _on_pair(self, inp: str, out: str, index: int) -> Group | None:
-        """Add one synthesized pair as a vote of its input's group (None: rejected)."""
+    def _on_pair(self, inp: str, out: str, index: int, target: str | None = None) -> Group | None:
+        """Add one synthesized pair as a vote of its input's group (None: rejected).
+
+        A pair whose output is another label than the request asked for is kept (the
+        teacher's label for the input it wrote) and counted as `off_target`.
+        """
         row = {"input": inp, "output": out, "request": index}
-        reason = F.check_input(inp, self.cfg.max_input_chars) or self._check_output(out, inp)
+        reason = F.check_input(inp, self.cfg.max_input_chars)
+        if reason is None:
+            out, reason = self._check_output(out, inp)
         if reason is not None:
             self._reject(reason, row)
             return None
         group = self.open.get(input_key(inp))
+        if group is not None and self.mode == "synthesize":
+            self.repeats += 1  # the same input twice in one answer: a duplicate in effect
         if group is None:
             group = self._admit(inp, row)
             if group is None:
@@ -226,6 +293,8 @@ class SamplerState:
             self.groups_from_synth += 1
         if not self.cfg.chain_of_thought:  # a CoT vote needs reasoning; a bare pair has none
             group.outputs.append(out)
+        if target is not None and out != target:
+            self.off_target += 1
         return group
 
     def _on_label(self, rec: DoneRecord) -> bool:
@@ -239,9 +308,11 @@ class SamplerState:
         else:
             text = rec["text"]
             answer = final_answer(text) if self.cfg.chain_of_thought else parse_label(text)
-            reason = F.NO_ANSWER if answer is None else self._check_output(answer, group.input)
+            reason: str | None = F.NO_ANSWER
+            if answer is not None:
+                answer, reason = self._check_output(answer, group.input)
             if reason is None:
-                group.outputs.append(text.strip() if self.cfg.chain_of_thought else answer)
+                group.outputs.append(self._vote_text(text, answer))
             else:
                 self._reject(
                     reason, {"input": group.input, "output": text, "request": rec["index"]}
@@ -250,6 +321,15 @@ class SamplerState:
                 self.last_failure = reason
         self._settle(group)
         return useful
+
+    def _vote_text(self, text: str, answer: str) -> str:
+        """What one label answer votes with: the checked answer; for chain of thought the
+        whole text (the vote parses its final answer), except with a label set, where the
+        answer is already in the set's spelling and "Answer: <label>" keeps "Positive." and
+        "positive" one vote key (the example keeps only the answer either way)."""
+        if not self.cfg.chain_of_thought:
+            return answer
+        return f"Answer: {answer}" if self.labels is not None else text.strip()
 
     def _failed(self, rec: DoneRecord, reason: str, group: Group | None = None) -> bool:
         row: dict[str, Any] = {"request": rec["index"]}
@@ -263,8 +343,13 @@ class SamplerState:
         self.last_failure = f"{reason}: {rec.get('error') or (rec.get('text') or '')[:120]!r}"
         return False
 
-    def _check_output(self, output: str, inp: str) -> str | None:
-        return F.check_output(output, inp, self.cfg.max_output_chars, self.pattern)
+    def _check_output(self, output: str, inp: str) -> tuple[str, str | None]:
+        """(output to keep, None), or (output, rejection reason): the generic filters, then
+        the run's rules (label set with canonical spelling, format, date)."""
+        reason = F.check_output(output, inp, self.cfg.max_output_chars, None)
+        if reason is not None:
+            return output, reason
+        return self.rules.check(output)
 
     # ------------------------------------------------------------------ votes
 
@@ -309,14 +394,25 @@ class SamplerState:
             row = {"input": group.input, "outputs": group.outputs, "share": round(vote.share, 4)}
             self._reject(reason, row)
             return
-        self._accept({"input": group.input, "output": vote.winner})
+        winner = vote.winner
+        if self.labels is not None:  # a CoT winner is the parsed answer: spell it as the set
+            winner = self.labels.canonical(winner) or winner
+            if over_share(self.labels, self.kept_by_label, winner, self.cfg.max_label_lead):
+                self._reject(F.LABEL_OVER_SHARE, {"input": group.input, "output": winner})
+                return
+            self.kept_by_label[winner] += 1
+        self._accept({"input": group.input, "output": winner})
 
     def _accept(self, row: dict[str, str]) -> None:
         if len(self.accepted) >= self.target:
             self.surplus.append(row)  # not written: a later run with a larger target takes it
             return
         self.accepted.append(row)
+        if self.labels is not None:
+            self.accepted_by_label[row["output"]] += 1
         self.pool.append((row["input"], row["output"]))
+        if self.labels is not None:
+            self.pool_by_label.setdefault(row["output"], []).append(self.pool[-1])
         self.emit("accepted", row)
 
     def _reject(self, reason: str, row: dict[str, Any]) -> None:
@@ -340,4 +436,39 @@ class SamplerState:
             "open_votes": len(self.open),
             "surplus_held_back": len(self.surplus),
             "vote_agreement_histogram": dict(sorted(self.agreement.items())),
+            "teacher_pairs": self.pairs_seen,
+            "repeats_within_answer": self.repeats,
+            **self.rates(),
+            "per_label": self.per_label(),
+        }
+
+    def rates(self) -> dict[str, float | None]:
+        """Yield and waste per synthesized teacher pair (None when the teacher wrote none).
+
+        `accepted_per_teacher_pair` counts every accepted example, so in synthesize-label mode
+        it is the yield of the synthesis step (votes cost label requests on top).
+        `duplicate_rate` counts rejected duplicates and, in synthesize mode, inputs repeated
+        within one answer (merged into one example, so as wasted as a rejected duplicate).
+        """
+        n = self.pairs_seen
+
+        def rate(count: int) -> float | None:
+            return round(count / n, 4) if n else None
+
+        return {
+            "accepted_per_teacher_pair": rate(len(self.accepted) + len(self.surplus)),
+            "duplicate_rate": rate(self.rejected[F.DUPLICATE] + self.repeats),
+            "near_duplicate_rate": rate(self.rejected[F.NEAR_DUPLICATE]),
+            "leak_rate": rate(self.rejected[F.LEAK]),
+        }
+
+    def per_label(self) -> dict[str, Any] | None:
+        """Accepted count of every label, with off-target pairs and out-of-set rejections."""
+        if self.labels is None:
+            return None
+        return {
+            "accepted": {x: self.accepted_by_label[x] for x in self.labels.labels},
+            "off_target_pairs": self.off_target,
+            "out_of_label_set": self.rejected[F.OUT_OF_LABEL_SET],
+            "label_over_share": self.rejected[F.LABEL_OVER_SHARE],
         }

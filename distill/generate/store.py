@@ -8,7 +8,8 @@ Files in `out_dir`:
   data is in the kernel), not fsync'd one by one (0.1+ ms each would cost more than the sampler).
 - `examples.jsonl` / `rejected.jsonl`: accepted examples and rejections (with `reason`),
   appended and flushed as they happen, fsync'd in groups (`LogWriter`).
-- `state.json`: the fingerprint; `manifest.json`, `train.jsonl`, `validation.jsonl`, `hf/`:
+- `state.json`: the fingerprint; `manifest.json`, `train.jsonl`, `validation.jsonl`,
+  `test.jsonl` (splits.py), `hf/`:
   written atomically at the end of every run (also a stopped one).
 A torn last line (a kill in the middle of a write) is dropped when reading.
 
@@ -32,6 +33,7 @@ from typing import Any
 import xxhash
 
 from common.files import atomic_write_json, atomic_write_jsonl
+from distill.generate.splits import Splits, split_rows
 
 JOURNAL = "journal.jsonl"
 EXAMPLES = "examples.jsonl"
@@ -39,7 +41,8 @@ REJECTED = "rejected.jsonl"
 STATE = "state.json"
 MANIFEST = "manifest.json"
 CACHE = "teacher_cache.sqlite"
-OUTPUTS = (JOURNAL, EXAMPLES, REJECTED, STATE, MANIFEST, "train.jsonl", "validation.jsonl")
+SPLIT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl")
+OUTPUTS = (JOURNAL, EXAMPLES, REJECTED, STATE, MANIFEST, *SPLIT_FILES)
 
 
 class LogWriter:
@@ -151,31 +154,34 @@ def prepare_run_dir(out_dir: Path, fp: str, settings: dict[str, Any], overwrite:
 def split_examples(
     examples: list[dict[str, str]], fraction: float, seed: int
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Deterministic train/validation split by a seeded hash of each input.
+    """Train/validation only (no test split), by a seeded hash of each input (splits.py).
 
     Hash-based rather than shuffled: an example stays on its side when the run is extended
     with more examples, so validation never leaks into a later train split.
     """
-    train, val = [], []
-    for ex in examples:
-        h = xxhash.xxh3_64_intdigest(ex["input"].encode("utf-8"), seed=seed)
-        (val if (h % 10_000) < fraction * 10_000 else train).append(ex)
-    if fraction > 0 and not val and len(train) > 1:
-        val.append(train.pop())
-    return train, val
+    parts = split_rows(examples, fraction, 0.0, 0, seed)
+    return parts.train, parts.validation
 
 
-def write_splits(out_dir: Path, examples: list[dict[str, str]], fraction: float, seed: int) -> dict:
-    """train.jsonl, validation.jsonl and the `hf/` DatasetDict; returns the split sizes."""
+def write_splits(
+    out_dir: Path,
+    examples: list[dict[str, str]],
+    fraction: float,
+    seed: int,
+    *,
+    test_fraction: float = 0.0,
+    min_test: int = 0,
+) -> dict[str, int]:
+    """train.jsonl, validation.jsonl, test.jsonl and the `hf/` DatasetDict; returns the sizes."""
     rows = [{"input": e["input"], "output": e["output"]} for e in examples]
-    train, val = split_examples(rows, fraction, seed)
-    atomic_write_jsonl(out_dir / "train.jsonl", train)
-    atomic_write_jsonl(out_dir / "validation.jsonl", val)
-    _write_hf(out_dir / "hf", train, val)
-    return {"train": len(train), "validation": len(val)}
+    parts = split_rows(rows, fraction, test_fraction, min_test, seed)
+    for name, part in zip(SPLIT_FILES, (parts.train, parts.validation, parts.test), strict=True):
+        atomic_write_jsonl(out_dir / name, part)
+    _write_hf(out_dir / "hf", parts)
+    return parts.sizes()
 
 
-def _write_hf(path: Path, train: list[dict], val: list[dict]) -> None:
+def _write_hf(path: Path, parts: Splits) -> None:
     """`datasets.load_from_disk`-compatible copy, swapped into place atomically."""
     from datasets import Dataset, DatasetDict, Features, Value, disable_progress_bars
 
@@ -189,4 +195,5 @@ def _write_hf(path: Path, train: list[dict], val: list[dict]) -> None:
 
     disable_progress_bars()  # our own tqdm bar is the one the user watches
     with atomic_dir(path) as tmp:
-        DatasetDict({"train": build(train), "validation": build(val)}).save_to_disk(str(tmp))
+        splits = {"train": parts.train, "validation": parts.validation, "test": parts.test}
+        DatasetDict({k: build(v) for k, v in splits.items()}).save_to_disk(str(tmp))
