@@ -80,6 +80,18 @@ def test_run_end_to_end_then_resume_skips(
         targets = [r["target"] for r in report["reports"]]
         assert len(targets) == 3 and targets[-1].startswith("teacher:")
         assert "| target" in first and "self-agreement" in first
+        # The table is scored on the generated test split: disjoint from what trained the
+        # student, picked its best epoch and gated int8; a tiny split says its CIs mean nothing.
+        assert report["test"] == str(out / "data" / "test.jsonl")
+        test_inputs = {json.loads(x)["input"] for x in (out / "data/test.jsonl").open()}
+        seen = {
+            json.loads(x)["input"]
+            for name in ("train.jsonl", "validation.jsonl")
+            for x in (out / "data" / name).open()
+        }
+        assert test_inputs and not test_inputs & seen
+        assert all(r["n"] == len(test_inputs) for r in report["reports"])
+        assert f"only {len(test_inputs)} test rows (< 50)" in first
         # Rerun: same data and settings, so train and export are skipped, generation asks the
         # teacher for nothing new, and the teacher's evaluation is reused, not paid again.
         assert main(run_args(task, out, tiny_student, server.base_url)) == 0

@@ -58,7 +58,7 @@ class RunOptions:
     """What `distill run` was asked to do beyond the stage settings."""
 
     root: Path
-    test: Path | None = None  # labelled test JSONL; None: the generated validation split
+    test: Path | None = None  # labelled test JSONL; None: the generated test split
     force: bool = False  # redo train/export/eval even when up to date
     skip_teacher_eval: bool = False
 
@@ -92,7 +92,28 @@ def run_pipeline(
     generate_data(task, cfgs.generate, cfgs.teacher, data_dir, exclude_inputs=exclude)
     model_dir = run.train(data_dir)
     onnx_dir = run.export(model_dir)
-    return run.evaluate(onnx_dir, model_dir, opts.test or data_dir / "validation.jsonl")
+    return run.evaluate(onnx_dir, model_dir, opts.test or held_out_test(data_dir, log))
+
+
+# Below this many test rows one disagreement moves a score by more than 2 points: the table
+# says so instead of presenting its confidence intervals as meaningful.
+MIN_TEST_ROWS = 50
+
+
+def held_out_test(data_dir: Path, log: Callable[[str], None]) -> Path:
+    """The generated test split (never trained on, nor used for early stopping or the gate).
+
+    With `test_fraction = 0` there is none: the validation split stands in, with a warning that
+    it picked the best epoch and gated int8, so the scores are optimistic.
+    """
+    test = data_dir / "test.jsonl"
+    if test.is_file() and test.stat().st_size:
+        return test
+    log(
+        "warning: no generated test split (test_fraction = 0): scoring on validation.jsonl, "
+        "which chose the best epoch and gated int8 (optimistic); pass --test FILE for real data"
+    )
+    return data_dir / "validation.jsonl"
 
 
 class RunState:
@@ -184,7 +205,8 @@ class _Pipeline:
                 continue
             reports.append(self._score(target, test_path))
             marks[key] = fp
-        _write_reports(self.opts.root, test_path, reports, self.log)
+        notes = _test_notes(reports, teacher_labels=self.opts.test is None)
+        _write_reports(self.opts.root, test_path, reports, notes, self.log)
         for key, fp in marks.items():  # only once the reports they stand for are on disk
             self.state.mark(key, fp)
         return reports
@@ -224,16 +246,29 @@ def _previous_reports(path: Path) -> dict[str, EvalReport]:
 
 
 def _write_reports(
-    root: Path, test_path: Path, reports: list[EvalReport], log: Callable[[str], None]
+    root: Path, test_path: Path, reports: list[EvalReport], notes: str, log: Callable[[str], None]
 ) -> None:
     from distill.evaluation.reports import compare_markdown
 
-    table = compare_markdown(reports)
+    table = compare_markdown(reports) + notes
     atomic_write_json(root / REPORT_JSON, {"test": str(test_path), "reports": reports})
     atomic_write_text(root / REPORT_MD, table + "\n")
     log(table)
-    if test_path.name == "validation.jsonl":
-        log(
-            "\nnote: references are the teacher's own labels (no --test given), so the "
-            "teacher row measures its self-agreement, not its accuracy."
+
+
+def _test_notes(reports: list[EvalReport], *, teacher_labels: bool) -> str:
+    """What the reader must know about the test set under the table ("" when nothing)."""
+    notes = []
+    n = min((r["n"] for r in reports), default=0)
+    if n < MIN_TEST_ROWS:
+        notes.append(
+            f"only {n} test rows (< {MIN_TEST_ROWS}): one disagreement moves a score by "
+            f"{100 / max(n, 1):.1f} points, so the CIs above decide nothing; use more examples "
+            "or --test FILE"
         )
+    if teacher_labels:
+        notes.append(
+            "references are the teacher's own labels (no --test given): the teacher row measures "
+            "its self-agreement, not its accuracy"
+        )
+    return "".join(f"\nnote: {line}\n" for line in notes)
