@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-DEFAULT_TEMPLATE = "{instruction}\nInput: {input}"
+# The source with the task's instruction in front: what an instruction-tuned student (Flan-T5)
+# was trained to read. The embedded student's preset uses "{input}" instead (students.presets).
+INSTRUCTION_TEMPLATE = "{instruction}\nInput: {input}"
 
 
 @dataclass
@@ -22,15 +24,16 @@ class TrainConfig:
         },
     )
     epochs: int = field(default=3, metadata={"help": "training epochs (at least; see min_steps)"})
-    min_steps: int = field(
-        default=0,
+    min_steps: int | None = field(
+        default=None,
         metadata={
             "help": "floor on optimizer steps: small datasets get more epochs until this many "
-            "steps are done; early stopping waits for the floor (0: epochs only)"
+            "steps are done; early stopping waits for the floor (0: epochs only; default: the "
+            "preset's, 300 for the embedded student)"
         },
     )
     new_lr_scale: float = field(
-        default=1.0,
+        default=10.0,
         metadata={
             "help": "learning-rate multiplier for the student's newly initialised parameters "
             "(the embedded student's cross-attention and LM-head transform)"
@@ -50,9 +53,12 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps for linear warmup"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0: off)"})
-    source_template: str = field(
-        default=DEFAULT_TEMPLATE,
-        metadata={"help": "str.format template of the source text with {instruction} and {input}"},
+    source_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "str.format template of the source text with {instruction} and {input} "
+            "(default: the preset's; the embedded student reads the input alone)"
+        },
     )
     max_source_length: int | None = field(
         default=None,
@@ -130,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"lr: must be > 0 (got {self.lr})")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio: must be in [0, 1) (got {self.warmup_ratio})")
+        if self.min_steps is not None and self.min_steps < 0:
+            raise ValueError(f"min_steps: must be >= 0 (got {self.min_steps})")
         if self.new_lr_scale <= 0:
             raise ValueError(f"new_lr_scale: must be > 0 (got {self.new_lr_scale})")
         if not 0 <= self.label_smoothing < 1:
@@ -140,7 +148,6 @@ class TrainConfig:
             "patience",
             "lora_r",
             "checkpoint_every",
-            "min_steps",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (got {getattr(self, name)})")
@@ -149,6 +156,8 @@ class TrainConfig:
         self._check_template()
 
     def _check_template(self) -> None:
+        if self.source_template is None:
+            return
         if "{input}" not in self.source_template:
             raise ValueError(
                 f"source_template: must contain {{input}} (got {self.source_template!r})"

@@ -115,6 +115,8 @@ class _Run:
         preset = preset_for(cfg.student)
         self.cfg, self.acc, self.out_dir, self.instruction = cfg, acc, out_dir, instruction
         self.lr = cfg.lr or preset.lr
+        self.template = cfg.source_template or preset.source_template
+        self.min_steps = preset.min_steps if cfg.min_steps is None else cfg.min_steps
         self.batch_size = cfg.batch_size or preset.batch_size
         self.cap_source = cfg.max_source_length or preset.max_source_length
         self.cap_target = cfg.max_target_length or preset.max_target_length
@@ -139,7 +141,7 @@ class _Run:
         rows = mix_sources(read_examples(train_path), extras, cfg.seed)
         self.val_rows = read_examples(val_path) if val_path else []
         self.eos = _eos_id(self.model, tok)
-        prompt_len = len(tok(format_source(cfg.source_template, self.instruction, ""))["input_ids"])
+        prompt_len = len(tok(format_source(self.template, self.instruction, ""))["input_ids"])
         src, tgt = self._tokenize(rows)
         if cfg.max_source_length is None:
             # The preset's cap is room for the input; a long instruction must not eat it all.
@@ -154,9 +156,7 @@ class _Run:
         self.not_roundtrip = _count_not_roundtrip(tok, [r["output"] for r in rows])
 
     def _tokenize(self, rows: list[dict[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
-        sources = [
-            format_source(self.cfg.source_template, self.instruction, r["input"]) for r in rows
-        ]
+        sources = [format_source(self.template, self.instruction, r["input"]) for r in rows]
         return tokenize_pairs(self.tokenizer, sources, [r["output"] for r in rows], self.eos)
 
     # ---- model, optimiser, resume -----------------------------------------------------------
@@ -181,7 +181,7 @@ class _Run:
             self.train, batch_sampler=self.sampler, collate_fn=lambda b: collate(b, pad)
         )
         self.steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
-        self.epochs = planned_epochs(cfg.epochs, cfg.min_steps, self.steps_per_epoch)
+        self.epochs = planned_epochs(cfg.epochs, self.min_steps, self.steps_per_epoch)
         total = self.steps_per_epoch * self.epochs
         new = new_parameters(self.source) if cfg.new_lr_scale != 1.0 else ()
         groups = _param_groups(self.model, cfg.weight_decay, self.lr, new, cfg.new_lr_scale)
@@ -211,7 +211,7 @@ class _Run:
 
     def _stopped(self) -> bool:
         """Early stop: `patience` epochs without improvement, once the step floor is done."""
-        if self.state["global_step"] < self.cfg.min_steps:
+        if self.state["global_step"] < self.min_steps:
             return False
         return bool(self.cfg.patience) and self.state["bad_epochs"] >= self.cfg.patience
 
@@ -330,7 +330,7 @@ class _Run:
         }
 
     def _decode(self, model: Any, inputs: list[str]) -> list[str]:
-        sources = [format_source(self.cfg.source_template, self.instruction, t) for t in inputs]
+        sources = [format_source(self.template, self.instruction, t) for t in inputs]
         return generate_texts(
             model,
             self.tokenizer,
@@ -400,7 +400,13 @@ class _Run:
             "history": self.state["history"],
             "lengths": asdict(self.plan),
             "targets_not_roundtrip": self.not_roundtrip,
-            "settings": {**asdict(self.cfg), "lr": self.lr, "batch_size": self.batch_size},
+            "settings": {
+                **asdict(self.cfg),
+                "lr": self.lr,
+                "batch_size": self.batch_size,
+                "source_template": self.template,
+                "min_steps": self.min_steps,
+            },
         }
 
     def _write_model_dir(self, model: Any, task_name: str, card: dict, metrics: dict) -> None:
@@ -413,7 +419,7 @@ class _Run:
         meta = StudentMeta(
             task_name=task_name,
             instruction=self.instruction,
-            source_template=self.cfg.source_template,
+            source_template=self.template,
             max_source_length=self.plan.max_source_length,
             max_target_length=self.plan.max_target_length,
             max_new_tokens=self.plan.max_target_length,

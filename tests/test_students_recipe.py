@@ -60,6 +60,24 @@ def test_step_floor_yields_the_steps_it_promises(tmp_path: Path) -> None:
     assert metrics["global_steps"] == 3 * metrics["epochs_run"]
 
 
+def test_preset_defaults_for_the_recipe(tmp_path: Path) -> None:
+    """The embedded preset floors at 300 steps and reads the input alone; a student given by
+    path keeps the instruction template and no floor; explicit settings win over both."""
+    from students.config import INSTRUCTION_TEMPLATE
+    from students.presets import preset_for
+
+    embedded, generic = preset_for("embedded"), preset_for(str(tmp_path))
+    assert (embedded.min_steps, embedded.source_template) == (300, "{input}")
+    assert (generic.min_steps, generic.source_template) == (0, INSTRUCTION_TEMPLATE)
+    student = tiny_encoder_decoder_dir(tmp_path / "s")
+    data = _data(tmp_path / "train.jsonl")
+    metrics = train_mod.train_student(
+        _cfg(student), data, None, tmp_path / "m", instruction="Do it.", task_name="t"
+    )
+    assert metrics["settings"]["min_steps"] == 0 and metrics["global_steps"] == 3
+    assert metrics["settings"]["source_template"] == INSTRUCTION_TEMPLATE
+
+
 def test_new_parameters_learn_at_the_scaled_rate() -> None:
     """Names matching a new-parameter fragment land in groups at lr * scale; decay rules hold."""
     model = torch.nn.ModuleDict(

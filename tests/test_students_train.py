@@ -208,7 +208,8 @@ def test_embedded_student_short_run(tmp_path: Path, monkeypatch) -> None:
         for y in (10, 19)
     ]
     data = _data(tmp_path / "train.jsonl", rows)
-    cfg = TrainConfig(epochs=2, threads=2, batch_size=16, max_eval_examples=4)
+    # min_steps=0: this checks the pipeline; the preset's 300-step floor would take minutes
+    cfg = TrainConfig(epochs=2, threads=2, batch_size=16, max_eval_examples=4, min_steps=0)
     metrics = train_mod.train_student(
         cfg,
         data,
