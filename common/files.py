@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 
+def files_size(paths: Iterable[Path]) -> int:
+    """Total bytes of the regular files among `paths` (missing ones and folders count 0)."""
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
 def read_json(path: Path, expect: type = dict, what: str = "") -> Any:
     """Read a JSON document of type `expect` (dict or list), naming the file when it is
     missing (FileNotFoundError, "{path}: {what} not found") or broken (ValueError)."""

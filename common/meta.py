@@ -18,6 +18,15 @@ from common.files import read_json_object
 META_FILE = "distill.json"
 
 
+def format_source(template: str, instruction: str, text: str) -> str:
+    """The student's source text: the instruction and one raw input through the template.
+
+    Training and every runtime format through here, so what the student reads at inference is
+    by construction what it was trained on.
+    """
+    return template.format(instruction=instruction, input=text)
+
+
 @dataclass
 class StudentMeta:
     """The record in `distill.json`. Ids and the template are required; the rest has defaults
@@ -42,7 +51,7 @@ class StudentMeta:
 
     def source_text(self, text: str) -> str:
         """The source text the student was trained to read for one raw task input."""
-        return self.source_template.format(instruction=self.instruction, input=text)
+        return format_source(self.source_template, self.instruction, text)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = META_FILE) -> StudentMeta:

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypedDict
 
-from common.files import atomic_dir
+from common.files import atomic_dir, files_size
 from common.meta import META_FILE
 from exports.config import ExportConfig
 from exports.gate import GateReport, run_gate
@@ -28,11 +28,6 @@ class ExportError(Exception):
     def __init__(self, message: str, report: ExportReport) -> None:
         super().__init__(message)
         self.report = report
-
-
-def dir_size(paths: list[Path]) -> int:
-    """Total bytes of the files that exist among `paths`."""
-    return sum(p.stat().st_size for p in paths if p.is_file())
 
 
 def export_model(
@@ -155,9 +150,9 @@ def _copy_side_files(model_dir: Path, out: Path) -> None:
 
 
 def _sizes(model_dir: Path, out: Path) -> dict:
-    fp32 = dir_size([out / graph_file(g, "fp32") for g in GRAPHS])
-    int8 = dir_size([out / graph_file(g, "int8") for g in GRAPHS])
-    st = dir_size(sorted(model_dir.glob("*.safetensors")))
+    fp32 = files_size([out / graph_file(g, "fp32") for g in GRAPHS])
+    int8 = files_size([out / graph_file(g, "int8") for g in GRAPHS])
+    st = files_size(sorted(model_dir.glob("*.safetensors")))
     return {
         "safetensors_bytes": st,
         "onnx_fp32_bytes": fp32,

@@ -79,11 +79,6 @@ def mix_sources(
     return mixed
 
 
-def format_source(template: str, instruction: str, text: str) -> str:
-    """The student's source text: the instruction and the raw input through the template."""
-    return template.format(instruction=instruction, input=text)
-
-
 @dataclass
 class Encoded:
     """Token ids of one example: source with the tokenizer's specials, target ending in eos."""

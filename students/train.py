@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from common.files import replace_dir
-from common.meta import StudentMeta, write_meta
+from common.meta import StudentMeta, format_source, write_meta
 from common.metrics import chrf, exact_match
 from students.config import TrainConfig
 from students.data import (
     EpochBatches,
     collate,
-    format_source,
     mix_sources,
     parse_source_spec,
     plan_lengths,

@@ -128,3 +128,15 @@ def test_registered_extra_data_joins_training(tmp_path: Path) -> None:
     assert with_registered_extra_data(cfg, tmp_path).extra_data == ["/x/a.jsonl:0.5"]
     mine = stage_config("train", None, argparse.Namespace(extra_data=["/y/b.jsonl"]))
     assert with_registered_extra_data(mine, tmp_path).extra_data == ["/y/b.jsonl"]
+
+
+def test_stage_names_have_one_source() -> None:
+    """task.toml tables, `distill run`'s typed configs and its flags all follow STAGES."""
+    import dataclasses
+
+    from distill.stages import STAGE_CONFIGS, STAGES
+    from distill.stages.run import StageConfigs
+    from distill.task import TABLE_KEYS
+
+    assert TABLE_KEYS == STAGES == tuple(STAGE_CONFIGS)
+    assert tuple(f.name for f in dataclasses.fields(StageConfigs)) == STAGES
