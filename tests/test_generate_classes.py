@@ -107,7 +107,10 @@ def test_label_conditioned_synthesis_is_balanced_and_canonical(tmp_path):
     for label, prompt in zip(asked, prompts, strict=True):  # demos of the asked label only
         shown = [json.loads(x) for x in prompt.splitlines() if x.startswith('{"input"')]
         demos = {x["output"] for x in shown if x["input"] in DEMO_INPUTS}
-        assert demos == ({label} if label != "sci/tech" else {"world", "sports", "business"})
+        if label == "sci/tech":  # no demonstration of its own: 2 of the others
+            assert len(demos) == 2 and demos <= {"world", "sports", "business"}
+        else:
+            assert demos == {label}
     # once a label has accepted examples, the pool examples shown are of the asked label only
     for label, prompt in zip(asked[4:], prompts[4:], strict=True):
         shown = [json.loads(x) for x in prompt.splitlines() if x.startswith('{"input"')]

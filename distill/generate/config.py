@@ -78,8 +78,11 @@ class GenerateConfig:
     pairs_per_request: int = field(
         default=3, metadata={"help": "new examples asked for in each synthesize request"}
     )
+    # 2, not all: shown all 4 demonstrations of examples/dates.toml, the embedded teacher
+    # answered with those 4 verbatim (21 of 23 pairs in 6 answers were demo copies); shown 2,
+    # it accepted 24 examples in the same 4 minutes (docs/generate.md, "Yield").
     few_shot_demos: int = field(
-        default=4, metadata={"help": "user demonstrations shown in each prompt (random subset)"}
+        default=2, metadata={"help": "user demonstrations shown in each prompt (random subset)"}
     )
     few_shot_accepted: int = field(
         default=3,
