@@ -105,7 +105,7 @@ def _generate(task: Any, cfgs: dict[str, Any], root: Path, test_rows: list[dict]
 
     data_dir = root / "data"
     _banner(
-        f"generate: {cfgs['generate'].num_examples} examples from teacher "
+        f"generate: {cfgs['generate'].num_examples or 'default number of'} examples from teacher "
         f"'{cfgs['teacher'].teacher}' -> {data_dir}"
     )
     exclude = [r["input"] for r in test_rows] if test_rows else []

@@ -141,15 +141,16 @@ def _restore(
 ) -> tuple[SamplerState, _Sink]:
     """A fresh state with the journal of an earlier session (if any) replayed into it."""
     sink = _Sink()
-    state = SamplerState(cfg, protected, sink)
+    state = SamplerState(cfg, protected, sink, n_inputs=len(inputs))
     if inputs:
         state.add_inputs(inputs)
     try:
         records = store.read_log(out_dir / store.JOURNAL)
     except ValueError as exc:
         raise UserError(f"{exc}; use --overwrite or a fresh --out directory") from None
+    fold = {"issue": state.on_issue, "done": state.on_done, "cancel": state.on_cancel}
     for rec in records:
-        (state.on_issue if rec["e"] == "issue" else state.on_done)(rec)
+        fold[rec["e"]](rec)
     state.forget_in_flight()
     return state, sink
 

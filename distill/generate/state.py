@@ -45,11 +45,13 @@ class Group:
 class SamplerState:
     """Counts, groups, pool and scheduling decisions of one generate run."""
 
-    def __init__(self, cfg: GenerateConfig, protected: Sequence[str], emit: Emit):
+    def __init__(
+        self, cfg: GenerateConfig, protected: Sequence[str], emit: Emit, n_inputs: int = 0
+    ):
         self.cfg = cfg
         self.mode = cfg.resolved_mode
         self.votes = cfg.resolved_votes
-        self.target = cfg.num_examples
+        self.target = cfg.target(n_inputs)
         self.emit = emit
         self.pattern = re.compile(cfg.output_regex) if cfg.output_regex else None
         self.leak_guard = LeakGuard(protected, cfg.near_dup_threshold)
@@ -67,15 +69,22 @@ class SamplerState:
         self.synth_done = 0
         self.groups_from_synth = 0
         self.consecutive_failures = 0
+        self.answers_since_accept = 0  # teacher answers folded in since the last acceptance
+        self.cancelled = 0  # requests cancelled in flight because the target was met
         self.last_failure = ""
+        self.inputs_total = 0  # label mode: user inputs admitted or rejected
+        self.inputs_rejected = 0  # label mode: inputs rejected (filters or the vote)
 
     # ------------------------------------------------------------------ inputs (label mode)
 
     def add_inputs(self, texts: Sequence[str]) -> None:
         """Admit user inputs (label mode): each new one opens a group needing `votes` labels."""
         for n, text in enumerate(texts, start=1):
+            self.inputs_total += 1
             group = self._admit(text, {"input": text, "line": n})
-            if group is not None:
+            if group is None:
+                self.inputs_rejected += 1
+            else:
                 self._queue_labels(group)
 
     def _admit(self, text: str, row: dict[str, Any]) -> Group | None:
@@ -168,6 +177,21 @@ class SamplerState:
             group.pending -= 1
             group.attempts -= 1
 
+    def on_cancel(self, rec: dict[str, Any]) -> None:
+        """A request cancelled in flight once the target was met: never answered, never retried.
+
+        Its label vote (if any) is not re-queued now; a later run with a larger target re-queues
+        the votes of open groups with fresh request indices, as after a crash.
+        """
+        self.in_flight[rec["kind"]] -= 1
+        self.cancelled += 1
+        if rec["kind"] == "label":
+            self.groups[rec["key"]].pending -= 1
+
+    def stalled(self, window: int) -> bool:
+        """No example accepted in the last `window` answers (while short of the target)."""
+        return not self.done and self.answers_since_accept >= window
+
     def forget_in_flight(self) -> None:
         """After a replay: requests issued but never answered are lost; re-queue their labels.
 
@@ -185,6 +209,7 @@ class SamplerState:
     def on_done(self, rec: dict[str, Any]) -> None:
         """Fold one teacher answer (or failure) into the state."""
         self.in_flight[rec["kind"]] -= 1
+        self.answers_since_accept += 1
         useful = self._on_synth(rec) if rec["kind"] == "synth" else self._on_label(rec)
         if useful:
             self.consecutive_failures = 0
@@ -203,11 +228,19 @@ class SamplerState:
             group = self._on_pair(inp, out, rec["i"])
             if group is not None:
                 touched[group.key] = group
+        before = len(self.accepted) + len(self.surplus)
         for group in touched.values():
             self._settle(group)
-        useful = bool(touched)
+        # Progress is an accepted example, or an input now waiting for its label votes; a
+        # group that can never be decided (no output, no label request) is not progress.
+        waiting = self.mode != "synthesize" and any(not g.decided for g in touched.values())
+        useful = len(self.accepted) + len(self.surplus) > before or waiting
         if not useful:
-            self.last_failure = "every example in the answer was rejected"
+            self.last_failure = (
+                "every example in the answer was rejected"
+                if not touched
+                else "no example in the answer could be decided"
+            )
         return useful
 
     def _on_pair(self, inp: str, out: str, index: int) -> Group | None:
@@ -291,6 +324,7 @@ class SamplerState:
         group.decided = True
         self.open.pop(group.key, None)
         if not group.outputs:
+            self.inputs_rejected += self.mode == "label"
             self._reject(NO_VALID_OUTPUT, {"input": group.input})
             return
         vote = majority_vote(
@@ -302,6 +336,7 @@ class SamplerState:
         if len(group.outputs) > 1:
             self.agreement[f"{vote.share:.2f}"] += 1
         if not vote.accepted or vote.winner is None:
+            self.inputs_rejected += self.mode == "label"
             reason = F.NO_ANSWER if vote.winner is None else F.LOW_AGREEMENT
             row = {"input": group.input, "outputs": group.outputs, "share": round(vote.share, 4)}
             self._reject(reason, row)
@@ -309,6 +344,7 @@ class SamplerState:
         self._accept({"input": group.input, "output": vote.winner})
 
     def _accept(self, row: dict[str, str]) -> None:
+        self.answers_since_accept = 0
         if len(self.accepted) >= self.target:
             self.surplus.append(row)  # not written: a later run with a larger target takes it
             return
@@ -336,5 +372,18 @@ class SamplerState:
             "distinct_inputs_seen": len(self.groups),
             "open_votes": len(self.open),
             "surplus_held_back": len(self.surplus),
+            "cancelled_in_flight": self.cancelled,
             "vote_agreement_histogram": dict(sorted(self.agreement.items())),
+            **({"inputs": self.input_counts()} if self.mode == "label" else {}),
+        }
+
+    def input_counts(self) -> dict[str, int]:
+        """Label mode: of the user's inputs, how many were labelled, rejected, or are left."""
+        labelled = len(self.accepted)
+        left = self.inputs_total - labelled - self.inputs_rejected
+        return {
+            "total": self.inputs_total,
+            "labelled": labelled,
+            "rejected": self.inputs_rejected,
+            "left": left,
         }
