@@ -86,9 +86,9 @@ def predict_onnx(onnx_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predicti
     from exports.layout import GRAPHS, graph_file, resolve_precision
     from exports.runtime import OnnxSeq2Seq
 
-    runtime = OnnxSeq2Seq(onnx_dir, threads=cfg.student_threads, precision=cfg.precision)
+    runtime = OnnxSeq2Seq(onnx_dir, threads=cfg.student_threads, precision=cfg.onnx_precision)
     out = _timed_batches(runtime.generate, inputs, cfg)
-    precision = resolve_precision(onnx_dir, cfg.precision)
+    precision = resolve_precision(onnx_dir, cfg.onnx_precision)
     out.kind = "onnx"
     out.size_bytes = dir_size(onnx_dir, [graph_file(g, precision) for g in GRAPHS])
     out.extra = {"precision": precision, "threads": cfg.student_threads}
