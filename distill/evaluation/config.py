@@ -26,7 +26,10 @@ class EvalConfig:
     num_beams: int = field(default=1, metadata={"help": "beam width for students (1 = greedy)"})
     latency_samples: int = field(
         default=50,
-        metadata={"help": "inputs timed one at a time (batch 1) for student latency p50/p95"},
+        metadata={
+            "help": "inputs timed one at a time (batch 1, or one teacher request in flight) "
+            "for latency p50/p95"
+        },
     )
     student_threads: int | None = field(
         default=None,

@@ -7,7 +7,9 @@ Targets: an ONNX directory (`exports.runtime.OnnxSeq2Seq`), a trained model dire
 
 Student latency is measured one input at a time (batch 1, what a request to a service sees) on
 the first `latency_samples` inputs, separately from the batched pass that gives throughput.
-Teacher latency is the wall time of each request while `max_in_flight` requests run at once.
+Teacher latency is likewise measured one request at a time (concurrency 1) on the first
+`latency_samples` inputs; the rest run `max_in_flight` at once for throughput. Timing requests
+while hundreds wait in the teacher's queue would report queueing, not service time.
 """
 
 from __future__ import annotations

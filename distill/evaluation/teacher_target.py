@@ -43,15 +43,18 @@ def clean_answer(text: str, single_line: bool) -> str:
 async def _predict_async(
     teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
 ) -> Predictions:
+    """The first `latency_samples` inputs one at a time (their wall times are the latency a
+    user serving one request sees: service time, no queue), then the rest `max_in_flight` at
+    once (throughput). Every input is asked once: the timed answers are scored too."""
     from teachers import open_teacher
     from teachers.errors import RequestFailed
 
     texts = [""] * len(inputs)
-    latencies = [0.0] * len(inputs)
+    latencies: list[float] = []
     failures = 0
     gate = asyncio.Semaphore(teacher_cfg.max_in_flight)
 
-    async def one(i: int, teacher: Any) -> None:
+    async def one(i: int, teacher: Any) -> float:
         nonlocal failures
         async with gate:
             t0 = time.perf_counter()
@@ -65,20 +68,35 @@ async def _predict_async(
                 texts[i] = clean_answer(res.texts[0], single_line)
             except RequestFailed:
                 failures += 1  # scored as an empty (wrong) answer, counted in the report
-            latencies[i] = time.perf_counter() - t0
+            return time.perf_counter() - t0
 
+    k = min(cfg.latency_samples, len(inputs))
     async with open_teacher(teacher_cfg, cache_path=None) as teacher:
         start = time.perf_counter()
-        await asyncio.gather(*(one(i, teacher) for i in range(len(inputs))))
-        wall = time.perf_counter() - start
+        for i in range(k):  # concurrency 1: no request waits behind another
+            latencies.append(await one(i, teacher))
+        sequential = time.perf_counter() - start
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i, teacher) for i in range(k, len(inputs))))
+        concurrent = time.perf_counter() - start
         usage = teacher.accounting.snapshot()
         name = teacher.model_name
-    extra = {"model_name": name, "failures": failures, "usage": usage}
+    # Throughput from the concurrent pass alone (its inputs over its wall time), expressed as
+    # the wall time all inputs would take at that rate; all sequential when nothing is left.
+    rest = len(inputs) - k
+    wall = concurrent * len(inputs) / rest if rest and concurrent > 0 else sequential
+    extra = {
+        "model_name": name,
+        "failures": failures,
+        "usage": usage,
+        "latency_concurrency": 1,
+        "throughput_concurrency": teacher_cfg.max_in_flight,
+    }
     return Predictions("teacher", texts, latencies, wall, None, extra)
 
 
 def predict_teacher(
     teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
 ) -> Predictions:
-    """Run every input through the teacher concurrently (up to max_in_flight)."""
+    """Latency at concurrency 1 on a sample, then throughput at `max_in_flight`."""
     return asyncio.run(_predict_async(teacher_cfg, task, inputs, cfg, single_line))
