@@ -1,9 +1,10 @@
 """`export_model`: a trained student dir -> an ONNX dir (fp32 + int8) with a quality gate.
 
 Steps: export the three graphs with torch.onnx (dynamo), copy config/tokenizer/distill.json,
-quantise, then gate on held-out inputs: fp32 ONNX greedy must equal PyTorch greedy token for
-token, and int8's exact-match / chrF++ drop vs fp32 must stay within `max_quality_drop`, or the
-int8 graphs are removed and fp32 kept. The directory is built under a temporary name and
+quantise, then gate: on held-out inputs (topped up with unlabelled ones) fp32 ONNX greedy must
+equal PyTorch greedy token for token, and int8 must pass `exports.gate.decide` (an exact
+binomial bound on how often it may be worse than fp32, within `max_quality_drop`), or the int8
+graphs are removed and fp32 kept. Without gate inputs int8 is never shipped (fail closed). The directory is built under a temporary name and
 renamed into place; `export_report.json` records every number and which precision to load.
 """
 
@@ -47,10 +48,12 @@ def export_model(
     cfg: ExportConfig,
     *,
     heldout: list[tuple[str, str]] | None = None,
+    unlabelled: list[str] | None = None,
 ) -> dict:
     """Export `model_dir` into `out_dir` (replaced only when complete); returns the report.
 
-    Raises ExportError (with the directory written, fp32 kept) when a gate fails.
+    The gate runs on `heldout` pairs first, then `unlabelled` inputs, `cfg.max_heldout` in
+    all. Raises ExportError (with the directory written, fp32 kept) when a gate fails.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / DISTILL_FILE).is_file():
@@ -60,13 +63,29 @@ def export_model(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        report = _build(model_dir, tmp, cfg, list(heldout or [])[: cfg.max_heldout])
+        rows = _gate_rows(heldout or [], unlabelled or [], cfg.max_heldout)
+        report = _build(model_dir, tmp, cfg, rows)
         _swap_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if report["gate"]["status"] == "failed":
         raise ExportError(report["gate"]["reason"], report)
     return report
+
+
+def _gate_rows(
+    heldout: list[tuple[str, str]], unlabelled: list[str], cap: int
+) -> list[tuple[str, str | None]]:
+    """Labelled pairs first, then distinct unlabelled inputs (reference None), `cap` in all."""
+    rows: list[tuple[str, str | None]] = list(heldout[:cap])
+    seen = {x for x, _ in rows}
+    for x in unlabelled:
+        if len(rows) >= cap:
+            break
+        if x not in seen:
+            seen.add(x)
+            rows.append((x, None))
+    return rows
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
@@ -80,7 +99,9 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
         os.replace(tmp, target)
 
 
-def _build(model_dir: Path, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str]]) -> dict:
+def _build(
+    model_dir: Path, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str | None]]
+) -> dict:
     from transformers import AutoModelForSeq2SeqLM
 
     from exports.onnx_export import export_graphs
@@ -154,25 +175,38 @@ def _sizes(model_dir: Path, out: Path) -> dict:
     }
 
 
-def _gate(model: Any, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str]]) -> dict:
-    """fp32 parity (token for token vs PyTorch greedy) and the int8 quality drop."""
+def _gate(model: Any, out: Path, cfg: ExportConfig, rows: list[tuple[str, str | None]]) -> dict:
+    """fp32 parity (token for token vs PyTorch greedy), then the int8 decision rule.
+
+    Fails closed: with no inputs, int8 is not shipped (fp32 parity cannot be checked either).
+    """
+    from exports.gate import decide, rows_needed
     from exports.runtime import OnnxSeq2Seq
 
-    if not heldout:
-        return {
-            "status": "skipped",
-            "reason": "no held-out inputs",
-            "n": 0,
-            "int8_ok": cfg.quantize == "int8",
-        }
-    inputs, refs = [x for x, _ in heldout], [y for _, y in heldout]
+    if not rows:
+        if cfg.quantize != "int8":
+            return {"status": "skipped", "reason": "no gate inputs", "n": 0, "int8_ok": False}
+        reason = (
+            "no gate inputs (held-out pairs or training inputs) to compare int8 with fp32; "
+            f"the int8 graphs were removed and fp32 kept (the rule needs at least "
+            f"{rows_needed(cfg.max_quality_drop)} inputs)"
+        )
+        return {"status": "failed", "reason": reason, "n": 0, "int8_ok": False}
+    inputs = [x for x, _ in rows]
+    refs = [y for _, y in rows]
+    labelled = [i for i, y in enumerate(refs) if y is not None]
     fp32 = OnnxSeq2Seq(out, precision="fp32")
     onnx_ids = fp32.generate_ids(inputs, batch_size=cfg.gate_batch_size)
     torch_ids = _torch_greedy(model, fp32, inputs, cfg.gate_batch_size)
     same = sum(a == b for a, b in zip(onnx_ids, torch_ids, strict=True))
-    gate: dict[str, Any] = {"n": len(inputs), "fp32_token_parity": same / len(inputs)}
+    gate: dict[str, Any] = {
+        "n": len(inputs),
+        "n_labelled": len(labelled),
+        "fp32_token_parity": same / len(inputs),
+    }
     fp32_texts = fp32.tokenizer.decode_batch(onnx_ids, skip_special_tokens=True)
-    gate["fp32"] = quality(fp32_texts, refs)
+    if labelled:
+        gate["fp32"] = quality([fp32_texts[i] for i in labelled], [refs[i] for i in labelled])
     if same != len(inputs):
         bad = next(i for i, (a, b) in enumerate(zip(onnx_ids, torch_ids, strict=True)) if a != b)
         reason = f"fp32 ONNX differs from PyTorch on {len(inputs) - same}/{len(inputs)} inputs (first: #{bad})"
@@ -180,16 +214,21 @@ def _gate(model: Any, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str
     if cfg.quantize != "int8":
         return {**gate, "status": "passed", "int8_ok": False}
     int8_texts = OnnxSeq2Seq(out, precision="int8").generate(inputs, batch_size=cfg.gate_batch_size)
-    gate["int8"] = quality(int8_texts, refs)
+    if labelled:
+        gate["int8"] = quality([int8_texts[i] for i in labelled], [refs[i] for i in labelled])
+        gate["int8_drop_points"] = round(
+            max(gate["fp32"][k] - gate["int8"][k] for k in ("exact_match", "chrf_pp")), 3
+        )
     gate["int8_agrees_with_fp32"] = sum(
         a == b for a, b in zip(int8_texts, fp32_texts, strict=True)
     ) / len(inputs)
-    drop = max(gate["fp32"][k] - gate["int8"][k] for k in ("exact_match", "chrf_pp"))
-    gate["int8_drop_points"] = round(drop, 3)
-    if drop > cfg.max_quality_drop:
+    decision = decide(fp32_texts, int8_texts, refs, cfg.max_quality_drop)
+    gate["decision"] = decision.as_dict()
+    if not decision.passed:
         reason = (
-            f"int8 quality drop {drop:.2f} points > max_quality_drop {cfg.max_quality_drop}; "
-            "the int8 graphs were removed and fp32 kept"
+            f"int8 may be worse than fp32 on {decision.possibly_worse}/{decision.n} gate inputs: "
+            f"95% upper bound {decision.upper_bound_points:.2f} points > max_quality_drop "
+            f"{cfg.max_quality_drop}; the int8 graphs were removed and fp32 kept"
         )
         return {**gate, "status": "failed", "reason": reason, "int8_ok": False}
     return {**gate, "status": "passed", "int8_ok": True}

@@ -112,8 +112,10 @@ _EXPORTED: dict[str, tuple[Path, Path, dict]] = {}
 def exported_tiny(kind: str, root: Path) -> tuple[Path, Path, dict]:
     """Export a tiny `kind` ('t5' or 'bert2bert') model once per process: (model, onnx, report).
 
-    Test modules share it so the ~20 s export runs once; the held-out set is 24 random
-    inputs (references are the lower-cased inputs: the gate then measures real drops).
+    Test modules share it so the ~20 s export runs once. Random weights: the gate runs (fp32
+    parity with PyTorch is checked on 24 random inputs) but its int8 rule is set to always pass,
+    since int8-vs-fp32 agreement of an untrained model means nothing; the rule itself is tested
+    on a trained model in tests/test_exports_gate.py.
     """
     if kind not in _EXPORTED:
         import random
@@ -144,7 +146,10 @@ def exported_tiny(kind: str, root: Path) -> tuple[Path, Path, dict]:
         ]
         inputs = [" ".join(rng.choices(words, k=rng.randint(1, 24))) for _ in range(24)]
         report = export_model(
-            model_dir, root / kind / "onnx", ExportConfig(), heldout=[(x, x) for x in inputs]
+            model_dir,
+            root / kind / "onnx",
+            ExportConfig(max_quality_drop=100.0),
+            heldout=[(x, x) for x in inputs],
         )
         _EXPORTED[kind] = (model_dir, root / kind / "onnx", report)
     return _EXPORTED[kind]

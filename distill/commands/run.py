@@ -140,7 +140,7 @@ def _train(task: Any, cfgs: dict[str, Any], root: Path, data_dir: Path, state: _
 
 
 def _export(cfgs: dict[str, Any], root: Path, model_dir: Path, state: _State) -> Path:
-    from distill.commands.export import heldout_pairs
+    from distill.commands.export import heldout_pairs, unlabelled_inputs
     from exports.export import ExportError, export_model
 
     onnx_dir = root / "onnx"
@@ -152,7 +152,13 @@ def _export(cfgs: dict[str, Any], root: Path, model_dir: Path, state: _State) ->
     # Same held-out source as `distill export` (RUN/data/validation.jsonl beside the model).
     heldout, _ = heldout_pairs(model_dir, None, cfgs["export"].max_heldout)
     try:
-        report = export_model(model_dir, onnx_dir, cfgs["export"], heldout=heldout)
+        report = export_model(
+            model_dir,
+            onnx_dir,
+            cfgs["export"],
+            heldout=heldout,
+            unlabelled=unlabelled_inputs(model_dir),
+        )
     except ExportError as exc:
         if not (onnx_dir / "distill.json").is_file():
             raise UserError(f"export failed: {exc}") from None
