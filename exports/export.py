@@ -2,7 +2,7 @@
 
 Steps: export the three graphs with torch.onnx (dynamo), copy config/tokenizer/distill.json,
 quantise, then gate: on held-out inputs (topped up with unlabelled ones) fp32 ONNX greedy must
-equal PyTorch greedy token for token, and int8 must pass `exports.gate.decide` (an exact
+equal PyTorch greedy token for token, and int8 must pass `exports.int8_rule.decide` (an exact
 binomial bound on how often it may be worse than fp32, within `max_quality_drop`), or the int8
 graphs are removed and fp32 kept. Without gate inputs int8 is never shipped (fail closed). The directory is built under a temporary name and
 renamed into place; `export_report.json` records every number and which precision to load.
@@ -180,7 +180,7 @@ def _gate(model: Any, out: Path, cfg: ExportConfig, rows: list[tuple[str, str | 
 
     Fails closed: with no inputs, int8 is not shipped (fp32 parity cannot be checked either).
     """
-    from exports.gate import decide, rows_needed
+    from exports.int8_rule import decide, rows_needed
     from exports.runtime import OnnxSeq2Seq
 
     if not rows:

@@ -27,12 +27,19 @@ def marker_tokenizer() -> Any:
 
 
 def tiny_t5_dir(
-    out_dir: Path, *, d_model: int = 32, seed: int = 0, buckets: int = 8, max_distance: int = 32
+    out_dir: Path,
+    *,
+    d_model: int = 32,
+    seed: int = 0,
+    buckets: int = 8,
+    max_distance: int = 32,
+    dropout: float = 0.0,
 ) -> Path:
     """A flan-t5-small-shaped T5 (gated-gelu, untied head) with d_model shrunk, saved with tokenizer.
 
     `buckets`/`max_distance`: relative-position buckets (flan-t5-small: 32/128). Few buckets are
     cheap but blur positions beyond a few tokens, which marker-heavy targets need to tell apart.
+    `dropout` > 0 makes training consume the RNG (what resume tests must see restored).
     """
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
@@ -48,7 +55,7 @@ def tiny_t5_dir(
         num_decoder_layers=2,
         num_heads=4,
         feed_forward_proj="gated-gelu",
-        dropout_rate=0.0,
+        dropout_rate=dropout,
         relative_attention_num_buckets=buckets,
         relative_attention_max_distance=max_distance,
         decoder_start_token_id=101,

@@ -69,7 +69,9 @@ def train_student(
     set_seed(cfg.seed)
     out_dir = Path(out_dir)
     acc = Accelerator(
-        mixed_precision=_mixed_precision(cfg.precision), gradient_accumulation_steps=cfg.grad_accum
+        mixed_precision=_mixed_precision(cfg.precision),
+        gradient_accumulation_steps=cfg.grad_accum,
+        cpu=_multi_cpu(),
     )
     run = _Run(cfg, acc, out_dir, instruction)
     run.prepare_data(Path(train_path), Path(val_path) if val_path else None)
@@ -78,6 +80,14 @@ def train_student(
     metrics = run.finish(task_name, card or {})
     acc.wait_for_everyone()
     return metrics
+
+
+def _multi_cpu() -> bool:
+    """Several processes (torchrun / accelerate launch) and no GPU: Accelerate must be told to
+    use CPU DDP (gloo), or each process silently trains its own copy as process 0 of 1."""
+    import torch
+
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def _mixed_precision(precision: str) -> str:
@@ -262,31 +272,38 @@ class _Run:
             self.state["bad_epochs"] += 1
 
     def validate(self) -> dict[str, Any]:
-        """Teacher-forced loss over the validation split, then greedy EM and chrF++ on a sample."""
+        """Teacher-forced loss over the validation split, then greedy EM and chrF++ on a sample.
+
+        Sharded across processes (rank r takes rows r, r + world, ...) and gathered, so every
+        rank gets the same numbers (and makes the same best-epoch decision) for 1/world of
+        the work.
+        """
         import torch
+        from accelerate.utils import gather_object
         from sacrebleu.metrics import CHRF
 
         if not self.val:
             return {}
         model = self.acc.unwrap_model(self.model)
         model.eval()
-        device = self.acc.device
-        total, count = 0.0, 0
+        rank, world = self.acc.process_index, self.acc.num_processes
+        shard = self.val[rank::world]
+        sums = torch.zeros(2, dtype=torch.float64, device=self.acc.device)  # (loss sum, rows)
         with torch.inference_mode():
-            for start in range(0, len(self.val), self.batch_size):
-                chunk = self.val[start : start + self.batch_size]
-                batch = {
-                    k: v.to(device) for k, v in collate(chunk, self.tokenizer.pad_token_id).items()
-                }
+            for start in range(0, len(shard), self.batch_size):
+                chunk = shard[start : start + self.batch_size]
+                batch = collate(chunk, self.tokenizer.pad_token_id)
+                batch = {k: v.to(self.acc.device) for k, v in batch.items()}
                 with self.acc.autocast():
-                    total += float(model(**batch).loss) * len(chunk)
-                count += len(chunk)
-        rows = self.val_rows[: self.cfg.max_eval_examples]
-        preds = self._decode(model, [r["input"] for r in rows])
-        refs = [r["output"] for r in rows]
+                    sums[0] += float(model(**batch).loss) * len(chunk)
+                sums[1] += len(chunk)
+        total, count = self.acc.reduce(sums, reduction="sum").tolist()
+        rows = self.val_rows[: self.cfg.max_eval_examples][rank::world]
+        preds = self._decode(model, [r["input"] for r in rows]) if rows else []
+        pairs = gather_object(list(zip(preds, [r["output"] for r in rows], strict=True)))
         model.train()
-        exact = sum(p == r for p, r in zip(preds, refs, strict=True)) / len(refs)
-        chrf = CHRF(word_order=2).corpus_score(preds, [refs]).score
+        exact = sum(p == r for p, r in pairs) / len(pairs)
+        chrf = CHRF(word_order=2).corpus_score([p for p, _ in pairs], [[r for _, r in pairs]]).score
         return {"val_loss": total / count, "val_exact_match": exact, "val_chrf": chrf}
 
     def _decode(self, model: Any, inputs: list[str]) -> list[str]:
@@ -308,6 +325,7 @@ class _Run:
         if self.acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         self.acc.save_state(str(tmp), safe_serialization=False)
+        self.acc.wait_for_everyone()  # every rank's RNG file is in tmp before rank 0 moves it
         if self.acc.is_main_process:
             (tmp / "trainer_state.json").write_text(json.dumps(self.state, indent=2))
             _swap_dir(tmp, self.ckpt_dir / "last")
@@ -325,13 +343,19 @@ class _Run:
 
     # ---- final artefacts --------------------------------------------------------------------
     def finish(self, task_name: str, card: dict) -> dict:
-        """Load the best weights, merge LoRA, write the model dir; return the metrics."""
+        """Load the best weights, merge LoRA, write the model dir; return the metrics.
+
+        Two barriers: every rank waits until rank 0 has written best.pt, and rank 0 deletes
+        the checkpoints only after every rank has loaded it.
+        """
         import torch
 
+        self.acc.wait_for_everyone()
         model = self.acc.unwrap_model(self.model)
         best = self.ckpt_dir / "best.pt"
         if best.is_file():
             model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+        self.acc.wait_for_everyone()
         if self.cfg.lora_r:
             model = model.merge_and_unload()
         metrics = self._metrics()
@@ -339,6 +363,7 @@ class _Run:
             self._write_model_dir(model, task_name, card, metrics)
             if not self.cfg.keep_checkpoints:
                 shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        self.final_model = model  # what every rank ends with (tests compare them)
         return metrics
 
     def _metrics(self) -> dict[str, Any]:

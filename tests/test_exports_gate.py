@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from exports.gate import decide, possibly_worse, rows_needed, upper_bound
+from exports.int8_rule import decide, possibly_worse, rows_needed, upper_bound
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
