@@ -202,6 +202,7 @@ class _Run:
         return bool(self.cfg.patience) and self.state["bad_epochs"] >= self.cfg.patience
 
     def _train_epoch(self) -> None:
+        import torch
         from tqdm.auto import tqdm
 
         epoch, skip = self.state["epoch"], self.state["step_in_epoch"] * self.cfg.grad_accum
@@ -217,7 +218,14 @@ class _Run:
         )
         self.model.train()
         seen, start, running = 0, time.perf_counter(), None
+        # Starting to iterate a DataLoader draws a seed from torch's global RNG. The run being
+        # resumed made that draw before its checkpoint, so a resumed epoch undoes its own draw
+        # (or every dropout mask after the resume point would shift).
+        rng = torch.get_rng_state() if skip else None
         for batch in loader:
+            if rng is not None:
+                torch.set_rng_state(rng)
+                rng = None
             loss = self._step(batch)
             running = loss if running is None else 0.9 * running + 0.1 * loss
             seen += batch["input_ids"].shape[0] * self.acc.num_processes
