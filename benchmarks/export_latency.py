@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -127,8 +128,10 @@ def markdown(rows: list[dict], sizes: dict) -> str:
 
 def main() -> None:
     from exports.config import ExportConfig
-    from exports.export import export_model
-    from exports.testing import make_bert2bert_dir, make_t5_dir
+    from exports.pipeline import export_model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from tiny_models import make_bert2bert_dir, make_t5_dir  # test helpers, not in the wheel
 
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -96,13 +96,13 @@ def replay_cpu_s(task, cfg, journal: Path) -> float:
     state = SamplerState(cfg, [d.input for d in task.demonstrations], lambda k, r: None)
     for rec in records:
         sink.write(json.dumps(rec) + "\n")  # the journal line the live run wrote
-        if rec["e"] == "issue":
+        if rec["event"] == "issue":
             state.on_issue(rec)
             synth_messages(
                 task.instruction,
                 demos,
                 state.pool,
-                index=rec["i"],
+                index=rec["index"],
                 seed=cfg.seed,
                 n=cfg.pairs_per_request,
                 n_demos=cfg.few_shot_demos,

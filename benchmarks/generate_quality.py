@@ -47,7 +47,7 @@ def diversity(journal: Path, accepted: list[dict]) -> dict:
     inputs = [
         i
         for r in read_log(journal)
-        if r["e"] == "done" and r.get("text")
+        if r["event"] == "done" and r.get("text")
         for i, _ in parse_pairs(r["text"])
     ]
     distinct = list({input_key(i): i for i in inputs}.values())
@@ -144,7 +144,7 @@ def _first_samples(journal: Path, inputs: list[str]) -> dict[str, str]:
     by_key = {input_key(i): i for i in inputs}
     first: dict[str, str] = {}
     for r in read_log(journal):
-        if r["e"] == "done" and r.get("text") and by_key[r["key"]] not in first:
+        if r["event"] == "done" and r.get("text") and by_key[r["key"]] not in first:
             first[by_key[r["key"]]] = parse_label(r["text"])
     return first
 

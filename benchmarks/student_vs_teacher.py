@@ -67,19 +67,19 @@ def _stage(name: str, done: Path, fn) -> float:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    from distill.io import atomic_write_jsonl
+    from common.files import atomic_write_jsonl
 
     atomic_write_jsonl(path, rows)
 
 
 def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data_mode: str) -> dict:
-    """Generate, train, export; return the seconds each stage took."""
+    """Generate, train, export (the stages `distill run` uses); return the seconds each took."""
     from distill.configs import build_config
-    from distill.generate import run_generate
     from distill.generate.config import GenerateConfig
+    from distill.stages.generate import generate_data
+    from distill.stages.train import train_model
     from distill.task import load_task
     from students.config import TrainConfig
-    from students.train import train_student
 
     task = load_task(HERE / "tasks" / f"{task_name}.toml")
     test = [json.loads(x) for x in (run_dir / "test.jsonl").read_text().splitlines()]
@@ -101,33 +101,33 @@ def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data
     timings["generate_s"] = _stage(
         "generate",
         data / "manifest.json",
-        lambda: run_generate(
+        lambda: generate_data(
             task, gen_cfg, teacher_cfg, data, exclude_inputs=[r["input"] for r in test]
         ),
     )
     train_cfg = build_config(TrainConfig, task.table("train"), extra={"epochs": sizes.epochs})
-    val = data / "validation.jsonl"
     timings["train_s"] = _stage(
-        "train",
-        model / "distill.json",
-        lambda: train_student(
-            train_cfg,
-            data / "train.jsonl",
-            val if val.is_file() and val.stat().st_size else None,
-            model,
-            instruction=task.instruction,
-            task_name=task.name,
-        ),
+        "train", model / "distill.json", lambda: train_model(task, train_cfg, data, model)
     )
-    heldout = _heldout(val)
+    # The gate's held-out pairs: RUN/data/validation.jsonl beside the model (never the test set).
     timings["export_s"] = _stage(
         "export",
         onnx / "export_report.json",
         # The export's own gate with its default rule: when int8 fails it, fp32 is what ships,
         # and the ONNX row of the table then measures fp32 (its report says which precision).
-        lambda: _export(model, onnx, heldout, data / "train.jsonl"),
+        lambda: _export(model, onnx),
     )
     return timings
+
+
+def _export(model: Path, onnx: Path) -> None:
+    """`distill run`'s export stage with the default config and gate; say when int8 failed."""
+    from distill.stages.export import export_student
+    from exports.config import ExportConfig
+
+    outcome = export_student(model, onnx, ExportConfig())
+    if outcome.failure:
+        print(f"[export] int8 gate failed, fp32 kept: {outcome.failure}", flush=True)
 
 
 def _teacher_cfg(teacher: str) -> Any:
@@ -141,34 +141,14 @@ def _teacher_cfg(teacher: str) -> Any:
     return TeacherConfig(teacher=teacher, max_in_flight=2, parallel=2, timeout_s=900.0)
 
 
-def _export(model: Path, onnx: Path, heldout: list[tuple[str, str]], train: Path) -> dict:
-    """Export with the default gate (validation pairs, topped up with training inputs)."""
-    from exports.config import ExportConfig
-    from exports.export import ExportError, export_model
-
-    unlabelled = [r["input"] for r in map(json.loads, train.read_text().splitlines()) if r]
-    try:
-        return export_model(model, onnx, ExportConfig(), heldout=heldout, unlabelled=unlabelled)
-    except ExportError as exc:
-        print(f"[export] int8 gate failed, fp32 kept: {exc}", flush=True)
-        return exc.report
-
-
-def _heldout(val: Path) -> list[tuple[str, str]]:
-    """Validation pairs for the export's quality gate (never the test set)."""
-    if not val.is_file():
-        return []
-    rows = [json.loads(x) for x in val.read_text().splitlines() if x.strip()]
-    return [(r["input"], r["output"]) for r in rows]
-
-
 def evaluate_all(
     task_name: str, sizes: Sizes, run_dir: Path, teacher: str, limit: int | None = None
 ) -> list[dict]:
     """Teacher, torch student and ONNX student on the test set; reports written in run_dir/eval."""
-    from distill.evaluation import evaluate_target, write_report
+    from distill.evaluation import write_report
     from distill.evaluation.config import EvalConfig
-    from distill.evaluation.tables import load_report
+    from distill.evaluation.reports import load_report
+    from distill.stages.evaluate import evaluate_one
     from distill.task import load_task
 
     task = load_task(HERE / "tasks" / f"{task_name}.toml")
@@ -192,7 +172,7 @@ def evaluate_all(
             reports.append(load_report(out))
             continue
         print(f"[eval {key}] running ...", flush=True)
-        rep = evaluate_target(
+        rep = evaluate_one(
             target,
             run_dir / "test.jsonl",
             task=task,
@@ -213,7 +193,7 @@ def ratios_markdown(reports: list[dict]) -> str:
     ]
     for rep in reports[1:]:
         em = (rep["metrics"]["em"]["score"] - teacher["metrics"]["em"]["score"]) * 100
-        chrf = rep["metrics"]["chrf"]["score"] - teacher["metrics"]["chrf"]["score"]
+        chrf = (rep["metrics"]["chrf"]["score"] - teacher["metrics"]["chrf"]["score"]) * 100
         speed = _ratio(teacher["latency_ms"]["p50"], rep["latency_ms"]["p50"])
         thr = _ratio(rep.get("throughput_per_s"), teacher.get("throughput_per_s"))
         lines.append(f"| {rep['name']} | {em:+.1f} | {chrf:+.1f} | {speed} | {thr} |")
@@ -234,7 +214,7 @@ def chart(reports: list[dict], path: Path, title: str) -> None:
     names = [r["name"].split(" (")[0] for r in reports]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.38
-    for j, (metric, scale) in enumerate((("em", 100.0), ("chrf", 1.0))):
+    for j, (metric, scale) in enumerate((("em", 100.0), ("chrf", 100.0))):
         vals = [r["metrics"][metric]["score"] * scale for r in reports]
         cis = [
             r["metrics"][metric].get("ci95") or [v / scale] * 2
@@ -318,8 +298,8 @@ def write_results(
     data_mode: str,
 ) -> int:
     """JSON + Markdown + PNG under benchmarks/results, and the table on stdout."""
+    from common.files import atomic_write_json, atomic_write_text
     from distill.evaluation import compare_markdown
-    from distill.io import atomic_write_json, atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"student_vs_teacher_{task}{suffix}"

@@ -320,7 +320,15 @@ def main() -> int:
     )
     parser.add_argument("--latency-s", type=float, default=2.0, help="fake server latency")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where JSON/MD/PNG go")
+    parser.add_argument(
+        "--barrier-only",
+        action="store_true",
+        help="only the barrier comparison (equal and Prompt2Model concurrency), to "
+        "teacher_barrier.json",
+    )
     args = parser.parse_args()
+    if args.barrier_only:
+        return barrier_only(args.results_dir)
     levels = [1, 4, 16, 64, 256, 512] if args.quick else [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
     waves = 3 if args.quick else 6
     print("throughput vs concurrency", flush=True)
@@ -351,6 +359,21 @@ def main() -> int:
     (out / "teacher_throughput.md").write_text(md + "\n")
     plot(res, out / "teacher_throughput.png")
     print(md)
+    return 0
+
+
+def barrier_only(out: Path) -> int:
+    """The barrier comparison alone (seconds, not minutes), with the machine's load."""
+    load = os.getloadavg()[0]
+    res = {
+        "barrier": bench_barrier(0.1, 64, 640),
+        "barrier_varied": bench_barrier(0.1, 64, 640, spread=0.5),
+        "load_avg_1m": [load, os.getloadavg()[0]],
+        "cpu_count": os.cpu_count(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "teacher_barrier.json").write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps(res, indent=2))
     return 0
 
 

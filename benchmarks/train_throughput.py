@@ -69,7 +69,8 @@ def build_student(kind: str, out: Path) -> Path:
         from students.presets import embedded_student_dir
 
         return embedded_student_dir()
-    from students.testing import tiny_t5_dir
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from tiny_models import tiny_t5_dir  # test helpers, not in the wheel
 
     return tiny_t5_dir(out, d_model=512)  # t5-small width; 2+2 layers keep the run short
 

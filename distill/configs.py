@@ -127,16 +127,32 @@ def build_config(
     try:
         return cls(**values)
     except ValueError as exc:
-        raise UserError(_locate(str(exc), origin, where)) from None
+        raise config_error(exc, origin=origin, where=where) from None
 
 
-def _locate(msg: str, origin: dict[str, str], where: str) -> str:
-    key = msg.split(":", 1)[0].strip().strip("`")
-    if key in origin:
-        return f"{origin[key]}: {msg.split(':', 1)[1].strip()}"
-    if ":" in msg and key.isidentifier():
-        return f"{where} / {flag_name(key)}: {msg.split(':', 1)[1].strip()}"
-    return f"{where}: {msg}"
+def config_error(
+    exc: Exception | str,
+    *,
+    origin: dict[str, str] | None = None,
+    where: str = "",
+    fallback: str = "",
+) -> UserError:
+    """The one translation of a leaf's `ValueError("field_name: what is wrong")` for the user.
+
+    The field becomes what the user typed: `origin[field]` when known (a flag, or a file and
+    key), else its flag (after `where`, the file and table it may also come from). A message
+    that names no field keeps its text, prefixed with `fallback` (a flag) or `where`.
+    """
+    msg = str(exc)
+    head, sep, rest = msg.partition(":")
+    key = head.strip().strip("`")
+    if sep and key.isidentifier() and rest.strip():
+        if origin and key in origin:
+            return UserError(f"{origin[key]}: {rest.strip()}")
+        located = f"{where} / {flag_name(key)}" if where else flag_name(key)
+        return UserError(f"{located}: {rest.strip()}")
+    prefix = fallback or where
+    return UserError(f"{prefix}: {msg}" if prefix else msg)
 
 
 def _did_you_mean(key: str, known: dict[str, Any]) -> str:

@@ -1,10 +1,7 @@
-"""The one exception type for mistakes a user can fix: the CLI prints it on one line, exit 2."""
+"""The one exception type for mistakes a user can fix (defined in `common`, re-exported here)."""
 
 from __future__ import annotations
 
+from common.errors import UserError
 
-class UserError(Exception):
-    """Bad input from the user (a file, a TOML key, a flag). Printed without a traceback.
-
-    The message must name what to change: the file, the key or the flag.
-    """
+__all__ = ["UserError"]

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import UserError
+from distill.stages import STAGES
 
-TABLE_KEYS = ("teacher", "generate", "train", "export", "eval")
+TABLE_KEYS = STAGES  # one optional table per stage
 TOP_LEVEL_KEYS = ("name", "instruction", "demonstrations", "description", *TABLE_KEYS)
 
 

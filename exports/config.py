@@ -63,3 +63,46 @@ class ExportConfig:
             raise ValueError(
                 f"keep_fp32: must be a list of non-empty names (got {self.keep_fp32!r})"
             )
+
+
+@dataclass
+class ServeConfig:
+    """How `distill serve` listens, batches and limits requests; every field is a flag."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address to bind"})
+    port: int = field(default=8000, metadata={"help": "port (0: any free port)"})
+    threads: int | None = field(
+        default=None, metadata={"help": "onnxruntime threads (default: all cores)"}
+    )
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "graphs to load; auto = int8 if it passed the export gate",
+            "choices": ["auto", "int8", "fp32"],
+        },
+    )
+    max_batch: int = field(default=16, metadata={"help": "inputs per micro-batch"})
+    max_wait_ms: float = field(
+        default=5.0, metadata={"help": "how long a request waits for others to batch with"}
+    )
+    max_body_bytes: int = field(default=1 << 20, metadata={"help": "request body limit in bytes"})
+    max_inputs: int = field(default=64, metadata={"help": "inputs per request"})
+    max_input_chars: int = field(default=4000, metadata={"help": "characters per input"})
+    max_new_tokens: int = field(
+        default=256, metadata={"help": "largest max_new_tokens a request may ask for"}
+    )
+    max_beams: int = field(default=8, metadata={"help": "largest num_beams a request may ask for"})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: must be 0-65535 (got {self.port})")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads: must be >= 1 (got {self.threads})")
+        if self.precision not in ("auto", "int8", "fp32"):
+            raise ValueError(f"precision: must be auto, int8 or fp32 (got {self.precision!r})")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms: must be >= 0 (got {self.max_wait_ms})")
+        for name in ("max_batch", "max_body_bytes", "max_inputs", "max_input_chars",
+                     "max_new_tokens", "max_beams"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be positive (got {getattr(self, name)})")

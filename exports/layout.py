@@ -9,13 +9,12 @@ the quality gate). Kept import-light so the runtime and the exporter share one d
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+
+from common.files import read_json_object
 
 GRAPHS = ("encoder_model", "decoder_model", "decoder_with_past_model")
 REPORT_FILE = "export_report.json"
-DISTILL_FILE = "distill.json"
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -33,19 +32,6 @@ def graph_file(graph: str, precision: str) -> str:
     return f"{graph}.onnx" if precision == "fp32" else f"{graph}_quantized.onnx"
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object, naming the file when it is missing or broken."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
-
-
 def resolve_precision(onnx_dir: Path, precision: str) -> str:
     """Which graphs to load: 'auto' means int8 when the gate passed and the files exist.
 
@@ -58,6 +44,6 @@ def resolve_precision(onnx_dir: Path, precision: str) -> str:
         raise ValueError(f"precision: must be 'auto', 'fp32' or 'int8' (got {precision!r})")
     report_path = onnx_dir / REPORT_FILE
     if report_path.is_file():
-        return str(read_json(report_path).get("runtime_precision", "fp32"))
+        return str(read_json_object(report_path).get("runtime_precision", "fp32"))
     has_int8 = all((onnx_dir / graph_file(g, "int8")).is_file() for g in GRAPHS)
     return "int8" if has_int8 else "fp32"

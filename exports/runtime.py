@@ -9,14 +9,15 @@ saved `tokenizer.json`, so this runtime and `students.predict.TorchPredictor` ag
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from common.meta import StudentMeta, read_meta
 from exports.decoding import beam_search, greedy
-from exports.layout import DISTILL_FILE, GRAPHS, graph_file, read_json, resolve_precision
+from exports.layout import GRAPHS, graph_file, resolve_precision
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
@@ -31,6 +32,15 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     return opts
 
 
+class DecodeOptions(TypedDict, total=False):
+    """Keyword options of `OnnxSeq2Seq.generate_ids` (and so of `generate`)."""
+
+    max_new_tokens: int | None  # default: distill.json's max_new_tokens
+    num_beams: int  # 1: greedy
+    batch_size: int  # inputs per forward pass
+    min_new_tokens: int  # EOS is suppressed before this many tokens
+
+
 class OnnxSeq2Seq:
     """An exported seq2seq student: `generate(["input", ...]) -> ["output", ...]`."""
 
@@ -38,18 +48,18 @@ class OnnxSeq2Seq:
         self, onnx_dir: str | Path, *, threads: int | None = None, precision: str = "auto"
     ) -> None:
         self.onnx_dir = Path(onnx_dir)
-        self.meta: dict[str, Any] = read_json(self.onnx_dir / DISTILL_FILE)
+        self.meta: StudentMeta = read_meta(self.onnx_dir)
         self.precision = resolve_precision(self.onnx_dir, precision)
         opts = session_options(threads)
         self.sessions = {g: self._session(g, opts) for g in GRAPHS}
         self.tokenizer = Tokenizer.from_file(str(self.onnx_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(int(self.meta.get("max_source_length", 512)))
+        self.tokenizer.enable_truncation(self.meta.max_source_length)
         outs = [o.name for o in self.sessions["decoder_model"].get_outputs()]
         self.n_layers = sum(1 for n in outs if n.endswith(".decoder.key"))
-        self.start = int(self.meta["decoder_start_token_id"])
-        self.eos = int(self.meta["eos_token_id"])
-        self.pad = int(self.meta["pad_token_id"])
+        self.start = self.meta.decoder_start_token_id
+        self.eos = self.meta.eos_token_id
+        self.pad = self.meta.pad_token_id
 
     def _session(self, graph: str, opts: ort.SessionOptions) -> ort.InferenceSession:
         path = self.onnx_dir / graph_file(graph, self.precision)
@@ -63,9 +73,7 @@ class OnnxSeq2Seq:
         """The text the student was trained to read for one raw task input."""
         # No lower-casing here even when `lowercase_input` is set: the tokenizer's own
         # normalizer does it (and may first insert case markers the student learnt).
-        return self.meta["source_template"].format(
-            instruction=self.meta.get("instruction", ""), input=text
-        )
+        return self.meta.source_text(text)
 
     def encode(self, inputs: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask, right-padded: both (batch, src) int64."""
@@ -77,23 +85,9 @@ class OnnxSeq2Seq:
             ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, 1
         return ids, mask
 
-    def generate(
-        self,
-        inputs: list[str],
-        *,
-        max_new_tokens: int | None = None,
-        num_beams: int = 1,
-        batch_size: int = 16,
-        min_new_tokens: int = 0,
-    ) -> list[str]:
-        """Outputs for raw task inputs, in order, `batch_size` inputs per forward pass."""
-        ids = self.generate_ids(
-            inputs,
-            max_new_tokens=max_new_tokens,
-            num_beams=num_beams,
-            batch_size=batch_size,
-            min_new_tokens=min_new_tokens,
-        )
+    def generate(self, inputs: list[str], **options: Unpack[DecodeOptions]) -> list[str]:
+        """Outputs for raw task inputs, in order (options: those of `generate_ids`)."""
+        ids = self.generate_ids(inputs, **options)
         return self.tokenizer.decode_batch(ids, skip_special_tokens=True) if ids else []
 
     def generate_ids(
@@ -110,7 +104,7 @@ class OnnxSeq2Seq:
             raise ValueError(
                 f"num_beams and batch_size must be >= 1 (got {num_beams}, {batch_size})"
             )
-        max_new = int(max_new_tokens or self.meta.get("max_new_tokens", 64))
+        max_new = int(max_new_tokens or self.meta.max_new_tokens)
         out: list[list[int]] = []
         for i in range(0, len(inputs), batch_size):
             ids, mask = self.encode(inputs[i : i + batch_size])

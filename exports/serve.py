@@ -23,23 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
+from exports.config import ServeConfig
 from exports.runtime import OnnxSeq2Seq
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OPTIONS = {"max_new_tokens", "num_beams"}
-
-
-@dataclass
-class ServeSettings:
-    """Limits and batching of the service."""
-
-    max_batch: int = 16
-    max_wait_ms: float = 5.0
-    max_body_bytes: int = 1 << 20
-    max_inputs: int = 64
-    max_input_chars: int = 4000
-    max_new_tokens: int = 256
-    max_beams: int = 8
 
 
 class RequestError(Exception):
@@ -102,7 +90,7 @@ class Metrics:
 class Batcher:
     """Collects concurrent jobs into micro-batches and runs the model off the event loop."""
 
-    def __init__(self, model: OnnxSeq2Seq, settings: ServeSettings, metrics: Metrics) -> None:
+    def __init__(self, model: OnnxSeq2Seq, settings: ServeConfig, metrics: Metrics) -> None:
         self.model, self.settings, self.metrics = model, settings, metrics
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.held: deque[_Job] = deque()  # jobs pulled while batching others with different options
@@ -169,7 +157,7 @@ class Batcher:
             start += len(job.inputs)
 
 
-def parse_request(body: bytes, s: ServeSettings) -> tuple[list[str], tuple[int | None, int], bool]:
+def parse_request(body: bytes, s: ServeConfig) -> tuple[list[str], tuple[int | None, int], bool]:
     """Validate a /v1/generate body: (inputs, (max_new_tokens, num_beams), single)."""
     try:
         data = json.loads(body)
@@ -213,9 +201,9 @@ def _int_option(data: dict, key: str, low: int, high: int) -> int | None:
     return value
 
 
-def build_app(model: OnnxSeq2Seq, settings: ServeSettings | None = None) -> web.Application:
+def build_app(model: OnnxSeq2Seq, settings: ServeConfig | None = None) -> web.Application:
     """The aiohttp application (tests run it on a loopback port; `serve` runs it for real)."""
-    s = settings or ServeSettings()
+    s = settings or ServeConfig()
     metrics = Metrics()
     app = web.Application(
         client_max_size=s.max_body_bytes, middlewares=[_errors_middleware(metrics)]
@@ -233,7 +221,7 @@ def build_app(model: OnnxSeq2Seq, settings: ServeSettings | None = None) -> web.
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response(
-            {"status": "ok", "precision": model.precision, "task": model.meta.get("task_name")}
+            {"status": "ok", "precision": model.precision, "task": model.meta.task_name}
         )
 
     async def metrics_view(request: web.Request) -> web.Response:
@@ -272,24 +260,18 @@ def _errors_middleware(metrics: Metrics) -> Any:
     return middleware
 
 
-def serve(
-    onnx_dir: str | Path,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    threads: int | None = None,
-    precision: str = "auto",
-    settings: ServeSettings | None = None,
-    shutdown_timeout: float = 10.0,
-) -> None:
+def serve(onnx_dir: str | Path, cfg: ServeConfig, shutdown_timeout: float = 10.0) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish before the process exits."""
-    model = OnnxSeq2Seq(onnx_dir, threads=threads, precision=precision)
-    app = build_app(model, settings)
-    print(f"distill serve: {onnx_dir} ({model.precision}) on http://{host}:{port}", flush=True)
+    model = OnnxSeq2Seq(onnx_dir, threads=cfg.threads, precision=cfg.precision)
+    app = build_app(model, cfg)
+    print(
+        f"distill serve: {onnx_dir} ({model.precision}) on http://{cfg.host}:{cfg.port}",
+        flush=True,
+    )
     web.run_app(
         app,
-        host=host,
-        port=port,
+        host=cfg.host,
+        port=cfg.port,
         shutdown_timeout=shutdown_timeout,
         print=None,
         handle_signals=True,

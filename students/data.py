@@ -7,7 +7,6 @@ resulting batches shuffled again, so each batch holds similar lengths but the or
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -15,39 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.jsonl import check_row, read_jsonl
+
 IGNORE_INDEX = -100  # label positions the loss skips (padding)
 
 
 def read_examples(path: Path) -> list[dict[str, str]]:
-    """Rows with string `input` and `output` from a JSONL file or a `datasets` save dir."""
+    """Rows with string `input` and `output` from a JSONL file or a `datasets` save dir.
+
+    A bad file is a UserError naming the file and line (the same check as every JSONL the
+    user hands to distill); other fields of a row are dropped.
+    """
     if path.is_dir():
         return _read_datasets_dir(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    rows: list[dict[str, str]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            rows.append(_check_row(_parse_json(path, lineno, line), f"{path}:{lineno}"))
-    if not rows:
-        raise ValueError(f"{path}: no examples (the file is empty)")
-    return rows
+    return [_pair(row) for row in read_jsonl(path)]
 
 
-def _parse_json(path: Path, lineno: int, line: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-
-
-def _check_row(row: Any, where: str) -> dict[str, str]:
-    if not isinstance(row, dict):
-        raise ValueError(f"{where}: each example must be an object with 'input' and 'output'")
-    for key in ("input", "output"):
-        if not isinstance(row.get(key), str) or not row[key].strip():
-            raise ValueError(
-                f"{where}: field '{key}' must be a non-empty string (got {row.get(key)!r:.40})"
-            )
+def _pair(row: dict[str, Any]) -> dict[str, str]:
     return {"input": row["input"], "output": row["output"]}
 
 
@@ -59,7 +42,7 @@ def _read_datasets_dir(path: Path) -> list[dict[str, str]]:
         if "train" not in ds:
             raise ValueError(f"{path}: datasets dir has no 'train' split (has {list(ds)})")
         ds = ds["train"]
-    rows = [_check_row(r, f"{path} row {i}") for i, r in enumerate(ds)]
+    rows = [_pair(check_row(f"{path} row {i}", r, ("input", "output"))) for i, r in enumerate(ds)]
     if not rows:
         raise ValueError(f"{path}: no examples")
     return rows
@@ -94,11 +77,6 @@ def mix_sources(
         mixed += rows * whole
         mixed += rng.sample(rows, round(frac * len(rows)))
     return mixed
-
-
-def format_source(template: str, instruction: str, text: str) -> str:
-    """The student's source text: the instruction and the raw input through the template."""
-    return template.format(instruction=instruction, input=text)
 
 
 @dataclass

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from common.meta import StudentMeta
 
-def model_card(task: str, instruction: str, meta: dict, metrics: dict, card: dict[str, Any]) -> str:
+
+def model_card(
+    task: str, instruction: str, meta: StudentMeta, metrics: dict, card: dict[str, Any]
+) -> str:
     """Markdown: task, teacher and data, metrics of the best epoch, settings, known limits."""
     best = metrics.get("best") or {}
     lines = [
@@ -14,7 +18,7 @@ def model_card(task: str, instruction: str, meta: dict, metrics: dict, card: dic
         "",
         f"Instruction: {instruction}",
         "",
-        f"- student: `{metrics['student']}` ({metrics['num_parameters']:,} parameters, {meta['model_type']})",
+        f"- student: `{metrics['student']}` ({metrics['num_parameters']:,} parameters, {meta.model_type})",
         f"- teacher: {card.get('teacher', 'unknown')}",
         f"- training examples: {metrics['train_examples']} (of which {metrics['extra_examples']} from extra data)",
         f"- validation examples: {metrics['validation_examples']}",
@@ -26,7 +30,7 @@ def model_card(task: str, instruction: str, meta: dict, metrics: dict, card: dic
     lines += [f"- {k}: {v}" for k, v in card.items() if k != "teacher"]
     lines += ["", "## Validation (best epoch)", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.4f} |" for k, v in best.items() if isinstance(v, float)]
-    if meta.get("case_markers"):
+    if meta.case_markers:
         lines += [
             "",
             "The tokenizer carries case and spacing as marker tokens (¤c, ¤x, ...), "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from common.meta import StudentMeta, read_meta
 
 
 def generate_texts(
@@ -52,16 +53,13 @@ class TorchPredictor:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.model_dir = Path(model_dir)
-        meta_path = self.model_dir / "distill.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{meta_path}: not found (not a model dir from distill train?)")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.meta: StudentMeta = read_meta(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         self.model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir)).to(device).eval()
 
     def source_text(self, text: str) -> str:
         """The source the model was trained on for a raw input."""
-        return self.meta["source_template"].format(instruction=self.meta["instruction"], input=text)
+        return self.meta.source_text(text)
 
     def generate(
         self,
@@ -76,8 +74,8 @@ class TorchPredictor:
             self.model,
             self.tokenizer,
             [self.source_text(t) for t in inputs],
-            max_source_length=int(self.meta["max_source_length"]),
-            max_new_tokens=max_new_tokens or int(self.meta["max_new_tokens"]),
+            max_source_length=self.meta.max_source_length,
+            max_new_tokens=max_new_tokens or self.meta.max_new_tokens,
             num_beams=num_beams,
             batch_size=batch_size,
         )

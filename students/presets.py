@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from students.codec import add_markers, is_uncased_wordpiece, save_tokenizer_files
+from common.paths import cache_dir
+from students.markers import (
+    add_markers,
+    is_uncased_wordpiece,
+    save_tokenizer_files,
+    tokenizer_has_markers,
+)
 
 # Bump when the embedded build changes (markers, ids, init) so stale caches are rebuilt.
 EMBEDDED_VERSION = "minilm-l6-ed-markers-v1"
@@ -64,15 +70,6 @@ def preset_for(student: str) -> Preset:
     return PRESETS.get(student, GENERIC)
 
 
-def cache_dir() -> Path:
-    """Where built students are cached: $DISTILL_CACHE_DIR, else the user cache dir."""
-    env = os.environ.get("DISTILL_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "distill"
-
-
 def unknown_student_message(name: str) -> str:
     """'student: unknown ...' with a close match and the list of presets."""
     close = difflib.get_close_matches(name, list(PRESETS), n=1)
@@ -83,16 +80,14 @@ def unknown_student_message(name: str) -> str:
     )
 
 
-def resolve_student(name: str) -> Path | str:
-    """Map a student name to what `from_pretrained` loads: a local dir or a hub id.
+def check_student(name: str) -> Path | str | None:
+    """Validate a student name without loading anything: None for a preset, the local
+    directory for a path, the hub id for `org/name`; ValueError (naming `student`) otherwise.
 
-    Order: preset, existing local path, then a hub id (only names that look like `org/name`).
-    The embedded preset is built on first use and cached.
+    Cheap, so `distill run` can refuse a typo before the teacher writes any data.
     """
-    if name == "embedded":
-        return embedded_student_dir()
     if name in PRESETS:
-        return PRESETS[name].source
+        return None
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -101,6 +96,18 @@ def resolve_student(name: str) -> Path | str:
     if "/" not in name or name.startswith((".", "/")):
         raise ValueError(unknown_student_message(name))
     return name
+
+
+def resolve_student(name: str) -> Path | str:
+    """Map a student name to what `from_pretrained` loads: a local dir or a hub id.
+
+    Order: preset, existing local path, then a hub id (only names that look like `org/name`).
+    The embedded preset is built on first use and cached.
+    """
+    if name == "embedded":
+        return embedded_student_dir()
+    source = check_student(name)
+    return PRESETS[name].source if source is None else source
 
 
 def embedded_student_dir() -> Path:
@@ -199,19 +206,13 @@ def load_student(source: Path | str, name: str) -> tuple[Any, Any]:
             f"{unknown_student_message(name)} (loading '{source}' from the hub failed, offline? "
             f"{first})"
         ) from None
-    if is_uncased_wordpiece(tokenizer.backend_tokenizer) and not _has_marker_vocab(tokenizer):
+    if is_uncased_wordpiece(tokenizer.backend_tokenizer) and not tokenizer_has_markers(tokenizer):
         raise ValueError(
             f"student: {source} uses an uncased WordPiece tokenizer without case/space markers;"
             " outputs could not round-trip. Use the 'embedded' preset or a cased tokenizer"
         )
     untie_head_if_checkpoint_has_one(model, source)
     return model, tokenizer
-
-
-def _has_marker_vocab(tokenizer: Any) -> bool:
-    from students.codec import has_markers
-
-    return has_markers(tokenizer.backend_tokenizer)
 
 
 def num_parameters(model: Any) -> int:

@@ -18,13 +18,15 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
+from common.files import replace_dir
+from common.meta import StudentMeta, format_source, write_meta
+from common.metrics import chrf, exact_match
 from students.config import TrainConfig
 from students.data import (
     EpochBatches,
     collate,
-    format_source,
     mix_sources,
     parse_source_spec,
     plan_lengths,
@@ -32,6 +34,7 @@ from students.data import (
     tokenize_pairs,
     truncate,
 )
+from students.markers import tokenizer_has_markers
 from students.modelcard import model_card
 from students.predict import generate_texts
 from students.presets import (
@@ -100,6 +103,18 @@ def _mixed_precision(precision: str) -> str:
     return {"fp32": "no"}.get(precision, precision)
 
 
+class TrainerState(TypedDict):
+    """Our counters beside accelerate's checkpoint (trainer_state.json): where to resume."""
+
+    epoch: int  # epochs finished
+    step_in_epoch: int  # optimizer steps done in the current epoch (skipped on resume)
+    global_step: int
+    history: list[dict[str, Any]]  # one row per epoch: epoch, train_loss, val_* metrics
+    best: float | None  # best score of metric_for_best so far (negated loss)
+    best_epoch: int | None
+    bad_epochs: int  # epochs since the best (early stopping)
+
+
 class _Run:
     """One training run's state; methods are the phases of `train_student`."""
 
@@ -113,7 +128,7 @@ class _Run:
         self.source = resolve_student(cfg.student)
         self.model, self.tokenizer = load_student(self.source, cfg.student)
         self.ckpt_dir = out_dir / CHECKPOINTS
-        self.state: dict[str, Any] = {
+        self.state: TrainerState = {
             "epoch": 0,
             "step_in_epoch": 0,
             "global_step": 0,
@@ -189,7 +204,7 @@ class _Run:
                 f"{last}: no checkpoint to resume from (train without --resume)"
             )
         self.acc.load_state(str(last))
-        self.state = json.loads((last / "trainer_state.json").read_text())
+        self.state = TrainerState(**json.loads((last / "trainer_state.json").read_text()))
 
     # ---- training ---------------------------------------------------------------------------
     def loop(self) -> None:
@@ -288,7 +303,6 @@ class _Run:
         """
         import torch
         from accelerate.utils import gather_object
-        from sacrebleu.metrics import CHRF
 
         if not self.val:
             return {}
@@ -310,9 +324,12 @@ class _Run:
         preds = self._decode(model, [r["input"] for r in rows]) if rows else []
         pairs = gather_object(list(zip(preds, [r["output"] for r in rows], strict=True)))
         model.train()
-        exact = sum(p == r for p, r in pairs) / len(pairs)
-        chrf = CHRF(word_order=2).corpus_score([p for p, _ in pairs], [[r for _, r in pairs]]).score
-        return {"val_loss": total / count, "val_exact_match": exact, "val_chrf": chrf}
+        preds, refs = [p for p, _ in pairs], [r for _, r in pairs]
+        return {
+            "val_loss": total / count,
+            "val_exact_match": exact_match(preds, refs),
+            "val_chrf": chrf(preds, refs),
+        }
 
     def _decode(self, model: Any, inputs: list[str]) -> list[str]:
         sources = [format_source(self.cfg.source_template, self.instruction, t) for t in inputs]
@@ -336,7 +353,7 @@ class _Run:
         self.acc.wait_for_everyone()  # every rank's RNG file is in tmp before rank 0 moves it
         if self.acc.is_main_process:
             (tmp / "trainer_state.json").write_text(json.dumps(self.state, indent=2))
-            _swap_dir(tmp, self.ckpt_dir / "last")
+            replace_dir(tmp, self.ckpt_dir / "last")
         self.acc.wait_for_everyone()
 
     def _save_best(self) -> None:
@@ -402,23 +419,23 @@ class _Run:
         self.tokenizer.save_pretrained(tmp)
         _fix_tokenizer_config(tmp)
         cfg = model.config
-        meta = {
-            "task_name": task_name,
-            "instruction": self.instruction,
-            "source_template": self.cfg.source_template,
-            "max_source_length": self.plan.max_source_length,
-            "max_target_length": self.plan.max_target_length,
-            "max_new_tokens": self.plan.max_target_length,
-            "decoder_start_token_id": int(cfg.decoder_start_token_id),
-            "pad_token_id": int(self.tokenizer.pad_token_id),
-            "eos_token_id": int(self.eos),
-            "lowercase_input": False,  # the tokenizer.json normaliser handles case itself
-            "case_markers": _has_markers(self.tokenizer),
-            "model_type": cfg.model_type,
-            "student": self.cfg.student,
-            "num_parameters": self.params_total,
-        }
-        (tmp / "distill.json").write_text(json.dumps(meta, indent=2) + "\n")
+        meta = StudentMeta(
+            task_name=task_name,
+            instruction=self.instruction,
+            source_template=self.cfg.source_template,
+            max_source_length=self.plan.max_source_length,
+            max_target_length=self.plan.max_target_length,
+            max_new_tokens=self.plan.max_target_length,
+            decoder_start_token_id=int(cfg.decoder_start_token_id),
+            pad_token_id=int(self.tokenizer.pad_token_id),
+            eos_token_id=int(self.eos),
+            lowercase_input=False,  # the tokenizer.json normaliser handles case itself
+            case_markers=tokenizer_has_markers(self.tokenizer),
+            model_type=cfg.model_type,
+            student=self.cfg.student,
+            num_parameters=self.params_total,
+        )
+        write_meta(tmp, meta)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "README.md").write_text(model_card(task_name, self.instruction, meta, metrics, card))
         for item in tmp.iterdir():  # each file lands atomically; checkpoints/ stays untouched
@@ -434,12 +451,6 @@ def _eos_id(model: Any, tokenizer: Any) -> int:
     if eos is None:
         raise ValueError("student: the model defines no eos_token_id")
     return int(eos)
-
-
-def _has_markers(tokenizer: Any) -> bool:
-    from students.codec import has_markers
-
-    return has_markers(tokenizer.backend_tokenizer)
 
 
 def _count_not_roundtrip(tokenizer: Any, texts: list[str]) -> int:
@@ -495,12 +506,3 @@ def _wrap_lora(model: Any, r: int, alpha: int) -> Any:
         target_modules="all-linear",
     )
     return get_peft_model(model, config)
-
-
-def _swap_dir(tmp: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)

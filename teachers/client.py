@@ -140,6 +140,12 @@ class Teacher:
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers)
 
+    async def probe_context_length(self) -> int | None:
+        """Ask the server for its context length (None when it does not say)."""
+        if self._session is None:
+            raise RuntimeError("use `async with open_teacher(...)`")
+        return await _probe_context_length(self._session, self.base_url, self.cfg.model or "")
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -521,47 +527,67 @@ async def open_teacher(
     """
     kind, value = parse_teacher_spec(cfg.teacher)
     async with contextlib.AsyncExitStack() as stack:
-        if kind == "embedded":
-            from teachers.embedded import start_embedded
-
-            # A local server decodes `parallel` requests at a time: more in flight only queue
-            # inside it and run into the HTTP timeout on a slow CPU, so cap both here.
-            cfg = dataclasses.replace(
-                cfg,
-                max_in_flight=min(cfg.max_in_flight, cfg.parallel),
-                timeout_s=max(cfg.timeout_s, EMBEDDED_MIN_TIMEOUT_S),
-            )
-            server = await asyncio.to_thread(start_embedded, cfg, value or "qwen")
-            stack.callback(server.stop)
-            teacher = Teacher(
-                cfg, base_url=server.base_url, model_name=server.model_name, api_key=None,
-                cache_path=cache_path, supports_n=False, context_length=server.context_length,
-            )  # fmt: skip
-        elif kind == "openai":
-            assert value is not None
-            teacher = Teacher(
-                cfg,
-                base_url=OPENAI_BASE_URL,
-                model_name=value,
-                api_key=_api_key(cfg, True),
-                cache_path=cache_path,
-            )
-        else:
-            assert value is not None and cfg.model is not None
-            teacher = Teacher(
-                cfg,
-                base_url=value,
-                model_name=cfg.model,
-                api_key=_api_key(cfg, False),
-                cache_path=cache_path,
-            )
+        teacher = await _BACKENDS[kind](stack, cfg, value, cache_path)
         await teacher.open()
         stack.push_async_callback(teacher.close)
-        if kind == "url" and teacher._session is not None:
-            teacher.context_length = await _probe_context_length(
-                teacher._session, teacher.base_url, cfg.model or ""
-            )
+        if kind == "url":
+            teacher.context_length = await teacher.probe_context_length()
         yield teacher
+
+
+async def _embedded_teacher(
+    stack: contextlib.AsyncExitStack, cfg: TeacherConfig, value: str | None, cache_path: Path | None
+) -> Teacher:
+    """A llama.cpp server on loopback for `embedded[:name]`, stopped when `stack` closes."""
+    from teachers.embedded import start_embedded
+
+    # A local server decodes `parallel` requests at a time: more in flight only queue inside
+    # it and run into the HTTP timeout on a slow CPU, so cap both here.
+    cfg = dataclasses.replace(
+        cfg,
+        max_in_flight=min(cfg.max_in_flight, cfg.parallel),
+        timeout_s=max(cfg.timeout_s, EMBEDDED_MIN_TIMEOUT_S),
+    )
+    server = await asyncio.to_thread(start_embedded, cfg, value or "qwen")
+    stack.callback(server.stop)
+    return Teacher(
+        cfg, base_url=server.base_url, model_name=server.model_name, api_key=None,
+        cache_path=cache_path, supports_n=False, context_length=server.context_length,
+    )  # fmt: skip
+
+
+async def _openai_teacher(
+    stack: contextlib.AsyncExitStack, cfg: TeacherConfig, value: str | None, cache_path: Path | None
+) -> Teacher:
+    """The OpenAI API for `openai:MODEL` (key from the environment)."""
+    if value is None:
+        raise ValueError("teacher: 'openai:' needs a model name, e.g. openai:gpt-4o-mini")
+    return Teacher(
+        cfg,
+        base_url=OPENAI_BASE_URL,
+        model_name=value,
+        api_key=_api_key(cfg, True),
+        cache_path=cache_path,
+    )
+
+
+async def _url_teacher(
+    stack: contextlib.AsyncExitStack, cfg: TeacherConfig, value: str | None, cache_path: Path | None
+) -> Teacher:
+    """Any OpenAI-compatible server by base URL (vLLM, Ollama, TGI, llama.cpp); --model names it."""
+    if value is None or cfg.model is None:
+        raise ValueError("model: a teacher URL needs --model (the name the server serves)")
+    return Teacher(
+        cfg,
+        base_url=value,
+        model_name=cfg.model,
+        api_key=_api_key(cfg, False),
+        cache_path=cache_path,
+    )
+
+
+# One factory per backend of `parse_teacher_spec`: a registry because there are three real ones.
+_BACKENDS = {"embedded": _embedded_teacher, "openai": _openai_teacher, "url": _url_teacher}
 
 
 __all__ = ["ChatResult", "Teacher", "TeacherError", "open_teacher"]

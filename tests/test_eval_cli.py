@@ -10,8 +10,8 @@ import pytest
 from distill.cli import main
 from distill.evaluation import compare_markdown
 from distill.evaluation.config import EvalConfig
-from distill.evaluation.report import evaluate_target
-from distill.evaluation.tables import worst_examples
+from distill.evaluation.engine import evaluate_target
+from distill.evaluation.reports import worst_examples
 from distill.task import load_task
 
 TEST_ROWS = [
@@ -79,7 +79,7 @@ def test_compare_markdown_rows_and_union_of_metrics() -> None:
          "latency_ms": {"p50": 100.0, "p95": 250.0}, "throughput_per_s": 3.0,
          "tokens_per_1k_inputs": {"prompt": 1000.0, "completion": 500.0}, "cost_usd_per_1k_inputs": 0.0,
          "size_mb": None}  # fmt: skip
-    b = {"target": "b", "n": 10, "metrics": {"chrf": {"score": 71.25, "ci95": None}},
+    b = {"target": "b", "n": 10, "metrics": {"chrf": {"score": 0.7125, "ci95": None}},
          "latency_ms": None, "throughput_per_s": None, "size_mb": 52.04}  # fmt: skip
     table = compare_markdown([a, b]).splitlines()
     assert table[0].startswith("| target | n | em (95% CI) | chrf (95% CI) | p50 ms")
@@ -122,9 +122,9 @@ def test_teacher_over_loopback_server(files: dict[str, Path]) -> None:
 
 def test_worst_examples_orders_by_first_metric() -> None:
     report = {"metrics": {"em": {}, "chrf": {}}, "examples": [
-        {"index": 0, "scores": {"em": 0.0, "chrf": 80.0}},
-        {"index": 1, "scores": {"em": 1.0, "chrf": 100.0}},
-        {"index": 2, "scores": {"em": 0.0, "chrf": 10.0}},
+        {"index": 0, "scores": {"em": 0.0, "chrf": 0.8}},
+        {"index": 1, "scores": {"em": 1.0, "chrf": 1.0}},
+        {"index": 2, "scores": {"em": 0.0, "chrf": 0.1}},
     ]}  # fmt: skip
     assert [e["index"] for e in worst_examples(report, 2)] == [2, 0]
 
@@ -162,8 +162,9 @@ def test_bad_inputs_exit_2_with_reason(files: dict[str, Path], tmp_path: Path, c
 
 def test_model_target_report(files: dict[str, Path], tmp_path: Path) -> None:
     """A tiny real student scored as a model dir: timings, size of its weights, files."""
+    from tiny_models import make_t5_dir
+
     from distill.evaluation import write_report
-    from exports.testing import make_t5_dir
 
     model = make_t5_dir(tmp_path / "model")
     cfg = EvalConfig(max_new_tokens=6, latency_samples=2, bootstrap_samples=20, student_threads=1)
@@ -180,9 +181,10 @@ def test_model_target_report(files: dict[str, Path], tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_onnx_target_matches_model_target(files: dict[str, Path], tmp_path: Path) -> None:
     """The same tiny student exported to ONNX gives the same predictions through eval."""
+    from tiny_models import make_t5_dir
+
     from exports.config import ExportConfig
-    from exports.export import export_model
-    from exports.testing import make_t5_dir
+    from exports.pipeline import export_model
 
     model = make_t5_dir(tmp_path / "model")
     onnx = tmp_path / "onnx"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from distill.evaluation.config import EvalConfig
-from distill.evaluation.report import evaluate_target
+from distill.evaluation.engine import evaluate_target
 from distill.task import Demonstration, TaskSpec
 from teachers.config import TeacherConfig
 from teachers.testing import FakeOpenAIServer

@@ -22,14 +22,15 @@ def test_exact_match_plain_squad_nospace_by_hand() -> None:
     assert M.normalize_squad("The  Cat, an apple!") == "cat apple"
 
 
-def test_chrf_matches_sacrebleu_corpus_and_sentence() -> None:
+def test_chrf_matches_sacrebleu_corpus_and_sentence_on_a_0_1_scale() -> None:
     from sacrebleu.metrics import CHRF
 
     ref = CHRF(word_order=2)
     result = M.chrf(PREDS, REFS)
-    assert result.score == pytest.approx(ref.corpus_score(PREDS, [REFS]).score, abs=1e-9)
+    assert result.score == pytest.approx(ref.corpus_score(PREDS, [REFS]).score / 100, abs=1e-11)
     for i, (p, r) in enumerate(zip(PREDS, REFS, strict=True)):
-        assert result.per_example[i] == pytest.approx(ref.sentence_score(p, [r]).score, abs=1e-9)
+        expected = ref.sentence_score(p, [r]).score / 100
+        assert result.per_example[i] == pytest.approx(expected, abs=1e-11)
 
 
 def test_accuracy_and_macro_f1_by_hand() -> None:
@@ -57,7 +58,7 @@ def test_bootstrap_ci_brackets_score_and_is_deterministic() -> None:
 def test_bootstrap_of_chrf_recomputes_corpus_score() -> None:
     result = M.chrf(PREDS, REFS)
     low, high = M.bootstrap_ci(result, samples=200)
-    assert 0 <= low <= result.score <= high <= 100
+    assert 0 <= low <= result.score <= high <= 1
 
 
 def test_unknown_metric_lists_names() -> None:

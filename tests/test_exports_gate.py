@@ -63,10 +63,9 @@ def _first_word(text: str) -> str:
 def _train_copy_model(model_dir: Path, steps: int = 200) -> None:
     """A few seconds of AdamW on 'the first word' so greedy outputs are confident and right."""
     import torch
+    from tiny_models import INSTRUCTION, SOURCE_TEMPLATE
     from tokenizers import Tokenizer
     from transformers import AutoModelForSeq2SeqLM
-
-    from exports.testing import INSTRUCTION, SOURCE_TEMPLATE
 
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tok.no_padding()
@@ -92,7 +91,7 @@ def _train_copy_model(model_dir: Path, steps: int = 200) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, list[tuple[str, str]], list[str]]:
     """(model dir, 20 labelled held-out pairs, 60 unlabelled inputs)."""
-    from exports.testing import make_t5_dir
+    from tiny_models import make_t5_dir
 
     model_dir = make_t5_dir(tmp_path_factory.mktemp("gate") / "model", d_model=32)
     _train_copy_model(model_dir)
@@ -104,7 +103,7 @@ def trained(tmp_path_factory) -> tuple[Path, list[tuple[str, str]], list[str]]:
 @pytest.mark.slow  # trains a tiny model, then a real export (~1 min each here)
 def test_gate_passes_a_trained_model(trained, tmp_path):
     from exports.config import ExportConfig
-    from exports.export import export_model
+    from exports.pipeline import export_model
     from exports.runtime import OnnxSeq2Seq
 
     model_dir, heldout, unlabelled = trained
@@ -158,7 +157,7 @@ def _assert_fp32_served(onnx_dir: Path, reason: str) -> None:
 @pytest.mark.slow  # trains a tiny model, then a real export (~1 min each here)
 def test_gate_fails_a_broken_int8_and_fp32_is_served(trained, tmp_path, monkeypatch):
     from exports.config import ExportConfig
-    from exports.export import ExportError, export_model
+    from exports.pipeline import ExportError, export_model
 
     _break_int8(monkeypatch)
     model_dir, heldout, unlabelled = trained
@@ -174,7 +173,7 @@ def test_gate_fails_a_broken_int8_and_fp32_is_served(trained, tmp_path, monkeypa
 @pytest.mark.slow  # trains a tiny model, then a real export (~1 min each here)
 def test_gate_without_inputs_fails_closed(trained, tmp_path):
     from exports.config import ExportConfig
-    from exports.export import ExportError, export_model
+    from exports.pipeline import ExportError, export_model
 
     with pytest.raises(ExportError, match=r"no gate inputs"):
         export_model(trained[0], tmp_path / "onnx", ExportConfig())

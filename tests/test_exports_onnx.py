@@ -3,48 +3,27 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_models
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = [
-    "the",
-    "a",
-    "cat",
-    "dog",
-    "runs",
-    "fast",
-    "slow",
-    "2019",
-    "red",
-    "blue",
-    ",",
-    ".",
-    "!",
-    "hello",
-    "world",
-    "zebra",
-    "quantum",
-    "New",
-    "York",
-]
+WORDS = [*tiny_models.WORDS, "New", "York"]
 
 
 def random_inputs(n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choices(WORDS, k=rng.randint(1, 24))) for _ in range(n)]
+    return tiny_models.random_inputs(n, seed, WORDS)
 
 
 # The BERT encoder-decoder export takes ~25 s more: slow step in CI.
 @pytest.fixture(scope="module", params=["t5", pytest.param("bert2bert", marks=pytest.mark.slow)])
 def exported(request, tmp_path_factory):
-    from exports.testing import exported_tiny
+    from tiny_models import exported_tiny
 
     return exported_tiny(request.param, tmp_path_factory.getbasetemp())
 

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="module")
 def onnx_dir(tmp_path_factory):
-    from exports.testing import exported_tiny
+    from tiny_models import exported_tiny
 
     return exported_tiny("t5", tmp_path_factory.getbasetemp())[1]
 
@@ -37,7 +37,7 @@ async def _with_server(onnx_dir, settings, body, precision="auto"):
 
 
 def test_fifty_concurrent_clients_get_their_own_answers(onnx_dir):
-    from exports.serve import ServeSettings
+    from exports.config import ServeConfig
 
     inputs = [f"client {i} says hello {i % 7}" for i in range(50)]
 
@@ -60,7 +60,7 @@ def test_fifty_concurrent_clients_get_their_own_answers(onnx_dir):
     # fp32: int8 activations are quantised with one scale per batch, so int8 outputs may
     # depend on which requests share a micro-batch; fp32 answers must not.
     expected, results, metrics, health = asyncio.run(
-        _with_server(onnx_dir, ServeSettings(max_batch=8, max_wait_ms=20), body, precision="fp32")
+        _with_server(onnx_dir, ServeConfig(max_batch=8, max_wait_ms=20), body, precision="fp32")
     )
     assert [s for s, _ in results] == [200] * 50
     assert [j["output"] for _, j in results] == expected
@@ -79,7 +79,7 @@ def test_fifty_concurrent_clients_get_their_own_answers(onnx_dir):
 
 
 def test_bad_requests_get_4xx_json(onnx_dir):
-    from exports.serve import ServeSettings
+    from exports.config import ServeConfig
 
     cases = [
         (b"{not json", 400),
@@ -111,9 +111,27 @@ def test_bad_requests_get_4xx_json(onnx_dir):
             ok = (r.status, await r.json())
         return out, ok
 
-    settings = ServeSettings(max_body_bytes=4096, max_inputs=4, max_input_chars=200)
+    settings = ServeConfig(max_body_bytes=4096, max_inputs=4, max_input_chars=200)
     out, ok = asyncio.run(_with_server(onnx_dir, settings, body))
     assert [s for s, _, _ in out[:-1]] == [want for _, want in cases]
     assert out[-1][0] == 404
     assert all(ct == "application/json" and isinstance(j["error"], str) for _, ct, j in out)
     assert ok[0] == 200 and len(ok[1]["outputs"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-batch", "0"], "--max-batch: must be positive (got 0)"),
+        (["--threads", "0"], "--threads: must be >= 1 (got 0)"),
+        (["--port", "70000"], "--port: must be 0-65535 (got 70000)"),
+    ],
+)
+def test_serve_flags_are_checked_by_its_config(tmp_path, capsys, flags, message) -> None:
+    """`distill serve` settings come from ServeConfig: one line, exit 2, naming the flag."""
+    from distill.cli import main
+
+    (tmp_path / "distill.json").write_text("{}")
+    assert main(["serve", "--model", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -115,7 +115,7 @@ def test_target_met_cancels_requests_in_flight_and_resume_pays_nothing_twice(tmp
         c = m["counts"]
         assert c["accepted"] == 12 and c["cancelled_in_flight"] > 0
         journal = rows(tmp_path / "journal.jsonl")
-        assert sum(r["e"] == "cancel" for r in journal) == c["cancelled_in_flight"]
+        assert sum(r["event"] == "cancel" for r in journal) == c["cancelled_in_flight"]
         again = run_generate(TASK, cfg, teacher_cfg(server), tmp_path)
         assert len(server.requests) == sent and again["counts"]["accepted"] == 12
         bigger = GenerateConfig(num_examples=14, pairs_per_request=1)

@@ -191,3 +191,18 @@ def test_config_validation_names_the_field():
         GenerateConfig(output_regex="(")
     assert GenerateConfig(inputs="x.jsonl").resolved_votes == 3
     assert GenerateConfig().resolved_mode == "synthesize"
+
+
+def test_journal_lines_of_the_old_format_replay_under_the_new_keys() -> None:
+    """Journals written before the keys were named ("e"/"i") still resume."""
+    from distill.generate.records import upgrade_record
+
+    old = {"e": "issue", "i": 3, "kind": "synth", "temperature": 0.7}
+    assert upgrade_record(old) == {
+        "event": "issue",
+        "index": 3,
+        "kind": "synth",
+        "temperature": 0.7,
+    }
+    new = {"event": "done", "index": 3, "kind": "synth", "text": "[]"}
+    assert upgrade_record(dict(new)) == new

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from distill.cli import main
-from distill.prompting.llm import validate_reply
+from distill.prompt_to_task.llm import validate_reply
 from distill.task import load_task
 from teachers.testing import FakeOpenAIServer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from distill.cli import main
-from distill.prompting import PromptParseError, parse_prompt, render_task_toml, slugify
-from distill.prompting.language import detect_language
+from distill.prompt_to_task import PromptParseError, parse_prompt, render_task_toml, slugify
+from distill.prompt_to_task.language import detect_language
 from distill.task import load_task
 
 # (id, prompt, method, instruction, demonstrations)

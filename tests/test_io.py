@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from common.files import atomic_dir, atomic_write_json
+from common.jsonl import read_jsonl
 from distill.errors import UserError
-from distill.io import atomic_dir, atomic_write_json, read_jsonl
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:

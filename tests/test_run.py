@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import xxhash
+from tiny_models import tiny_encoder_decoder_dir
 
 from distill.cli import main
-from students.testing import tiny_encoder_decoder_dir
 from teachers.testing import FakeOpenAIServer
 
 WORDS = ["amber", "basil", "cedar", "dune", "ember", "fjord", "grove", "heath", "inlet", "kelp"]
@@ -81,14 +81,41 @@ def test_run_end_to_end_then_resume_skips(
         assert len(targets) == 3 and targets[-1].startswith("teacher:")
         _check_scores(out, report)
         assert "| target" in first and "self-agreement" in first
-        # Rerun: same data and settings, so train and export are skipped and generation asks
-        # the teacher for nothing new (only the teacher evaluation may run again).
+        # Rerun: same data and settings, so train and export are skipped, generation asks the
+        # teacher for nothing new, and the teacher's evaluation is reused, not paid again.
         assert main(run_args(task, out, tiny_student, server.base_url)) == 0
         second = capsys.readouterr().out
         assert "train: " in second and "is up to date" in second
         assert "export: " in second and second.count("is up to date") == 2
-        gen_requests = [b for b in server.requests[sent:] if is_synthesize(b)]
-        assert gen_requests == []
+        assert second.count("reusing its scores") == 3
+        assert server.requests[sent:] == []
+        again = json.loads((out / "report.json").read_text())
+        assert [r["metrics"] for r in again["reports"]] == [r["metrics"] for r in report["reports"]]
+        assert "| target" in second
+
+
+def test_bad_student_same_one_line_in_train_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`distill run` refuses a bad --student like `distill train`, before asking the teacher."""
+    task = tmp_path / "task.toml"
+    task.write_text(TASK)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"input": "a b", "output": "b a"}\n')
+    with FakeOpenAIServer(responder) as server:
+        train_argv = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--task",
+                      str(task), "--student", "flan-t5-smal"]  # fmt: skip
+        assert main(train_argv) == 2
+        train_err = capsys.readouterr().err
+        run_argv = run_args(task, tmp_path / "run", Path("flan-t5-smal"), server.base_url)
+        assert main(run_argv) == 2
+        run_err = capsys.readouterr().err
+        assert server.requests == []  # refused before any teacher work
+    assert train_err.count("\n") == 1 and run_err.count("\n") == 1
+    assert train_err.startswith("distill train: error: --student: 'flan-t5-smal'")
+    assert run_err.removeprefix("distill run") == train_err.removeprefix("distill train")
+    assert not (tmp_path / "run" / "data").exists()
 
 
 def _check_scores(out: Path, report: dict) -> None:
@@ -124,10 +151,23 @@ def _check_scores(out: Path, report: dict) -> None:
 def test_registered_extra_data_joins_training(tmp_path: Path) -> None:
     import argparse
 
-    from distill.commands.common import stage_config, with_registered_extra_data
+    from distill.stages import stage_config
+    from distill.stages.train import with_registered_extra_data
 
     (tmp_path / "extra_data.json").write_text(json.dumps({"extra_data": ["/x/a.jsonl:0.5"]}))
     cfg = stage_config("train", None, argparse.Namespace())
     assert with_registered_extra_data(cfg, tmp_path).extra_data == ["/x/a.jsonl:0.5"]
     mine = stage_config("train", None, argparse.Namespace(extra_data=["/y/b.jsonl"]))
     assert with_registered_extra_data(mine, tmp_path).extra_data == ["/y/b.jsonl"]
+
+
+def test_stage_names_have_one_source() -> None:
+    """task.toml tables, `distill run`'s typed configs and its flags all follow STAGES."""
+    import dataclasses
+
+    from distill.stages import STAGE_CONFIGS, STAGES
+    from distill.stages.run import StageConfigs
+    from distill.task import TABLE_KEYS
+
+    assert TABLE_KEYS == STAGES == tuple(STAGE_CONFIGS)
+    assert tuple(f.name for f in dataclasses.fields(StageConfigs)) == STAGES

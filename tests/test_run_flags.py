@@ -12,9 +12,7 @@ import typing
 from collections import defaultdict
 
 from distill.cli import build_parser
-from distill.commands.common import stage_config
-from distill.commands.run import STAGES
-from distill.stages import STAGE_CONFIGS
+from distill.stages import STAGE_CONFIGS, STAGES, stage_config
 
 # Names deliberately shared by stages, and the one meaning they have in all of them.
 SHARED_MEANING = {

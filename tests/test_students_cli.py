@@ -10,9 +10,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tiny_models import tiny_t5_dir
+
 from distill.cli import main
 from students.presets import PRESETS, resolve_student
-from students.testing import tiny_t5_dir
 
 TASK = (
     'name = "dates"\ninstruction = "Rewrite the date as MM/DD/YYYY."\n'
@@ -177,6 +178,32 @@ def test_train_via_cli_with_manifest_and_single_file(tmp_path, capsys, tiny) -> 
     assert "- teacher cost (USD): 0.25" in card
 
 
+def test_empty_validation_split_trains_without_validation(tmp_path, capsys, tiny) -> None:
+    """generate writes an empty validation.jsonl when the data is too small to split."""
+    task = tmp_path / "task.toml"
+    task.write_text(TASK)
+    _write(tmp_path / "data" / "train.jsonl", [{"input": "a", "output": "b"}] * 4)
+    (tmp_path / "data" / "validation.jsonl").write_text("")
+    argv = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--task", str(task),
+            "--student", str(tiny), "--epochs", "1", "--threads", "1"]  # fmt: skip
+    code, err = _run(capsys, *argv)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["validation_examples"] == 0
+
+
+def test_export_gate_skips_an_empty_validation_split(tmp_path) -> None:
+    from common.meta import StudentMeta, write_meta
+    from distill.stages.export import heldout_pairs
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    write_meta(model_dir, StudentMeta("{input}", 0, 0, 1))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "validation.jsonl").write_text("")
+    assert heldout_pairs(model_dir, None, 64) == ([], "none")
+
+
 @pytest.mark.parametrize(
     ("manifest", "teacher"),
     [
@@ -188,7 +215,7 @@ def test_train_via_cli_with_manifest_and_single_file(tmp_path, capsys, tiny) -> 
     ],
 )
 def test_model_card_reads_generate_manifest_tolerantly(manifest: dict, teacher: str) -> None:
-    from distill.commands.train import _card
+    from distill.stages.train import model_card_facts as _card
 
     card = _card(manifest)
     assert card["teacher"] == teacher and "generated examples" not in card

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from students.testing import tiny_t5_dir
+from tiny_models import tiny_t5_dir
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "ddp_train_script.py"

@@ -11,11 +11,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from tiny_models import tiny_encoder_decoder_dir, tiny_t5_dir
 
 from students import train as train_mod
 from students.config import TrainConfig
 from students.predict import TorchPredictor
-from students.testing import tiny_encoder_decoder_dir, tiny_t5_dir
 
 ROWS = [
     {"input": "20.08.2010", "output": "08/20/2010"},

@@ -142,7 +142,7 @@ def test_missing_file_subprocess(tmp_path: Path) -> None:
 def test_flag_overrides_file(tmp_path: Path) -> None:
     import argparse
 
-    from distill.commands.common import stage_config
+    from distill.stages import stage_config
 
     spec = load_task(write(tmp_path, GOOD + "[generate]\nnum_examples = 7\nseed = 5\n"))
     cfg = stage_config("generate", spec, argparse.Namespace(num_examples=11))

@@ -16,9 +16,16 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distill.configs import add_config_args
 from distill.errors import UserError
+
+if TYPE_CHECKING:
+    from distill.evaluation.config import EvalConfig
+    from distill.evaluation.records import EvalReport
+    from distill.task import TaskSpec
+    from teachers.config import TeacherConfig
 
 HELP = "score a student or a teacher on a test set: quality with bootstrap CIs, latency, cost, size"
 
@@ -58,8 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate each target, write reports, print the table (and the worst errors)."""
-    from distill.commands.common import maybe_task, stage_config
-    from distill.evaluation.tables import compare_markdown, errors_text
+    from distill.evaluation.reports import compare_markdown, errors_text
+    from distill.stages import stage_config
+    from distill.stages.evaluate import check_eval
+    from distill.task import load_task
 
     targets = ([args.target] if args.target else []) + list(args.compare or [])
     if not targets:
@@ -68,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--show-errors: must be >= 0 (got {args.show_errors})")
     if args.out and len(targets) > 1 and not args.out.endswith("/"):
         raise UserError("--out: one file for several targets; give a folder ending in / instead")
-    task = maybe_task(args.task)
+    task = load_task(args.task) if args.task else None
     cfg = stage_config("eval", task, args)
     teacher_cfg = _teacher_config(task, args, targets)
-    _check_metrics(cfg.metrics)
+    check_eval(cfg)
     flags = ["--model"] * bool(args.target) + ["--compare"] * len(args.compare or [])
     reports = [
         _one(t, f, args, task, cfg, teacher_cfg) for t, f in zip(targets, flags, strict=True)
@@ -84,22 +93,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_metrics(names: list[str]) -> None:
-    """Load non-built-in metrics before any prediction, so a typo fails in a second, not later."""
-    from distill.evaluation.config import BUILTIN_METRICS
-    from distill.evaluation.loading import load_metric
-
-    for name in names:
-        if name not in BUILTIN_METRICS:
-            try:
-                load_metric(name)
-            except ValueError as exc:
-                raise UserError(f"--metrics: {exc}") from None
-
-
-def _teacher_config(task, args: argparse.Namespace, targets: list[str]):
+def _teacher_config(
+    task: TaskSpec | None, args: argparse.Namespace, targets: list[str]
+) -> TeacherConfig | None:
     """The [teacher] settings, only when a teacher is among the targets."""
-    from distill.commands.common import stage_config
+    from distill.stages import stage_config
 
     if not any(t.startswith("teacher:") for t in targets):
         return None
@@ -108,34 +106,30 @@ def _teacher_config(task, args: argparse.Namespace, targets: list[str]):
     return stage_config("teacher", task, args, extra=extra)
 
 
-def _one(target: str, flag: str, args: argparse.Namespace, task, cfg, teacher_cfg) -> dict:
-    """Score one target (or load a saved report) and write its files."""
-    from distill.evaluation.report import evaluate_target
-    from distill.evaluation.tables import load_report, write_report
+def _one(
+    target: str,
+    flag: str,
+    args: argparse.Namespace,
+    task: TaskSpec | None,
+    cfg: EvalConfig,
+    teacher_cfg: TeacherConfig | None,
+) -> EvalReport:
+    """Score one target (distill.stages.evaluate), or load a saved report; write its files."""
+    from distill.evaluation.reports import load_report, write_report
+    from distill.stages.evaluate import evaluate_one
 
     if target.endswith(".json") and Path(target).is_file():
         try:
             return load_report(Path(target))
         except (ValueError, OSError) as exc:
             raise UserError(f"{flag}: {exc}") from None
-    try:
-        report = evaluate_target(
-            target, Path(args.data), task=task, cfg=cfg, teacher_cfg=teacher_cfg
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        raise UserError(f"{flag}: {exc}") from None
-    except _teacher_errors() as exc:
-        raise UserError(f"{flag} {target}: {exc}") from None
+    report = evaluate_one(
+        target, Path(args.data), task=task, cfg=cfg, teacher_cfg=teacher_cfg, flag=flag
+    )
     out = _out_path(args, target)
     written = write_report(report, out)
     print(f"wrote {out} and {written['predictions_file']}")
     return report
-
-
-def _teacher_errors() -> tuple[type[Exception], ...]:
-    from teachers.errors import BudgetExceeded, TeacherFatalError
-
-    return (TeacherFatalError, BudgetExceeded)
 
 
 def _out_path(args: argparse.Namespace, target: str) -> Path:

@@ -12,11 +12,9 @@ inputs of RUN/data/train.jsonl (int8-vs-fp32 agreement needs no labels), --max-h
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from distill.configs import add_config_args
-from distill.errors import UserError
 
 HELP = "export a trained student to ONNX (encoder + decoder with KV cache), int8, quality-gated"
 
@@ -38,65 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser, ExportConfig)
 
 
-def heldout_pairs(
-    model_dir: Path, heldout: str | None, cap: int
-) -> tuple[list[tuple[str, str]], str]:
-    """Held-out (input, output) pairs for the gate and where they came from."""
-    from distill.io import read_jsonl
-
-    if heldout:
-        rows = read_jsonl(heldout)
-        return [(r["input"], r["output"]) for r in rows][:cap], heldout
-    default = model_dir.parent / "data" / "validation.jsonl"
-    if default.is_file():
-        rows = read_jsonl(default)
-        return [(r["input"], r["output"]) for r in rows][:cap], str(default)
-    meta_path = model_dir / "distill.json"
-    listed = (
-        json.loads(meta_path.read_text(encoding="utf-8")).get("heldout", [])
-        if meta_path.is_file()
-        else []
-    )
-    pairs = [
-        (r["input"], r["output"])
-        for r in listed
-        if isinstance(r, dict) and {"input", "output"} <= set(r)
-    ]
-    return pairs[:cap], f"{meta_path} (heldout)" if pairs else "none"
-
-
-def unlabelled_inputs(model_dir: Path) -> list[str]:
-    """Training inputs next to the model dir (RUN/data/train.jsonl): extra gate inputs."""
-    from distill.io import read_jsonl
-
-    path = model_dir.parent / "data" / "train.jsonl"
-    return [r["input"] for r in read_jsonl(path)] if path.is_file() else []
-
-
 def run(args: argparse.Namespace) -> int:
     """Export, quantise, gate; print the summary. Exit 1 when a gate fails (fp32 is kept)."""
-    from distill.commands.common import maybe_task, stage_config
-    from exports.export import ExportError, export_model
+    from distill.stages import stage_config
+    from distill.stages.export import export_student
+    from distill.task import load_task
 
-    cfg = stage_config("export", maybe_task(args.task), args)
+    cfg = stage_config("export", load_task(args.task) if args.task else None, args)
     model_dir = Path(args.model)
-    if not (model_dir / "distill.json").is_file():
-        raise UserError(
-            f"--model: {model_dir} has no distill.json (expected a dir from `distill train`)"
-        )
     out = Path(args.out) if args.out else model_dir.parent / "onnx"
-    pairs, source = heldout_pairs(model_dir, args.heldout, cfg.max_heldout)
-    try:
-        report = export_model(
-            model_dir, out, cfg, heldout=pairs, unlabelled=unlabelled_inputs(model_dir)
-        )
-    except ExportError as exc:
-        _print_summary(exc.report, out, source)
-        print(f"distill export: gate failed: {exc}")
+    outcome = export_student(model_dir, out, cfg, heldout=args.heldout)
+    _print_summary(outcome.report, out, outcome.heldout_source)
+    if outcome.failure:
+        print(f"distill export: gate failed: {outcome.failure}")
         return 1
-    except (FileNotFoundError, ValueError) as exc:
-        raise UserError(f"--model: {exc}") from None
-    _print_summary(report, out, source)
     return 0
 
 

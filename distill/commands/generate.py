@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from distill.errors import UserError
-
 HELP = """Generate training data with the teacher: synthesize input/output pairs from the task's
 instruction and demonstrations, or label --inputs (self-consistency vote over k samples).
 Dedups (exact + MinHash), blocks leaks of demonstrations and --exclude test inputs, filters bad
@@ -33,20 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the task and settings, generate, print the outcome; exit 1 on a budget stop."""
-    from distill.commands.common import stage_config
-    from distill.generate.run import run_generate
-    from distill.io import read_jsonl
+    from distill.stages import stage_config
+    from distill.stages.generate import excluded_inputs, generate_data
     from distill.task import load_task
 
     task = load_task(args.task)
     teacher_cfg = stage_config("teacher", task, args)
     cfg = stage_config("generate", task, args)
-    exclude: list[str] = []
-    if args.exclude:
-        exclude = [r["input"] for r in read_jsonl(args.exclude, required=("input",))]
-    if cfg.inputs and not Path(cfg.inputs).is_file():
-        raise UserError(f"--inputs: {cfg.inputs}: file not found")
-    manifest = run_generate(task, cfg, teacher_cfg, Path(args.out), exclude_inputs=exclude)
+    exclude = excluded_inputs(args.exclude)
+    manifest = generate_data(task, cfg, teacher_cfg, Path(args.out), exclude_inputs=exclude)
     counts = manifest["counts"]
     print(
         f"{counts['accepted']} accepted, {counts['rejected']} rejected "

@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Parse, write the task file atomically, check it loads, print what was found."""
-    from distill.io import atomic_write_text
-    from distill.prompting import PromptParseError, render_task_toml, slugify
+    from common.files import atomic_write_text
+    from distill.prompt_to_task import PromptParseError, render_task_toml, slugify
     from distill.task import load_task
 
     prompt = _read_prompt(args)
@@ -89,9 +89,9 @@ def _read_prompt(args: argparse.Namespace) -> str:
 
 def _parse(prompt: str, args: argparse.Namespace):  # -> ParsedPrompt
     """Rules first; the teacher only when they fail and --no-llm is not given."""
-    from distill.commands.common import stage_config
-    from distill.prompting import PromptParseError, parse_prompt, parse_prompt_async
-    from distill.prompting.teacher import run_with_teacher
+    from distill.prompt_to_task import PromptParseError, parse_prompt, parse_prompt_async
+    from distill.stages import stage_config
+    from distill.teacher_chat import run_with_teacher
 
     try:
         return parse_prompt(prompt)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from distill.configs import add_config_args, build_config
+from common.paths import cache_dir
+from distill.configs import add_config_args, build_config, config_error
 from distill.errors import UserError
 from distill.retrieval.config import RetrieveDataConfig
+from distill.retrieval.query import add_task_arguments, check_online, task_query_parts
 
 HELP = "rank existing datasets for the task (BM25 + MiniLM); --choose one to add it as extra training data"
 
@@ -25,44 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the ranking as JSON")
     add_config_args(parser, RetrieveDataConfig)
-
-
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    """--task FILE or --instruction TEXT (exactly one); shared with retrieve-model."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--task",
-        metavar="TASK.toml",
-        help="task file: its instruction and demonstrations are the query",
-    )
-    group.add_argument(
-        "--instruction", metavar="TEXT", help="query with this instruction instead of a task file"
-    )
-
-
-def task_query_parts(args: argparse.Namespace) -> tuple[Any, str, list[tuple[str, str]]]:
-    """(task spec or None, instruction, demonstration pairs) from --task or --instruction."""
-    from distill.task import load_task
-
-    if args.task:
-        spec = load_task(args.task)
-        return spec, spec.instruction, [(d.input, d.output) for d in spec.demonstrations]
-    if args.instruction and args.instruction.strip():
-        return None, args.instruction.strip(), []
-    raise UserError("--task or --instruction: give the task file or the instruction to search for")
-
-
-def check_online(online: bool) -> None:
-    """--online needs the hub: refuse clearly when HF_HUB_OFFLINE says it is off limits."""
-    if online and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise UserError(
-            "--online: HF_HUB_OFFLINE is set; unset it or use the shipped catalog / --catalog FILE"
-        )
-
-
-def cache_dir() -> Path:
-    """Where hub catalogs are cached: $DISTILL_CACHE_DIR, else ~/.cache/distill."""
-    return Path(os.environ.get("DISTILL_CACHE_DIR") or Path.home() / ".cache" / "distill")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,8 +83,8 @@ def _choose(cfg: RetrieveDataConfig, entries: list[Any]) -> int:
         rows, skipped = ds.convert_rows(
             rows_iter, cfg.input_column or "", cfg.output_column or "", max_rows=cfg.max_rows
         )
-    except ValueError as exc:
-        raise UserError(_flag_message(str(exc))) from None
+    except ValueError as exc:  # "input_column: ..." names its flag; the rest is --choose's
+        raise config_error(exc, fallback="--choose") from None
     except (OSError, ds.HubError) as exc:  # a missing local file, a failed hub download
         raise UserError(f"--choose: {exc}") from None
     source = {
@@ -140,14 +103,6 @@ def _choose(cfg: RetrieveDataConfig, entries: list[Any]) -> int:
     )
     print(f"train with it: distill train ... --extra-data {item['path']}:{cfg.weight:g}")
     return 0
-
-
-def _flag_message(msg: str) -> str:
-    """`input_column: no column ...` -> `--input-column: no column ...`; others -> `--choose: ...`."""
-    key, sep, rest = msg.partition(":")
-    if sep and key in ("input_column", "output_column"):
-        return f"--{key.replace('_', '-')}: {rest.strip()}"
-    return f"--choose: {msg}"
 
 
 def ranking_table(rows: list[dict[str, Any]]) -> str:

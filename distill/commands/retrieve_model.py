@@ -11,18 +11,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.configs import add_config_args, build_config
 from distill.errors import UserError
 from distill.retrieval.config import RetrieveModelConfig
+
+if TYPE_CHECKING:
+    from distill.task import TaskSpec
 
 HELP = "rank seq2seq students for the task (HyDE + BM25 + MiniLM, size limit, popularity prior)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of this subcommand."""
-    from distill.commands.retrieve_data import add_task_arguments
+    from distill.retrieval.query import add_task_arguments
     from teachers.config import TeacherConfig
 
     add_task_arguments(parser)
@@ -40,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the query (HyDE when a teacher is set), rank, print."""
-    from distill.commands.retrieve_data import task_query_parts
     from distill.retrieval.models import rank_models
+    from distill.retrieval.query import task_query_parts
     from distill.retrieval.ranking import MiniLMEmbedder, build_query
 
     cfg = build_config(RetrieveModelConfig, None, args, source="command line")
@@ -74,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _candidates(cfg: RetrieveModelConfig, local_dirs: list[str]) -> list[Any]:
-    from distill.commands.retrieve_data import cache_dir, check_online
+    from common.paths import cache_dir
     from distill.retrieval import models as m
     from distill.retrieval.datasets import HubError
+    from distill.retrieval.query import check_online
 
     check_online(cfg.online)
     try:
@@ -107,7 +111,7 @@ def _candidates(cfg: RetrieveModelConfig, local_dirs: list[str]) -> list[Any]:
 
 def _hyde(
     cfg: RetrieveModelConfig,
-    spec: Any,
+    spec: TaskSpec | None,
     args: argparse.Namespace,
     instruction: str,
     pairs: list[tuple[str, str]],
@@ -117,9 +121,9 @@ def _hyde(
     Default (no --hyde/--no-hyde): on only when a teacher was chosen explicitly (flag or the
     task's [teacher] table), so a plain run never starts the embedded LLM just to rank models.
     """
-    from distill.commands.common import stage_config
-    from distill.prompting.teacher import run_with_teacher
     from distill.retrieval.models import hyde_messages
+    from distill.stages import stage_config
+    from distill.teacher_chat import run_with_teacher
 
     explicit = getattr(args, "teacher", None) is not None or bool(spec and spec.table("teacher"))
     if not (cfg.hyde if cfg.hyde is not None else explicit):

@@ -17,11 +17,11 @@ __all__ = ["compare_markdown", "evaluate_target", "write_report"]
 def __getattr__(name: str) -> Any:
     # Lazy re-exports so that `import distill.evaluation.config` never pulls numpy in.
     if name == "evaluate_target":
-        from distill.evaluation.report import evaluate_target
+        from distill.evaluation.engine import evaluate_target
 
         return evaluate_target
     if name in ("compare_markdown", "write_report"):
-        from distill.evaluation import tables
+        from distill.evaluation import reports
 
-        return getattr(tables, name)
+        return getattr(reports, name)
     raise AttributeError(name)

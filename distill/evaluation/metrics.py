@@ -5,6 +5,8 @@ Every metric reduces a list of predictions and references to per-example "statis
 bootstrap for all of them (resample example indices, recompute the corpus score) and lets the
 error analysis rank examples by how badly they failed.
 
+Exact match and chrF++ are `common.metrics` (the implementation training validation and the
+export gate use too): every score is a 0-1 fraction here and in reports; tables show percentages.
 Offline by construction: chrF++ is sacrebleu's `CHRF(word_order=2)`; BERTScore runs `bert_score`
 on a local encoder path (the packaged MiniLM by default) without baseline rescaling.
 """
@@ -21,6 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from common.metrics import (
+    chrf_from_statistics,
+    chrf_metric,
+    chrf_statistics,
+    exact_match_hits,
+)
+from common.metrics import normalize as strip_normalize
+
 # Names users can pass to --metrics; each maps to a function below.
 METRIC_NAMES = (
     "em",
@@ -35,7 +45,7 @@ METRIC_NAMES = (
 
 @dataclass
 class MetricResult:
-    """Corpus score (0-100 for chrF, 0-1 otherwise) plus what the bootstrap needs.
+    """Corpus score (0-1, every metric) plus what the bootstrap needs.
 
     `stats` has one row per example (shape (n, k)); `reduce(stats_subset)` turns any subset of
     rows back into a corpus score, so the bootstrap and the full score share one code path.
@@ -79,9 +89,8 @@ def exact_match(
     references: Sequence[str],
     normalize: Callable[[str], str] | None = None,
 ) -> MetricResult:
-    """1.0 where prediction == reference after stripping (and `normalize`, if given)."""
-    norm = normalize or (lambda s: s.strip())
-    hits = [float(norm(p) == norm(r)) for p, r in zip(predictions, references, strict=True)]
+    """1.0 where prediction == reference after stripping (or after `normalize`, if given)."""
+    hits = exact_match_hits(predictions, references, normalize or strip_normalize)
     name = {None: "em", normalize_squad: "em_squad", normalize_nospace: "em_nospace"}.get(
         normalize, "em"
     )
@@ -92,22 +101,14 @@ def exact_match(
 
 
 def chrf(predictions: Sequence[str], references: Sequence[str]) -> MetricResult:
-    """Corpus chrF++ (sacrebleu CHRF(word_order=2)), 0-100; sums per-sentence n-gram stats."""
-    from sacrebleu.metrics import CHRF
-
-    metric = CHRF(word_order=2)
-    preds, refs = list(predictions), list(references)
-    if len(preds) != len(refs):
-        raise ValueError(
-            f"predictions and references differ in length ({len(preds)} != {len(refs)})"
-        )
-    # sacrebleu's own corpus_score sums exactly these per-sentence statistics.
-    stats = np.asarray(metric._extract_corpus_statistics(preds, [refs]), dtype=np.int64)
+    """Corpus chrF++ (sacrebleu CHRF(word_order=2)), 0-1; sums per-sentence n-gram stats."""
+    stats = np.asarray(chrf_statistics(predictions, references), dtype=np.int64)
+    metric = chrf_metric()
 
     def reduce(rows: np.ndarray) -> float:
-        return float(metric._compute_score_from_stats(list(rows.sum(axis=0))).score)
+        return chrf_from_statistics(rows.sum(axis=0).tolist(), metric)
 
-    per_example = np.array([metric._compute_score_from_stats(list(r)).score for r in stats])
+    per_example = np.array([chrf_from_statistics(r.tolist(), metric) for r in stats])
     return MetricResult("chrf", reduce(stats), stats, reduce, per_example)
 
 

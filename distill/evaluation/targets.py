@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.files import files_size
 from distill.evaluation.config import EvalConfig
 
 TEACHER_PREFIX = "teacher:"
@@ -58,13 +59,6 @@ def target_kind(target: str) -> str:
     raise ValueError(f"{target}: not an ONNX dir, model dir, predictions .jsonl or teacher:SPEC")
 
 
-def dir_size(path: Path, names: list[str] | None = None) -> int:
-    """Bytes on disk of the files under `path` (only `names` when given)."""
-    if names is not None:
-        return sum((path / n).stat().st_size for n in names if (path / n).is_file())
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def _timed_batches(generate: Any, inputs: list[str], cfg: EvalConfig) -> Predictions:
     """Batched pass (throughput) then batch-1 pass over the first inputs (latency)."""
     start = time.perf_counter()
@@ -92,7 +86,7 @@ def predict_onnx(onnx_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predicti
     out = _timed_batches(runtime.generate, inputs, cfg)
     precision = resolve_precision(onnx_dir, cfg.onnx_precision)
     out.kind = "onnx"
-    out.size_bytes = dir_size(onnx_dir, [graph_file(g, precision) for g in GRAPHS])
+    out.size_bytes = files_size(onnx_dir / graph_file(g, precision) for g in GRAPHS)
     out.extra = {"precision": precision, "threads": cfg.student_threads}
     return out
 
@@ -107,9 +101,10 @@ def predict_model(model_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predic
         torch.set_num_threads(cfg.student_threads)
     predictor = TorchPredictor(model_dir)
     out = _timed_batches(predictor.generate, inputs, cfg)
-    weights = [p.name for p in model_dir.iterdir() if p.suffix in (".safetensors", ".bin")]
     out.kind = "model"
-    out.size_bytes = dir_size(model_dir, weights)
+    out.size_bytes = files_size(
+        p for p in model_dir.iterdir() if p.suffix in (".safetensors", ".bin")
+    )
     out.extra = {"threads": torch.get_num_threads()}
     return out
 

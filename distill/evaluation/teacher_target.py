@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from distill.evaluation.config import EvalConfig
 from distill.evaluation.targets import Predictions
 from distill.task import TaskSpec
+
+if TYPE_CHECKING:
+    from teachers.client import Teacher
+    from teachers.config import TeacherConfig
 
 SYSTEM_SUFFIX = "Answer with the output only, in the format of the examples."
 
@@ -40,63 +45,85 @@ def clean_answer(text: str, single_line: bool) -> str:
     return text
 
 
-async def _predict_async(
-    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
+def predict_teacher(
+    teacher_cfg: TeacherConfig,
+    task: TaskSpec,
+    inputs: list[str],
+    cfg: EvalConfig,
+    single_line: bool,
 ) -> Predictions:
-    """The first `latency_samples` inputs one at a time (their wall times are the latency a
-    user serving one request sees: service time, no queue), then the rest `max_in_flight` at
-    once (throughput). Every input is asked once: the timed answers are scored too."""
-    from teachers import open_teacher
-    from teachers.errors import RequestFailed
+    """Latency at concurrency 1 on a sample, then throughput at `max_in_flight`."""
+    return asyncio.run(_TeacherRun(teacher_cfg, task, inputs, cfg, single_line).predict())
 
-    texts = [""] * len(inputs)
-    latencies: list[float] = []
-    failures = 0
-    gate = asyncio.Semaphore(teacher_cfg.max_in_flight)
 
-    async def one(i: int, teacher: Any) -> float:
-        nonlocal failures
+@dataclass
+class _TeacherRun:
+    """The teacher's answers to every input, each asked once; failures scored as empty answers.
+
+    The first `latency_samples` inputs go one at a time: their wall times are the latency a
+    user serving one request sees (service time, no queue). The rest run `max_in_flight` at
+    once and give the throughput.
+    """
+
+    teacher_cfg: TeacherConfig
+    task: TaskSpec
+    inputs: list[str]
+    cfg: EvalConfig
+    single_line: bool  # the references are one line: keep the answer's first line only
+    failures: int = 0
+
+    async def predict(self) -> Predictions:
+        from teachers import open_teacher
+
+        n = len(self.inputs)
+        k = min(self.cfg.latency_samples, n)
+        texts, latencies = [""] * n, [0.0] * n
+        gate = asyncio.Semaphore(self.teacher_cfg.max_in_flight)
+        async with open_teacher(self.teacher_cfg, cache_path=None) as teacher:
+            start = time.perf_counter()
+            for i in range(k):  # concurrency 1: no request waits behind another
+                await self._one(i, teacher, gate, texts, latencies)
+            sequential = time.perf_counter() - start
+            start = time.perf_counter()
+            await asyncio.gather(
+                *(self._one(i, teacher, gate, texts, latencies) for i in range(k, n))
+            )
+            concurrent = time.perf_counter() - start
+            usage = teacher.accounting.snapshot()
+            name = teacher.model_name
+        # Throughput from the concurrent pass alone, expressed as the wall time all inputs
+        # would take at that rate; all sequential when nothing is left after the sample.
+        wall = concurrent * n / (n - k) if n > k and concurrent > 0 else sequential
+        extra = {
+            "model_name": name,
+            "failures": self.failures,
+            "usage": usage,
+            "latency_concurrency": 1,
+            "throughput_concurrency": self.teacher_cfg.max_in_flight,
+        }
+        return Predictions("teacher", texts, latencies[:k], wall, None, extra)
+
+    async def _one(
+        self,
+        i: int,
+        teacher: Teacher,
+        gate: asyncio.Semaphore,
+        texts: list[str],
+        latencies: list[float],
+    ) -> None:
+        """Answer input `i` into texts[i], its latency into latencies[i]."""
+        from teachers.errors import RequestFailed
+
         async with gate:
             t0 = time.perf_counter()
             try:
                 res = await teacher.chat(
-                    few_shot_messages(task, inputs[i]),
+                    few_shot_messages(self.task, self.inputs[i]),
                     temperature=0.0,
-                    max_tokens=cfg.max_new_tokens,
-                    seed=cfg.seed,
+                    max_tokens=self.cfg.max_new_tokens,
+                    seed=self.cfg.seed,
                 )
-                texts[i] = clean_answer(res.texts[0], single_line)
+                texts[i] = clean_answer(res.texts[0], self.single_line)
             except RequestFailed:
-                failures += 1  # scored as an empty (wrong) answer, counted in the report
-            return time.perf_counter() - t0
-
-    k = min(cfg.latency_samples, len(inputs))
-    async with open_teacher(teacher_cfg, cache_path=None) as teacher:
-        start = time.perf_counter()
-        for i in range(k):  # concurrency 1: no request waits behind another
-            latencies.append(await one(i, teacher))
-        sequential = time.perf_counter() - start
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i, teacher) for i in range(k, len(inputs))))
-        concurrent = time.perf_counter() - start
-        usage = teacher.accounting.snapshot()
-        name = teacher.model_name
-    # Throughput from the concurrent pass alone (its inputs over its wall time), expressed as
-    # the wall time all inputs would take at that rate; all sequential when nothing is left.
-    rest = len(inputs) - k
-    wall = concurrent * len(inputs) / rest if rest and concurrent > 0 else sequential
-    extra = {
-        "model_name": name,
-        "failures": failures,
-        "usage": usage,
-        "latency_concurrency": 1,
-        "throughput_concurrency": teacher_cfg.max_in_flight,
-    }
-    return Predictions("teacher", texts, latencies, wall, None, extra)
-
-
-def predict_teacher(
-    teacher_cfg: Any, task: TaskSpec, inputs: list[str], cfg: EvalConfig, single_line: bool
-) -> Predictions:
-    """Latency at concurrency 1 on a sample, then throughput at `max_in_flight`."""
-    return asyncio.run(_predict_async(teacher_cfg, task, inputs, cfg, single_line))
+                self.failures += 1  # scored as an empty (wrong) answer, counted in the report
+            latencies[i] = time.perf_counter() - t0

@@ -24,12 +24,8 @@ def input_key(text: str) -> str:
     return xxhash.xxh3_64_hexdigest(normalise_text(text, lowercase=True).encode("utf-8"))
 
 
-def shingles(text: str) -> set[str]:
-    """Word unigrams and bigrams of the normalised text."""
-    return _shingles(normalise_text(text, lowercase=True).split())
-
-
 def _shingles(words: list[str]) -> set[str]:
+    """Word unigrams and bigrams (of an already normalised text)."""
     return set(words) | {f"{a} {b}" for a, b in itertools.pairwise(words)}
 
 

@@ -8,19 +8,26 @@ import dataclasses
 import gc
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from distill.configs import flag_name
+from common.files import atomic_write_json
+from common.jsonl import read_jsonl
+from distill.configs import config_error
 from distill.errors import UserError
 from distill.generate import store
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
-from distill.generate.sampler import Driver, DriveResult
+from distill.generate.driver import Driver, DriveResult
+from distill.generate.records import Manifest, upgrade_record
 from distill.generate.state import SamplerState
-from distill.io import atomic_write_json, read_jsonl
 from distill.task import TaskSpec
+
+if TYPE_CHECKING:
+    from teachers.client import Teacher
+    from teachers.config import TeacherConfig
 
 
 class GenerateStopped(UserError):
@@ -40,7 +47,11 @@ def load_inputs(path: str) -> list[str]:
 
 
 def run_fingerprint(
-    task: TaskSpec, cfg: GenerateConfig, teacher_cfg: Any, inputs: list[str], exclude: list[str]
+    task: TaskSpec,
+    cfg: GenerateConfig,
+    teacher_cfg: TeacherConfig,
+    inputs: list[str],
+    exclude: list[str],
 ) -> tuple[str, dict[str, Any]]:
     """The fingerprint and the settings it covers (what decides the produced data)."""
     settings = {name: getattr(cfg, name) for name in FINGERPRINT_FIELDS}
@@ -54,6 +65,18 @@ def run_fingerprint(
         "teacher": {"teacher": teacher_cfg.teacher, "model": teacher_cfg.model},
     }
     return store.fingerprint(payload), payload
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What one generate session works with: the settings, where, and when it started."""
+
+    task: TaskSpec
+    cfg: GenerateConfig
+    teacher_cfg: TeacherConfig
+    out_dir: Path
+    fingerprint: str
+    started: float  # time.monotonic() at the start
 
 
 class _Sink:
@@ -96,11 +119,11 @@ class _Sink:
 def run_generate(
     task: TaskSpec,
     cfg: GenerateConfig,
-    teacher_cfg: Any,
+    teacher_cfg: TeacherConfig,
     out_dir: Path,
     *,
     exclude_inputs: list[str] | tuple[str, ...] = (),
-) -> dict[str, Any]:
+) -> Manifest:
     """Generate (or resume generating) `cfg.num_examples` examples into `out_dir`.
 
     Returns the manifest. A budget stop returns normally with `manifest["stopped"] == "budget"`.
@@ -116,17 +139,18 @@ def run_generate(
         resumed = store.prepare_run_dir(out_dir, fp, payload, cfg.overwrite)
     except store.RunDirConflict as exc:
         raise UserError(str(exc)) from None
+    session = _Session(task, cfg, teacher_cfg, out_dir, fp, started)
     protected = [d.input for d in task.demonstrations] + list(exclude_inputs)
     state, sink = _restore(cfg, protected, inputs, out_dir)
     replayed = len(sink.replayed["accepted"])
     journal = store.LogWriter(out_dir / store.JOURNAL)
     try:
         sink.go_live(out_dir)
-        result, accounting = _drive(state, task, cfg, teacher_cfg, out_dir, journal)
+        result, accounting = _drive(session, state, journal)
     finally:
         journal.close()
         sink.close()
-    manifest = _finish(out_dir, task, cfg, teacher_cfg, state, result, accounting, fp, started)
+    manifest = _finish(session, state, result, accounting)
     manifest["resumed"] = {"resumed": resumed, "accepted_before": replayed}
     atomic_write_json(out_dir / store.MANIFEST, manifest)
     if result.stopped == "failures":
@@ -149,25 +173,20 @@ def _restore(
     except ValueError as exc:
         raise UserError(f"{exc}; use --overwrite or a fresh --out directory") from None
     fold = {"issue": state.on_issue, "done": state.on_done, "cancel": state.on_cancel}
-    for rec in records:
-        fold[rec["e"]](rec)
+    for rec in map(upgrade_record, records):
+        fold[rec["event"]](rec)
     state.forget_in_flight()
     return state, sink
 
 
 def _drive(
-    state: SamplerState,
-    task: TaskSpec,
-    cfg: GenerateConfig,
-    teacher_cfg: Any,
-    out_dir: Path,
-    journal: store.LogWriter,
+    session: _Session, state: SamplerState, journal: store.LogWriter
 ) -> tuple[DriveResult, dict[str, Any]]:
     """Open the teacher (only when there is work left) and drive the state to completion."""
     if state.done:
         return DriveResult(None, "", 0.0), {}
     with _quiet_gc():
-        return asyncio.run(_drive_async(state, task, cfg, teacher_cfg, out_dir, journal))
+        return asyncio.run(_drive_async(session, state, journal))
 
 
 @contextlib.contextmanager
@@ -190,32 +209,27 @@ def _quiet_gc(gen0_threshold: int = 50_000):
 
 
 async def _drive_async(
-    state: SamplerState,
-    task: TaskSpec,
-    cfg: GenerateConfig,
-    teacher_cfg: Any,
-    out_dir: Path,
-    journal: store.LogWriter,
+    session: _Session, state: SamplerState, journal: store.LogWriter
 ) -> tuple[DriveResult, dict[str, Any]]:
     from teachers import open_teacher
     from teachers.errors import TeacherFatalError
 
+    task, teacher_cfg = session.task, session.teacher_cfg
     demos = [(d.input, d.output) for d in task.demonstrations]
     async with contextlib.AsyncExitStack() as stack:
         try:
             teacher = await stack.enter_async_context(
-                open_teacher(teacher_cfg, cache_path=out_dir / store.CACHE)
+                open_teacher(teacher_cfg, cache_path=session.out_dir / store.CACHE)
             )
         except ValueError as exc:  # a teacher setting the client rejects, e.g. no price known
-            field, _, what = str(exc).partition(": ")
-            raise UserError(f"{flag_name(field)}: {what}" if what else str(exc)) from None
+            raise config_error(exc) from None
         except TeacherFatalError as exc:  # e.g. the embedded model could not start
             raise UserError(f"--teacher: {exc}") from None
         progress = _Progress(state, teacher)
         driver = Driver(
             state,
             teacher,
-            cfg,
+            session.cfg,
             task.instruction,
             demos,
             journal,
@@ -234,7 +248,7 @@ async def _drive_async(
 class _Progress:
     """tqdm bar: accepted of target, with rejected, tokens and cost; refreshed at most 4x/s."""
 
-    def __init__(self, state: SamplerState, teacher: Any) -> None:
+    def __init__(self, state: SamplerState, teacher: Teacher) -> None:
         from tqdm import tqdm
 
         self.state, self.teacher = state, teacher
@@ -270,26 +284,24 @@ class _Progress:
 
 
 def _finish(
-    out_dir: Path,
-    task: TaskSpec,
-    cfg: GenerateConfig,
-    teacher_cfg: Any,
-    state: SamplerState,
-    result: DriveResult,
-    accounting: dict[str, Any],
-    fp: str,
-    started: float,
-) -> dict[str, Any]:
+    session: _Session, state: SamplerState, result: DriveResult, accounting: dict[str, Any]
+) -> Manifest:
     """Write splits and `hf/`, and build the manifest (sessions accumulate across resumes)."""
+    task, cfg, teacher_cfg, out_dir = (
+        session.task,
+        session.cfg,
+        session.teacher_cfg,
+        session.out_dir,
+    )
     splits = store.write_splits(out_dir, state.accepted, cfg.validation_fraction, cfg.seed)
     old = out_dir / store.MANIFEST
     sessions = json.loads(old.read_text()).get("sessions", []) if old.is_file() else []
-    wall = time.monotonic() - started
+    wall = time.monotonic() - session.started
     if accounting:
         sessions.append({**accounting, "wall_s": round(wall, 3)})
     return {
         "task": {"name": task.name, "instruction": task.instruction},
-        "fingerprint": fp,
+        "fingerprint": session.fingerprint,
         "complete": len(state.accepted) >= state.target or (result.stopped is None),
         "stopped": result.stopped,
         "message": result.message or _done_message(state),

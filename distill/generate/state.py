@@ -22,6 +22,7 @@ from distill.generate import filters as F
 from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
 from distill.generate.prompts import Pair, parse_label, parse_pairs
+from distill.generate.records import CancelRecord, DoneRecord, IssueRecord
 from distill.generate.schedule import temperature_at
 from distill.generate.vote import final_answer, majority_vote
 
@@ -157,19 +158,19 @@ class SamplerState:
         )
         return expected < self.target
 
-    def _issue(self, kind: str, **extra: Any) -> dict[str, Any]:
-        return {"e": "issue", "i": self.next_index, "kind": kind, **extra}
+    def _issue(self, kind: str, **extra: Any) -> IssueRecord:
+        return {"event": "issue", "index": self.next_index, "kind": kind, **extra}  # type: ignore[typeddict-item]
 
-    def on_issue(self, rec: dict[str, Any]) -> None:
+    def on_issue(self, rec: IssueRecord) -> None:
         """Count a request as sent (live, or replayed from the journal)."""
-        self.next_index = max(self.next_index, rec["i"] + 1)
+        self.next_index = max(self.next_index, rec["index"] + 1)
         self.in_flight[rec["kind"]] += 1
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
             group.pending += 1
             group.attempts += 1
 
-    def on_refused(self, rec: dict[str, Any]) -> None:
+    def on_refused(self, rec: DoneRecord) -> None:
         """Undo `on_issue` for a request the client refused to send (budget)."""
         self.in_flight[rec["kind"]] -= 1
         if rec["kind"] == "label":
@@ -177,7 +178,7 @@ class SamplerState:
             group.pending -= 1
             group.attempts -= 1
 
-    def on_cancel(self, rec: dict[str, Any]) -> None:
+    def on_cancel(self, rec: CancelRecord) -> None:
         """A request cancelled in flight once the target was met: never answered, never retried.
 
         Its label vote (if any) is not re-queued now; a later run with a larger target re-queues
@@ -206,7 +207,7 @@ class SamplerState:
 
     # ------------------------------------------------------------------ answers
 
-    def on_done(self, rec: dict[str, Any]) -> None:
+    def on_done(self, rec: DoneRecord) -> None:
         """Fold one teacher answer (or failure) into the state."""
         self.in_flight[rec["kind"]] -= 1
         self.answers_since_accept += 1
@@ -216,7 +217,7 @@ class SamplerState:
         else:
             self.consecutive_failures += 1
 
-    def _on_synth(self, rec: dict[str, Any]) -> bool:
+    def _on_synth(self, rec: DoneRecord) -> bool:
         self.synth_done += 1
         if rec.get("text") is None:
             return self._failed(rec, F.REQUEST_FAILED)
@@ -225,7 +226,7 @@ class SamplerState:
             return self._failed(rec, F.UNPARSABLE)
         touched: dict[str, Group] = {}  # settled after the whole answer: chance repeats vote
         for inp, out in pairs:
-            group = self._on_pair(inp, out, rec["i"])
+            group = self._on_pair(inp, out, rec["index"])
             if group is not None:
                 touched[group.key] = group
         before = len(self.accepted) + len(self.surplus)
@@ -260,7 +261,7 @@ class SamplerState:
             group.outputs.append(out)
         return group
 
-    def _on_label(self, rec: dict[str, Any]) -> bool:
+    def _on_label(self, rec: DoneRecord) -> bool:
         group = self.groups[rec["key"]]
         group.pending -= 1
         if group.decided:
@@ -275,14 +276,16 @@ class SamplerState:
             if reason is None:
                 group.outputs.append(text.strip() if self.cfg.chain_of_thought else answer)
             else:
-                self._reject(reason, {"input": group.input, "output": text, "request": rec["i"]})
+                self._reject(
+                    reason, {"input": group.input, "output": text, "request": rec["index"]}
+                )
                 useful = False
                 self.last_failure = reason
         self._settle(group)
         return useful
 
-    def _failed(self, rec: dict[str, Any], reason: str, group: Group | None = None) -> bool:
-        row: dict[str, Any] = {"request": rec["i"]}
+    def _failed(self, rec: DoneRecord, reason: str, group: Group | None = None) -> bool:
+        row: dict[str, Any] = {"request": rec["index"]}
         if group is not None:
             row["input"] = group.input
         if rec.get("text") is not None:

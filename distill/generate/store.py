@@ -12,7 +12,7 @@ Files in `out_dir`:
   written atomically at the end of every run (also a stopped one).
 A torn last line (a kill in the middle of a write) is dropped when reading.
 
-Why not fsync every line (distill.io.append_jsonl): a SIGKILL or crash of our process loses
+Why not fsync every line: a SIGKILL or crash of our process loses
 nothing that was written and flushed (the data is in the kernel's page cache already); fsync
 only guards against the *machine* going down. Measured here under load, one fsync took ~5 ms,
 so per-line fsync was 90% of the sampler's time at 256 requests in flight. `LogWriter` flushes
@@ -31,7 +31,7 @@ from typing import Any
 
 import xxhash
 
-from distill.io import atomic_write_json, atomic_write_jsonl
+from common.files import atomic_write_json, atomic_write_jsonl
 
 JOURNAL = "journal.jsonl"
 EXAMPLES = "examples.jsonl"
@@ -179,7 +179,7 @@ def _write_hf(path: Path, train: list[dict], val: list[dict]) -> None:
     """`datasets.load_from_disk`-compatible copy, swapped into place atomically."""
     from datasets import Dataset, DatasetDict, Features, Value, disable_progress_bars
 
-    from distill.io import atomic_dir
+    from common.files import atomic_dir
 
     features = Features({"input": Value("string"), "output": Value("string")})
 

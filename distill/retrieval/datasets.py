@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from distill.io import atomic_write_json, atomic_write_jsonl
+from common.files import atomic_write_json, atomic_write_jsonl
 from distill.retrieval.ranking import Embedder, hybrid_rank
 
 HUB_CACHE_MAX_AGE_S = 7 * 24 * 3600

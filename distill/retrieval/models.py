@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from distill.io import atomic_write_json
+from common.files import atomic_write_json, read_json
 from distill.retrieval.datasets import HUB_CACHE_MAX_AGE_S, call_hub
 from distill.retrieval.ranking import Embedder, hybrid_rank
 
@@ -69,13 +69,8 @@ def shipped_catalog_path() -> Path:
 
 def load_model_catalog(path: Path) -> list[ModelEntry]:
     """Read a JSON list of model entries; ValueError names the file and entry of any problem."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model catalog not found")
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(rows, list) or not rows:
+    rows = read_json(path, list, what="model catalog")
+    if not rows:
         raise ValueError(f"{path}: expected a non-empty JSON list of models")
     return [_model_entry(row, f"{path}: entry {i}") for i, row in enumerate(rows, start=1)]
 

@@ -1,8 +1,8 @@
 """BERTScore F1 with a local encoder (default: the packaged all-MiniLM-L6-v2); no hub."""
 
-import datasets
 import evaluate
 
+from distill.evaluation.evaluate_modules import text_metric_info
 from distill.evaluation.metrics import bertscore
 
 
@@ -10,15 +10,12 @@ class DistillBertscore(evaluate.Metric):
     """evaluate wrapper of distill.evaluation.metrics.bertscore."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Mean BERTScore F1 (no baseline rescaling) with a local encoder path.",
-            citation="Zhang et al. (2020), BERTScore: Evaluating Text Generation with BERT.",
-            inputs_description=(
+        return text_metric_info(
+            "Mean BERTScore F1 (no baseline rescaling) with a local encoder path.",
+            "Zhang et al. (2020), BERTScore: Evaluating Text Generation with BERT.",
+            (
                 "predictions: list[str]; references: list[str]; model_path: str | None; "
                 "num_layers: int | None"
-            ),
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
             ),
         )
 

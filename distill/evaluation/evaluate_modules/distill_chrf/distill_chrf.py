@@ -1,8 +1,8 @@
-"""chrF++ (sacrebleu CHRF(word_order=2)), corpus level, 0-100, single reference."""
+"""chrF++ (sacrebleu CHRF(word_order=2)), corpus level, 0-1, single reference."""
 
-import datasets
 import evaluate
 
+from distill.evaluation.evaluate_modules import text_metric_info
 from distill.evaluation.metrics import chrf
 
 
@@ -10,13 +10,9 @@ class DistillChrf(evaluate.Metric):
     """evaluate wrapper of distill.evaluation.metrics.chrf (offline, unlike the hub's `chrf`)."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Corpus chrF++ of sacrebleu: character n-grams up to 6 plus word bigrams.",
-            citation="Popović (2017), chrF++: words helping character n-grams.",
-            inputs_description="predictions: list[str]; references: list[str]",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return text_metric_info(
+            "Corpus chrF++ of sacrebleu: character n-grams up to 6 plus word bigrams.",
+            "Popović (2017), chrF++: words helping character n-grams.",
         )
 
     def _compute(self, predictions, references):

@@ -1,8 +1,8 @@
 """Exact match, optionally after SQuAD-style or whitespace-insensitive normalisation."""
 
-import datasets
 import evaluate
 
+from distill.evaluation.evaluate_modules import text_metric_info
 from distill.evaluation.metrics import (
     exact_match,
     normalize_nospace,
@@ -20,13 +20,10 @@ class DistillExactMatch(evaluate.Metric):
     """evaluate wrapper of distill.evaluation.metrics.exact_match."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description="predictions: list[str]; references: list[str]; normalize: none|squad|nospace",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return text_metric_info(
+            _DESCRIPTION,
+            "",
+            "predictions: list[str]; references: list[str]; normalize: none|squad|nospace",
         )
 
     def _compute(self, predictions, references, normalize: str = "none"):

@@ -1,8 +1,8 @@
 """Accuracy and macro-F1 for outputs that are class labels (compared case-insensitively)."""
 
-import datasets
 import evaluate
 
+from distill.evaluation.evaluate_modules import text_metric_info
 from distill.evaluation.metrics import accuracy, macro_f1
 
 
@@ -10,13 +10,9 @@ class DistillLabels(evaluate.Metric):
     """evaluate wrapper of distill.evaluation.metrics.accuracy and macro_f1."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Accuracy and macro-F1 over the label set found in the references.",
-            citation="",
-            inputs_description="predictions: list[str]; references: list[str]",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return text_metric_info(
+            "Accuracy and macro-F1 over the label set found in the references.",
+            "",
         )
 
     def _compute(self, predictions, references):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
+from typing import Any
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers
 
@@ -78,6 +79,12 @@ def is_uncased_wordpiece(tok: Tokenizer) -> bool:
 def has_markers(tok: Tokenizer) -> bool:
     """True when `add_markers` was already applied."""
     return all(tok.token_to_id(m) is not None for m in MARKERS)
+
+
+def tokenizer_has_markers(tokenizer: Any) -> bool:
+    """`has_markers` for a transformers tokenizer (training writes it to distill.json; loading
+    a student refuses an uncased vocabulary without it)."""
+    return has_markers(tokenizer.backend_tokenizer)
 
 
 def add_markers(tok: Tokenizer) -> Tokenizer:

@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-PERCENT_METRICS = ("em", "em_squad", "em_nospace", "accuracy", "macro_f1", "bertscore")
+from distill.evaluation.records import EvalReport, ExampleScore
+
+# Built-in metrics are 0-1 fractions in reports; tables show them as percentages.
+PERCENT_METRICS = ("em", "em_squad", "em_nospace", "chrf", "accuracy", "macro_f1", "bertscore")
 
 
 def _fmt_metric(name: str, block: dict) -> str:
-    """'61.5 [55.0, 68.0]': 0-1 metrics shown as percentages, chrF as is."""
+    """'61.5 [55.0, 68.0]': built-in 0-1 metrics shown as percentages, others as they are."""
     scale = 100.0 if name in PERCENT_METRICS else 1.0
     text = f"{block['score'] * scale:.1f}"
     if block.get("ci95"):
@@ -23,7 +26,7 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def compare_markdown(reports: list[dict]) -> str:
+def compare_markdown(reports: list[EvalReport]) -> str:
     """One Markdown table row per report: quality with 95% CIs, latency, throughput, cost, size.
 
     Metrics are the union over reports, in order of first appearance; 0-1 metrics are shown
@@ -62,7 +65,7 @@ def compare_markdown(reports: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def worst_examples(report: dict, n: int) -> list[dict]:
+def worst_examples(report: EvalReport, n: int) -> list[ExampleScore]:
     """The n examples with the lowest score on the report's first metric (chrF breaks ties)."""
     examples = report.get("examples") or []
     if not examples or n <= 0:
@@ -80,7 +83,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def errors_text(report: dict, n: int, width: int = 38) -> str:
+def errors_text(report: EvalReport, n: int, width: int = 38) -> str:
     """Worst n cases side by side: input | reference | prediction, plus their scores."""
     rows = worst_examples(report, n)
     if not rows:
@@ -104,23 +107,23 @@ def predictions_path_for(report_path: Path) -> Path:
     return report_path.with_name(report_path.stem + ".predictions.jsonl")
 
 
-def write_report(report: dict, out_path: Path) -> dict:
+def write_report(report: EvalReport, out_path: Path) -> EvalReport:
     """Write the report JSON (without examples) and its per-example predictions JSONL next to it.
 
     Returns the report as written (with `predictions_file`).
     """
-    from distill.io import atomic_write_json, atomic_write_jsonl
+    from common.files import atomic_write_json, atomic_write_jsonl
 
     examples = report.get("examples") or []
     pred_path = predictions_path_for(out_path)
     atomic_write_jsonl(pred_path, examples)
-    written = {k: v for k, v in report.items() if k != "examples"}
+    written: EvalReport = {k: v for k, v in report.items() if k != "examples"}  # type: ignore[assignment]
     written["predictions_file"] = str(pred_path)
     atomic_write_json(out_path, written)
     return written
 
 
-def load_report(path: Path) -> dict:
+def load_report(path: Path) -> EvalReport:
     """Read a report JSON written by `write_report` (and its examples when present)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "metrics" not in data or "n" not in data:

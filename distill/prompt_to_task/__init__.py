@@ -7,14 +7,14 @@ render_task_toml(parsed, name="dates")           # a task.toml that distill.task
 
 from __future__ import annotations
 
-from distill.prompting.parser import (
+from distill.prompt_to_task.parser import (
     ParsedPrompt,
     PromptParseError,
     parse_prompt,
     parse_prompt_async,
     slugify,
 )
-from distill.prompting.toml import render_task_toml
+from distill.prompt_to_task.toml_writer import render_task_toml
 
 __all__ = [
     "ParsedPrompt",

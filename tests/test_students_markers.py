@@ -8,8 +8,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from students.codec import MARKERS, roundtrips
-from students.testing import marker_tokenizer, tiny_t5_dir
+from tiny_models import marker_tokenizer, tiny_t5_dir
+
+from students.markers import MARKERS, roundtrips
 
 ISSUE_STRINGS = ["08/20/2010", "New York, NY", "x = f(3);", "e-mail: A.B@c.org"]
 MORE = [

@@ -209,39 +209,55 @@ def _collect(
     lines: list[str], ins: set[str], outs: set[str]
 ) -> tuple[list[Pair], list[str], list[str]]:
     """Pairs from a label-led block; non-example text after an output goes to `trailing`."""
-    pairs: list[Pair] = []
-    trailing: list[str] = []
-    notes: list[str] = []
-    cur_in: list[str] | None = None
-    cur_out: list[str] | None = None
-    out_closed = False  # a blank line ended the current output value
-
-    def close() -> None:
-        if cur_in is not None and cur_out is not None and _join(cur_out):
-            pairs.append((_join(cur_in), _join(cur_out)))
-        elif cur_in is not None and _join(cur_in):
-            notes.append(f"ignored an input without an output: {_join(cur_in)[:60]!r}")
-
+    collector = _PairCollector()
     for line in lines:
-        kind = _kind(line, ins, outs)
+        collector.feed(line, _kind(line, ins, outs))
+    collector.close_pair()
+    trailing = [t for t in collector.trailing if not _is_header(t)]
+    return collector.pairs, trailing, collector.notes
+
+
+class _PairCollector:
+    """Reads a label-led block line by line: an input label opens a pair, an output label
+    its answer; continuation lines extend whichever is open."""
+
+    def __init__(self) -> None:
+        self.pairs: list[Pair] = []
+        self.trailing: list[str] = []
+        self.notes: list[str] = []
+        self.cur_in: list[str] | None = None
+        self.cur_out: list[str] | None = None
+        self.out_closed = False  # a blank line ended the current output value
+
+    def feed(self, line: str, kind: str | None) -> None:
+        """One line, with its label kind ('in', 'out', 'header' or None)."""
         if kind == "in":
-            close()
-            cur_in, cur_out, out_closed = [_label_of(line)[1]], None, False  # type: ignore[index]
-        elif kind == "out" and cur_in is not None and cur_out is None:
-            cur_out = [_label_of(line)[1]]  # type: ignore[index]
+            self.close_pair()
+            self.cur_in, self.cur_out, self.out_closed = [_label_of(line)[1]], None, False  # type: ignore[index]
+        elif kind == "out" and self.cur_in is not None and self.cur_out is None:
+            self.cur_out = [_label_of(line)[1]]  # type: ignore[index]
         elif kind == "header":
-            out_closed = cur_out is not None
-        elif cur_out is not None:
-            if not line.strip():
-                out_closed = True
-            elif out_closed:
-                trailing.append(line)
-            else:
-                cur_out.append(line)
-        elif cur_in is not None:
-            cur_in.append(line)
-    close()
-    return pairs, [t for t in trailing if not _is_header(t)], notes
+            self.out_closed = self.cur_out is not None
+        elif self.cur_out is not None:
+            self._continue_output(line)
+        elif self.cur_in is not None:
+            self.cur_in.append(line)
+
+    def _continue_output(self, line: str) -> None:
+        """A line after an output: more of it, its end (blank), or text after the examples."""
+        if not line.strip():
+            self.out_closed = True
+        elif self.out_closed:
+            self.trailing.append(line)
+        else:
+            self.cur_out.append(line)  # type: ignore[union-attr]
+
+    def close_pair(self) -> None:
+        """Keep the open pair if it has an output; note an input left without one."""
+        if self.cur_in is not None and self.cur_out is not None and _join(self.cur_out):
+            self.pairs.append((_join(self.cur_in), _join(self.cur_out)))
+        elif self.cur_in is not None and _join(self.cur_in):
+            self.notes.append(f"ignored an input without an output: {_join(self.cur_in)[:60]!r}")
 
 
 # --- rule 1b: records of three or more labelled fields (Context / Question / Answer) ----------

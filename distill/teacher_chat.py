@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from distill.errors import UserError
-from distill.prompting.llm import ChatFn
+from distill.prompt_to_task.llm import ChatFn
+
+if TYPE_CHECKING:
+    from teachers.client import Teacher
+    from teachers.config import TeacherConfig
 
 T = TypeVar("T")
 
 
-def run_with_teacher(cfg: Any, work: Callable[[ChatFn], Awaitable[T]]) -> T:
+def run_with_teacher(cfg: TeacherConfig, work: Callable[[ChatFn], Awaitable[T]]) -> T:
     """Open the teacher of `cfg` (a TeacherConfig), run `work(chat)`, close it, return the result."""
     from teachers import open_teacher
     from teachers.errors import TeacherError
@@ -32,7 +36,7 @@ def run_with_teacher(cfg: Any, work: Callable[[ChatFn], Awaitable[T]]) -> T:
         raise UserError(f"teacher ({cfg.teacher}): {exc}") from None
 
 
-def teacher_chat(teacher: Any, *, max_tokens: int = 1024) -> ChatFn:
+def teacher_chat(teacher: Teacher, *, max_tokens: int = 1024) -> ChatFn:
     """Adapt an open `teachers` client to ChatFn: greedy, one answer.
 
     `response_format` is sent where the server supports it: a server that rejects it (HTTP

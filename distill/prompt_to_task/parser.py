@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from distill.prompting.language import detect_language
-from distill.prompting.llm import ChatFn, LLMParseError, parse_with_llm
-from distill.prompting.rules import parse_with_rules
+from distill.prompt_to_task.language import detect_language
+from distill.prompt_to_task.llm import ChatFn, LLMParseError, parse_with_llm
+from distill.prompt_to_task.rules import parse_with_rules
 from distill.task import Demonstration
 
 LANGUAGE_NAMES = {

@@ -1,18 +1,7 @@
-"""`evaluate_target`: predictions of one target on a test set, scored into a JSON report.
+"""`evaluate_target`: predictions of one target on a test set, scored into an EvalReport.
 
-Report schema (a dict, JSON-serialisable; `examples` is written to a JSONL file next to the
-report by `write_report` and dropped from the JSON):
-
-    target, kind (onnx|model|teacher|predictions), name, task_name, data, n, created
-    metrics: {name: {"score": float, "ci95": [low, high] | null}}
-    latency_ms: {"p50", "p95", "mean", "samples", "mode"} | null
-    throughput_per_s, wall_s
-    tokens_per_1k_inputs: {"prompt", "completion"} | null      (teachers)
-    cost_usd_per_1k_inputs: float | null                       (priced teachers only)
-    size_bytes, size_mb: int/float | null                      (students: weights they load)
-    failures: requests that gave up (scored as empty answers)
-    settings: the EvalConfig used; extra: target-specific details
-    examples: [{"index", "input", "reference", "prediction", "scores": {metric: float}}]
+The report's fields are typed in `distill.evaluation.records.EvalReport`; `examples` is written
+to a JSONL file next to the report by `write_report` and dropped from the JSON.
 """
 
 from __future__ import annotations
@@ -20,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from distill.evaluation.config import BUILTIN_METRICS, EvalConfig
+from distill.evaluation.records import EvalReport, Latency, MetricScore
 from distill.evaluation.targets import (
     TEACHER_PREFIX,
     Predictions,
@@ -35,6 +25,9 @@ from distill.evaluation.targets import (
 )
 from distill.task import TaskSpec
 
+if TYPE_CHECKING:
+    from teachers.config import TeacherConfig
+
 
 def evaluate_target(
     target: str,
@@ -42,14 +35,14 @@ def evaluate_target(
     *,
     task: TaskSpec | None,
     cfg: EvalConfig,
-    teacher_cfg: Any | None = None,
-) -> dict:
+    teacher_cfg: TeacherConfig | None = None,
+) -> EvalReport:
     """Predict with `target` on the `input`s of `data_path` (JSONL) and score against `output`.
 
     Raises ValueError for bad input (unknown target, teacher without task, mismatched
     prediction file); distill.errors.UserError for a bad data file.
     """
-    from distill.io import read_jsonl
+    from common.jsonl import read_jsonl
 
     rows = read_jsonl(data_path)
     if cfg.limit:
@@ -70,12 +63,16 @@ def predict(
     *,
     task: TaskSpec | None,
     cfg: EvalConfig,
-    teacher_cfg: Any | None,
+    teacher_cfg: TeacherConfig | None,
 ) -> Predictions:
     """Dispatch on the kind of target."""
     kind = target_kind(target)
     if kind == "teacher":
-        return _predict_teacher(target, inputs, refs, task, cfg, teacher_cfg)
+        from distill.evaluation.teacher_target import predict_teacher
+
+        single_line = not any("\n" in r.strip() for r in refs)
+        teacher = _teacher_for(target, teacher_cfg)
+        return predict_teacher(teacher, _task_for(target, task), inputs, cfg, single_line)
     if kind == "predictions":
         return read_prediction_file(Path(target), len(inputs))
     if kind == "onnx":
@@ -83,27 +80,22 @@ def predict(
     return predict_model(Path(target), inputs, cfg)
 
 
-def _predict_teacher(
-    target: str,
-    inputs: list[str],
-    refs: list[str],
-    task: TaskSpec | None,
-    cfg: EvalConfig,
-    teacher_cfg: Any | None,
-) -> Predictions:
-    from distill.evaluation.teacher_target import predict_teacher
-    from teachers.config import TeacherConfig
-
+def _task_for(target: str, task: TaskSpec | None) -> TaskSpec:
+    """A teacher target needs the task: its instruction and demonstrations are the prompt."""
     if task is None:
         raise ValueError(
             f"{target}: a teacher is prompted with the task's instruction and demonstrations; "
             "pass --task TASK.toml"
         )
-    spec = target[len(TEACHER_PREFIX) :]
+    return task
+
+
+def _teacher_for(target: str, teacher_cfg: TeacherConfig | None) -> TeacherConfig:
+    """The [teacher] settings with the target's spec (`teacher:SPEC`) as the teacher."""
+    from teachers.config import TeacherConfig
+
     base = teacher_cfg or TeacherConfig()
-    teacher_cfg = dataclasses.replace(base, teacher=spec)  # re-validates the spec
-    single_line = not any("\n" in r.strip() for r in refs)
-    return predict_teacher(teacher_cfg, task, inputs, cfg, single_line)
+    return dataclasses.replace(base, teacher=target[len(TEACHER_PREFIX) :])  # re-validates it
 
 
 # ---- scoring --------------------------------------------------------------------------------
@@ -111,12 +103,12 @@ def _predict_teacher(
 
 def score_all(
     predictions: list[str], references: list[str], cfg: EvalConfig
-) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+) -> tuple[dict[str, MetricScore], dict[str, np.ndarray]]:
     """(metrics block of the report, per-example scores by metric name)."""
     from distill.evaluation.loading import compute_hub_metric
     from distill.evaluation.metrics import bootstrap_ci, compute_metric
 
-    block: dict[str, dict] = {}
+    block: dict[str, MetricScore] = {}
     per_example: dict[str, np.ndarray] = {}
     for name in cfg.metrics:
         if name not in BUILTIN_METRICS:
@@ -137,7 +129,7 @@ def score_all(
     return block, per_example
 
 
-def latency_block(preds: Predictions) -> dict | None:
+def latency_block(preds: Predictions) -> Latency | None:
     """p50/p95/mean in milliseconds of the timed inputs."""
     if not preds.latencies_s:
         return None
@@ -169,8 +161,8 @@ def _usage_blocks(preds: Predictions, n: int) -> tuple[dict | None, float | None
 
 def build_report(
     target: str, preds: Predictions, inputs: list[str], refs: list[str], cfg: EvalConfig
-) -> dict:
-    """Assemble the report dict (schema in the module docstring)."""
+) -> EvalReport:
+    """Assemble the report (fields: distill.evaluation.records.EvalReport)."""
     n = len(refs)
     metrics, per_example = score_all(preds.texts, refs, cfg)
     tokens, cost = _usage_blocks(preds, n)

@@ -13,15 +13,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.generate.config import GenerateConfig
 from distill.generate.prompts import Pair, PromptBudget, label_messages, synth_messages
+from distill.generate.records import CancelRecord, DoneRecord, IssueRecord
 from distill.generate.state import SamplerState
 
-
-class TooManyFailures(Exception):
-    """The teacher gave nothing usable `max_consecutive_failures` times in a row."""
+if TYPE_CHECKING:
+    from teachers.client import Teacher
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Driver:
     def __init__(
         self,
         state: SamplerState,
-        teacher: Any,
+        teacher: Teacher,
         cfg: GenerateConfig,
         instruction: str,
         demos: list[Pair],
@@ -52,18 +52,18 @@ class Driver:
         self.journal = journal
         self.max_in_flight = max_in_flight
         self.on_progress = on_progress
-        self.budget = PromptBudget(getattr(teacher, "context_length", None), cfg.max_tokens)
+        self.budget = PromptBudget(teacher.context_length, cfg.max_tokens)
         self.label_prompts: dict[str, list[dict[str, str]]] = {}
         self.sampler_s = 0.0
 
-    def messages_for(self, rec: dict[str, Any]) -> list[dict[str, str]]:
+    def messages_for(self, rec: IssueRecord) -> list[dict[str, str]]:
         """The chat messages of issue record `rec` (label prompts are shared by a group's votes)."""
         if rec["kind"] == "synth":
             return synth_messages(
                 self.instruction,
                 self.demos,
                 self.state.pool,
-                index=rec["i"],
+                index=rec["index"],
                 seed=self.cfg.seed,
                 n=self.cfg.pairs_per_request,
                 n_demos=self.cfg.few_shot_demos,
@@ -82,11 +82,11 @@ class Driver:
             )
         return self.label_prompts[key]
 
-    async def _call(self, rec: dict[str, Any], messages: list[dict[str, str]]) -> dict[str, Any]:
+    async def _call(self, rec: IssueRecord, messages: list[dict[str, str]]) -> DoneRecord:
         """One request; a RequestFailed becomes a `done` record with an error (counted, not fatal)."""
         from teachers.errors import BudgetExceeded, RequestFailed
 
-        done: dict[str, Any] = {"e": "done", "i": rec["i"], "kind": rec["kind"]}
+        done: DoneRecord = {"event": "done", "index": rec["index"], "kind": rec["kind"]}
         if "key" in rec:
             done["key"] = rec["key"]
         try:
@@ -95,7 +95,9 @@ class Driver:
                 temperature=rec["temperature"],
                 max_tokens=self.cfg.max_tokens,
                 seed=self.cfg.seed,
-                sample_index=rec["i"],  # the client sends seed + sample_index: distinct per request
+                sample_index=rec[
+                    "index"
+                ],  # the client sends seed + sample_index: distinct per request
             )
             done["text"] = res.texts[0]
         except RequestFailed as exc:
@@ -104,7 +106,7 @@ class Driver:
             done["budget"] = str(exc)
         return done
 
-    def _fill(self, queue: asyncio.Queue, tasks: dict[asyncio.Task, dict]) -> None:
+    def _fill(self, queue: asyncio.Queue, tasks: dict[asyncio.Task, IssueRecord]) -> None:
         """Issue requests until the slots are full or the state wants nothing more now."""
         while len(tasks) < self.max_in_flight:
             rec = self.state.next_request()
@@ -122,7 +124,7 @@ class Driver:
         met, the requests still in flight are cancelled (and journaled as such): their answers
         could only become surplus, and waiting for them kept a slow teacher busy for minutes."""
         queue: asyncio.Queue[asyncio.Task] = asyncio.Queue()
-        tasks: dict[asyncio.Task, dict] = {}
+        tasks: dict[asyncio.Task, IssueRecord] = {}
         budget_msg = ""
         try:
             t0 = time.perf_counter()
@@ -172,14 +174,14 @@ class Driver:
         """
         return self.cfg.max_consecutive_failures * self.state.votes + self.max_in_flight
 
-    def _cancel_in_flight(self, tasks: dict[asyncio.Task, dict]) -> None:
+    def _cancel_in_flight(self, tasks: dict[asyncio.Task, IssueRecord]) -> None:
         """Journal and cancel what is still in flight once the target is met."""
         for task, rec in list(tasks.items()):
             if task.done():
                 continue
             task.cancel()
             del tasks[task]
-            cancel = {"e": "cancel", "i": rec["i"], "kind": rec["kind"]}
+            cancel: CancelRecord = {"event": "cancel", "index": rec["index"], "kind": rec["kind"]}
             if "key" in rec:
                 cancel["key"] = rec["key"]
             self.journal(cancel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.prompting.parser import ParsedPrompt
+from distill.prompt_to_task.parser import ParsedPrompt
 
 
 def toml_string(s: str) -> str:

@@ -1,0 +1,94 @@
+"""`distill.json`: what a trained student directory (and its ONNX export) says about itself.
+
+`students` writes it after training, `exports` copies it next to the graphs, and every runtime
+(torch predictor, ONNX runtime, export gate, service) reads it to turn a raw task input into
+the exact source text the student was trained on and to know its special token ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.files import read_json_object
+
+META_FILE = "distill.json"
+
+
+def format_source(template: str, instruction: str, text: str) -> str:
+    """The student's source text: the instruction and one raw input through the template.
+
+    Training and every runtime format through here, so what the student reads at inference is
+    by construction what it was trained on.
+    """
+    return template.format(instruction=instruction, input=text)
+
+
+@dataclass
+class StudentMeta:
+    """The record in `distill.json`. Ids and the template are required; the rest has defaults
+    so that hand-made test directories can leave out what they do not use."""
+
+    source_template: str  # str.format template with {instruction} and {input}
+    decoder_start_token_id: int
+    pad_token_id: int
+    eos_token_id: int
+    task_name: str = ""
+    instruction: str = ""
+    max_source_length: int = 512  # tokens the encoder reads (longer inputs are cut)
+    max_target_length: int = 64  # tokens of the longest training target
+    max_new_tokens: int = 64  # decoding limit at inference
+    lowercase_input: bool = False  # informational: the tokenizer's normaliser does the work
+    case_markers: bool = False  # the tokenizer carries case/space markers (students.markers)
+    model_type: str = ""
+    student: str = ""
+    num_parameters: int | None = None
+    # Optional held-out pairs for the export gate ({"input", "output"} objects).
+    heldout: list[dict[str, str]] = field(default_factory=list)
+
+    def source_text(self, text: str) -> str:
+        """The source text the student was trained to read for one raw task input."""
+        return format_source(self.source_template, self.instruction, text)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = META_FILE) -> StudentMeta:
+        """Validate a parsed `distill.json`; unknown keys are ignored (newer writers)."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [
+            name
+            for name, f in known.items()
+            if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+            and name not in data
+        ]
+        if missing:
+            raise ValueError(f"{where}: missing key '{missing[0]}'")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object to write (heldout only when there is one)."""
+        data = dataclasses.asdict(self)
+        if not data["heldout"]:
+            del data["heldout"]
+        return data
+
+
+def read_meta(directory: Path) -> StudentMeta:
+    """The `distill.json` of a student or export directory.
+
+    FileNotFoundError when it is missing, ValueError (naming the file) when it is broken.
+    """
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (not a model dir from distill train?)")
+    data = read_json_object(path)
+    return StudentMeta.from_dict(data, str(path))
+
+
+def write_meta(directory: Path, meta: StudentMeta) -> None:
+    """Write `distill.json` into `directory` (the caller builds the directory atomically)."""
+    text = json.dumps(meta.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    (Path(directory) / META_FILE).write_text(text, encoding="utf-8")

@@ -1,0 +1,93 @@
+"""The records generate writes and others read: journal lines, the manifest and its parts.
+
+TypedDicts, not classes, because each is a JSON object on disk (journal.jsonl, manifest.json)
+and the hot path appends thousands of journal lines a second: a dict costs nothing to write.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+Kind = Literal["synth", "label"]
+
+
+class IssueRecord(TypedDict):
+    """A request about to be sent (journal line): enough to rebuild it exactly on resume."""
+
+    event: Literal["issue"]
+    index: int  # request number, also the seed offset and the few-shot rotation
+    kind: Kind
+    temperature: float
+    key: NotRequired[str]  # label requests: the input group (dedup key) being voted on
+
+
+class DoneRecord(TypedDict):
+    """A request's outcome (journal line): the teacher's text, or why there is none."""
+
+    event: Literal["done"]
+    index: int
+    kind: Kind
+    key: NotRequired[str]
+    text: NotRequired[str | None]
+    error: NotRequired[str]  # the request failed (retries exhausted); text is None
+    budget: NotRequired[str]  # the budget stopped it before it was sent
+
+
+class CancelRecord(TypedDict):
+    """A request cancelled in flight once the target was met (journal line): never answered,
+    never sent again (a later, larger target re-queues open votes with fresh indices)."""
+
+    event: Literal["cancel"]
+    index: int
+    kind: Kind
+    key: NotRequired[str]
+
+
+JournalRecord = IssueRecord | DoneRecord | CancelRecord
+
+
+def upgrade_record(rec: dict[str, Any]) -> JournalRecord:
+    """A journal line in the current keys; journals written before the rename used "e"/"i"."""
+    if "e" in rec:
+        rec["event"], rec["index"] = rec.pop("e"), rec.pop("i")
+    return rec  # type: ignore[return-value]
+
+
+class TaskRef(TypedDict):
+    name: str
+    instruction: str
+
+
+class TeacherRef(TypedDict):
+    teacher: str
+    model: str | None
+
+
+class Tokens(TypedDict):
+    prompt: int
+    completion: int
+
+
+class Manifest(TypedDict):
+    """RUN/data/manifest.json: what a generate run produced, what it cost, why it stopped."""
+
+    task: TaskRef
+    fingerprint: str
+    complete: bool
+    stopped: str | None  # None, "budget", "failures" or "fatal"
+    message: str
+    mode: str
+    votes: int
+    settings: dict[str, Any]  # the GenerateConfig
+    teacher: TeacherRef
+    counts: dict[str, Any]  # SamplerState.counts()
+    splits: dict[str, int]  # examples per split: train, validation
+    tokens: Tokens
+    cost_usd: float
+    wall_s: float
+    sampler_s: float
+    sampler_share_of_wall: float
+    teacher_accounting: dict[str, Any]  # this session's teachers.accounting snapshot
+    sessions: list[dict[str, Any]]  # one accounting snapshot (+ wall_s) per session
+    files: list[str]
+    resumed: NotRequired[dict[str, Any]]  # {"resumed": bool, "accepted_before": int}

@@ -1,0 +1,239 @@
+"""`distill run`'s engine: generate, train, export and evaluate in order, each through the same
+stage function its own subcommand calls, skipping what is up to date.
+
+Every stage is resumable on its own (generate continues its run, train has checkpoints), and the
+run records what each finished stage consumed in RUN/run_state.json (a fingerprint of its
+settings and inputs), so a rerun skips a stage whose inputs and settings have not changed and
+redoes everything downstream of one that has. Evaluation is fingerprinted per target: a rerun
+reuses the teacher's scores (the expensive, paid part) unless the teacher, the task, the test
+set or the eval settings changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+from common.files import atomic_write_json, atomic_write_text
+from common.jsonl import read_jsonl
+from common.meta import META_FILE
+from distill.errors import UserError
+from distill.stages.evaluate import check_eval, evaluate_one
+from distill.stages.export import export_student
+from distill.stages.generate import check_generate, generate_data
+from distill.stages.train import check_train, train_model
+
+if TYPE_CHECKING:
+    from distill.evaluation.config import EvalConfig
+    from distill.evaluation.records import EvalReport
+    from distill.generate.config import GenerateConfig
+    from distill.task import TaskSpec
+    from exports.config import ExportConfig
+    from students.config import TrainConfig
+    from teachers.config import TeacherConfig
+
+STATE_FILE = "run_state.json"
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
+
+
+@dataclass
+class StageConfigs:
+    """One config per stage, as `distill.stages.STAGES` lists them."""
+
+    teacher: TeacherConfig
+    generate: GenerateConfig
+    train: TrainConfig
+    export: ExportConfig
+    eval: EvalConfig
+
+
+@dataclass
+class RunOptions:
+    """What `distill run` was asked to do beyond the stage settings."""
+
+    root: Path
+    test: Path | None = None  # labelled test JSONL; None: the generated validation split
+    force: bool = False  # redo train/export/eval even when up to date
+    skip_teacher_eval: bool = False
+
+
+def check_run(cfgs: StageConfigs, opts: RunOptions) -> list[str]:
+    """Every check that needs no teacher, up front; returns the test inputs to exclude.
+
+    A typo in any stage's settings must fail in a second, not after the teacher has run.
+    """
+    check_generate(cfgs.generate)
+    check_train(cfgs.train)
+    check_eval(cfgs.eval)
+    return [r["input"] for r in read_jsonl(opts.test)] if opts.test else []
+
+
+def run_pipeline(
+    task: TaskSpec, cfgs: StageConfigs, opts: RunOptions, log: Callable[[str], None] = print
+) -> list[EvalReport]:
+    """Run the stages in order, skipping those already done with the same inputs.
+
+    Returns the evaluation reports (student ONNX, student torch, teacher unless skipped) and
+    writes them to RUN/report.json and the comparison table to RUN/report.md.
+    """
+    exclude = check_run(cfgs, opts)
+    run = _Pipeline(task, cfgs, opts, RunState(opts.root / STATE_FILE, force=opts.force), log)
+    data_dir = opts.root / "data"
+    log(
+        f"\n== generate: {cfgs.generate.num_examples or 'default number of'} examples from teacher "
+        f"'{cfgs.teacher.teacher}' -> {data_dir}"
+    )
+    generate_data(task, cfgs.generate, cfgs.teacher, data_dir, exclude_inputs=exclude)
+    model_dir = run.train(data_dir)
+    onnx_dir = run.export(model_dir)
+    return run.evaluate(onnx_dir, model_dir, opts.test or data_dir / "validation.jsonl")
+
+
+class RunState:
+    """Fingerprints of finished stages (RUN/run_state.json), so a rerun redoes only what changed."""
+
+    def __init__(self, path: Path, force: bool) -> None:
+        self.path = path
+        self.force = force
+        self.done: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def fresh(self, stage: str, fingerprint: str, artefact: Path) -> bool:
+        """True when `stage` finished with this fingerprint and its artefact is still there."""
+        return not self.force and artefact.exists() and self.done.get(stage) == fingerprint
+
+    def mark(self, stage: str, fingerprint: str) -> None:
+        """Record a finished stage (written at once: a later crash keeps it)."""
+        self.done[stage] = fingerprint
+        atomic_write_json(self.path, self.done)
+
+
+def fingerprint(*parts: Any) -> str:
+    """xxh3 of the parts: a Path by its file's bytes, anything else by its JSON."""
+    h = xxhash.xxh3_128()
+    for part in parts:
+        if isinstance(part, Path):
+            h.update(part.read_bytes() if part.is_file() else str(part).encode())
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class _Pipeline:
+    """One `distill run`: the stages after generation, each skipped when up to date."""
+
+    task: TaskSpec
+    cfgs: StageConfigs
+    opts: RunOptions
+    state: RunState
+    log: Callable[[str], None]
+
+    def train(self, data_dir: Path) -> Path:
+        """RUN/model from RUN/data (distill.stages.train), unless data and settings are unchanged."""
+        from distill.stages.train import with_registered_extra_data
+
+        cfg = with_registered_extra_data(self.cfgs.train, data_dir)
+        model_dir = self.opts.root / "model"
+        train, val = data_dir / "train.jsonl", data_dir / "validation.jsonl"
+        fp = fingerprint(dataclasses.asdict(cfg), self.task.instruction, train, val)
+        if self.state.fresh("train", fp, model_dir / META_FILE):
+            self.log(f"\n== train: {model_dir} is up to date (same data and settings), skipping")
+            return model_dir
+        self.log(f"\n== train: student '{cfg.student}' -> {model_dir}")
+        train_model(self.task, cfg, data_dir, model_dir, data_flag="--out")
+        self.state.mark("train", fp)
+        return model_dir
+
+    def export(self, model_dir: Path) -> Path:
+        """RUN/onnx from RUN/model (distill.stages.export), unless the model and settings are
+        unchanged. A failed int8 gate keeps fp32 and the run goes on with it."""
+        onnx_dir = self.opts.root / "onnx"
+        cfg = self.cfgs.export
+        fp = fingerprint(dataclasses.asdict(cfg), self.state.done.get("train"))
+        if self.state.fresh("export", fp, onnx_dir / META_FILE):
+            self.log(f"\n== export: {onnx_dir} is up to date, skipping")
+            return onnx_dir
+        self.log(f"\n== export: {model_dir} -> {onnx_dir} (quantize={cfg.quantize})")
+        outcome = export_student(model_dir, onnx_dir, cfg)
+        if outcome.failure:
+            self.log(f"warning: {outcome.failure}; continuing with the fp32 ONNX model")
+        if outcome.report.get("gate"):
+            self.log(f"quality gate: {json.dumps(outcome.report['gate'])}")
+        self.state.mark("export", fp)
+        return onnx_dir
+
+    def evaluate(self, onnx_dir: Path, model_dir: Path, test_path: Path) -> list[EvalReport]:
+        """Score each target, reusing a previous report whose fingerprint still matches."""
+        if not test_path.is_file():
+            raise UserError(f"--test: {test_path} not found (no held-out split was written)")
+        self.log(f"\n== eval: student vs teacher on {test_path}")
+        report_path = self.opts.root / REPORT_JSON
+        previous = _previous_reports(report_path)
+        reports, marks = [], {}
+        for target, fp in self._eval_targets(onnx_dir, model_dir, test_path):
+            key = f"eval {target}"
+            if target in previous and self.state.fresh(key, fp, report_path):
+                self.log(f"eval: {target}: same model, data and settings, reusing its scores")
+                reports.append(previous[target])
+                continue
+            reports.append(self._score(target, test_path))
+            marks[key] = fp
+        _write_reports(self.opts.root, test_path, reports, self.log)
+        for key, fp in marks.items():  # only once the reports they stand for are on disk
+            self.state.mark(key, fp)
+        return reports
+
+    def _score(self, target: str, test_path: Path) -> EvalReport:
+        teacher_cfg = self.cfgs.teacher if target.startswith("teacher:") else None
+        return evaluate_one(
+            target, test_path, task=self.task, cfg=self.cfgs.eval, teacher_cfg=teacher_cfg,
+            flag="eval",
+        )  # fmt: skip
+
+    def _eval_targets(
+        self, onnx_dir: Path, model_dir: Path, test_path: Path
+    ) -> list[tuple[str, str]]:
+        """(target, fingerprint) for the ONNX student, the torch student and the teacher."""
+        shared = (dataclasses.asdict(self.cfgs.eval), test_path)
+        targets = [
+            (str(onnx_dir), fingerprint(*shared, self.state.done.get("export"))),
+            (str(model_dir), fingerprint(*shared, self.state.done.get("train"))),
+        ]
+        if not self.opts.skip_teacher_eval:
+            task = self.task
+            demos = [[d.input, d.output] for d in task.demonstrations]
+            teacher = dataclasses.asdict(self.cfgs.teacher)
+            fp = fingerprint(*shared, teacher, task.name, task.instruction, demos)
+            targets.append((f"teacher:{self.cfgs.teacher.teacher}", fp))
+        return targets
+
+
+def _previous_reports(path: Path) -> dict[str, EvalReport]:
+    """Reports of the last run by target ({} when there is none or it is unreadable)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return {r["target"]: r for r in saved["reports"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # nothing reusable: every target is scored again
+
+
+def _write_reports(
+    root: Path, test_path: Path, reports: list[EvalReport], log: Callable[[str], None]
+) -> None:
+    from distill.evaluation.reports import compare_markdown
+
+    table = compare_markdown(reports)
+    atomic_write_json(root / REPORT_JSON, {"test": str(test_path), "reports": reports})
+    atomic_write_text(root / REPORT_MD, table + "\n")
+    log(table)
+    if test_path.name == "validation.jsonl":
+        log(
+            "\nnote: references are the teacher's own labels (no --test given), so the "
+            "teacher row measures its self-agreement, not its accuracy."
+        )
