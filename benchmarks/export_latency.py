@@ -155,7 +155,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, build in shapes.items():
             model_dir = build(Path(tmp) / "model")
-            report = export_model(model_dir, Path(tmp) / "onnx", ExportConfig(), heldout=None)
+            # Random weights: speed is the measure and does not depend on the values, while the
+            # int8-vs-fp32 agreement of a random model means nothing. The gate still runs (and
+            # still checks fp32 parity with PyTorch) but its int8 rule is set to always pass.
+            report = export_model(
+                model_dir,
+                Path(tmp) / "onnx",
+                ExportConfig(max_quality_drop=100.0, max_heldout=8),
+                unlabelled=[f"input number {i}" for i in range(8)],
+            )
             sizes[name] = report["sizes"]
             rows += bench_model(name, model_dir, Path(tmp) / "onnx", threads, batches, reps)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,11 @@ def main() -> int:
     available = len(read_jsonl(run / "data" / "train.jsonl"))
     points = {}
     for n in sorted({min(int(x), available) for x in args.sizes.split(",")} | {available}):
-        model = run / "model" if n == available else train_subset(run, n, task.instruction, args.threads)
+        model = (
+            run / "model"
+            if n == available
+            else train_subset(run, n, task.instruction, args.threads)
+        )
         points[n] = score(model, test, metric)
         print(f"n={n}: {json.dumps(points[n])}", flush=True)
     write(run.name, metric, points)

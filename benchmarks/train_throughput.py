@@ -1,13 +1,18 @@
-"""Training throughput: our length-grouped dynamic padding vs Seq2SeqTrainer padding to max length.
+"""Training throughput: our loop against the `Seq2SeqTrainer` setups a user would really pick.
 
-Same data (variable-length synthetic text-to-text pairs), same model init, same number of
-examples, one process, in one run. Reports samples/s, real (non-pad) tokens/s, the ratio (wall
-clock and process CPU seconds, the latter steadier on a shared machine), and
-peak RSS. Students: the embedded MiniLM encoder-decoder (49M) and a T5-small-shaped model
-(random init from config; no pretrained T5 is reachable offline).
+Arms (same data, same model init, same number of examples, one process each, in one run):
+  ours             our loop: length-grouped batches, per-batch padding
+  hf_grouped       Seq2SeqTrainer + DataCollatorForSeq2Seq (per-batch padding) +
+                   group_by_length=True: the strongest stock baseline, the one compared against
+  hf_dynamic       Seq2SeqTrainer + DataCollatorForSeq2Seq, no grouping (plain per-batch padding)
+  hf_pad_max       Seq2SeqTrainer, tokenizer padding='max_length' (the classic recipe; weakest)
+Reports samples/s, real (non-pad) tokens/s, ratios of ours to each baseline (wall clock and
+process CPU seconds, the latter steadier on a shared machine), and peak RSS. Students: the
+embedded MiniLM encoder-decoder (49M) and a T5-small-width model (random init from config; no
+pretrained T5 is reachable offline).
 
-    nice python benchmarks/train_throughput.py          # 256 examples; long on a shared box
-    nice python benchmarks/train_throughput.py --quick  # 64 examples; 9-24 min at load ~9
+    nice python benchmarks/train_throughput.py                        # 256 examples, all arms
+    nice python benchmarks/train_throughput.py --quick --students t5-small-shape
 """
 
 from __future__ import annotations
@@ -109,13 +114,17 @@ def ours(student: Path, rows, batch: int, tmp: Path) -> dict:
     }
 
 
-def baseline(student: Path, rows, batch: int, tmp: Path) -> dict:
-    """Plain Seq2SeqTrainer: tokenizer padding='max_length' (the classic recipe), no grouping."""
+ARMS = ("ours", "hf_grouped", "hf_dynamic", "hf_pad_max")
+
+
+def baseline(student: Path, rows, batch: int, tmp: Path, arm: str = "hf_pad_max") -> dict:
+    """Seq2SeqTrainer as a user sets it up: `arm` picks the padding and grouping (see ARMS)."""
     import torch
     from datasets import Dataset
     from transformers import (
         AutoModelForSeq2SeqLM,
         AutoTokenizer,
+        DataCollatorForSeq2Seq,
         Seq2SeqTrainer,
         Seq2SeqTrainingArguments,
     )
@@ -124,18 +133,20 @@ def baseline(student: Path, rows, batch: int, tmp: Path) -> dict:
     tok = AutoTokenizer.from_pretrained(str(student))
     model = AutoModelForSeq2SeqLM.from_pretrained(str(student))
 
+    padding = "max_length" if arm == "hf_pad_max" else False  # else: the collator pads
+
     def encode(r):
         src = tok(
             f"Summarise.\nInput: {r['input']}",
             max_length=160,
             truncation=True,
-            padding="max_length",
+            padding=padding,
         )
         tgt = tok(
             r["output"],
             max_length=48,
             truncation=True,
-            padding="max_length",
+            padding=padding,
             add_special_tokens=False,
         )
         labels = [t if t != tok.pad_token_id else -100 for t in tgt["input_ids"]]
@@ -157,8 +168,10 @@ def baseline(student: Path, rows, batch: int, tmp: Path) -> dict:
         disable_tqdm=True,
         use_cpu=True,
         seed=0,
+        group_by_length=arm == "hf_grouped",
     )
-    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=ds)
+    collator = None if arm == "hf_pad_max" else DataCollatorForSeq2Seq(tok, model=model)
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=ds, data_collator=collator)
     start, cpu = time.perf_counter(), time.process_time()
     trainer.train()
     s, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -177,7 +190,10 @@ def run_one(kind: str, which: str, n: int, batch: int) -> dict:
         tmp = Path(d)
         student = build_student(kind, tmp / "student")
         rows = make_rows(n, seed=0)
-        result = (ours if which == "ours" else baseline)(student, rows, batch, tmp)
+        if which == "ours":
+            result = ours(student, rows, batch, tmp)
+        else:
+            result = baseline(student, rows, batch, tmp, which)
     return {**result, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -185,7 +201,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="fewer examples")
+    parser.add_argument("--quick", action="store_true", help="fewer examples (64)")
+    parser.add_argument(
+        "--students",
+        default="embedded,t5-small-shape",
+        help="comma-separated: embedded, t5-small-shape",
+    )
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated of {ARMS}")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "WHICH", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one measurement per process so peak RSS is per configuration
@@ -194,10 +216,13 @@ def main() -> None:
     import subprocess
 
     n = 64 if args.quick else 256
+    arms = [a for a in args.arms.split(",") if a]
+    if "ours" not in arms or set(arms) - set(ARMS):
+        parser.error(f"--arms: must include 'ours' and be among {ARMS}")
     rows = []
-    for kind in ("embedded", "t5-small-shape"):
+    for kind in args.students.split(","):
         res = {}
-        for which in ("ours", "baseline"):
+        for which in arms:
             out = (
                 subprocess.run(
                     [sys.executable, __file__, "--child", kind, which, str(n)],
@@ -209,16 +234,20 @@ def main() -> None:
                 .splitlines()[-1]
             )
             res[which] = json.loads(out)
-        rows.append(
-            {
-                "student": kind,
-                "examples": n,
-                **{f"{w}_{k}": v for w, r in res.items() for k, v in r.items()},
-                "speedup": res["ours"]["samples_s"] / res["baseline"]["samples_s"],
-                # CPU seconds of the process: robust when other jobs share the cores.
-                "cpu_speedup": res["baseline"]["cpu_seconds"] / res["ours"]["cpu_seconds"],
-            }
-        )
+        for which in [a for a in arms if a != "ours"]:
+            rows.append(
+                {
+                    "student": kind,
+                    "examples": n,
+                    "baseline": which,
+                    **{f"ours_{k}": v for k, v in res["ours"].items()},
+                    **{f"baseline_{k}": v for k, v in res[which].items()},
+                    "speedup": res["ours"]["samples_s"] / res[which]["samples_s"],
+                    # CPU seconds of the process: robust when other jobs share the cores.
+                    "cpu_speedup": res[which]["cpu_seconds"] / res["ours"]["cpu_seconds"],
+                    "load_average_1m": os.getloadavg()[0],
+                }
+            )
     write(rows, "train_throughput_quick" if args.quick else "train_throughput")
 
 
@@ -226,14 +255,14 @@ def write(rows: list[dict], name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
-        "| student | examples | ours samples/s | baseline samples/s | speed-up (wall) | "
+        "| student | examples | baseline | ours samples/s | baseline samples/s | speed-up (wall) | "
         "ours CPU s | baseline CPU s | speed-up (CPU) | ours real tok/s | "
         "baseline real tok/s | ours peak RSS MB | baseline peak RSS MB |",
-        "|" + " --- |" * 12,
+        "|" + " --- |" * 13,
     ]
     for r in rows:
         lines.append(
-            f"| {r['student']} | {r['examples']} | {r['ours_samples_s']:.2f} | {r['baseline_samples_s']:.2f} | "
+            f"| {r['student']} | {r['examples']} | {r['baseline']} | {r['ours_samples_s']:.2f} | {r['baseline_samples_s']:.2f} | "
             f"{r['speedup']:.2f}x | {r['ours_cpu_seconds']:.0f} | {r['baseline_cpu_seconds']:.0f} | "
             f"{r['cpu_speedup']:.2f}x | {r['ours_tokens_s']:.0f} | {r['baseline_tokens_s']:.0f} | "
             f"{r['ours_peak_rss_mb']:.0f} | {r['baseline_peak_rss_mb']:.0f} |"

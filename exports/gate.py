@@ -1,9 +1,12 @@
 """The export's quality gate: is the exported model the model that was trained, and may int8 ship?
 
-Two checks on held-out inputs: fp32 ONNX greedy must equal PyTorch greedy token for token
-(the export is faithful), and int8's exact-match / chrF++ drop against fp32 must stay within
-`max_quality_drop` percentage points (quantisation did not hurt). Scores are 0-1 fractions
-from `common.metrics`, the same ones training validation and `distill eval` report.
+Two checks on the gate inputs (held-out pairs, topped up with unlabelled inputs): fp32 ONNX
+greedy must equal PyTorch greedy token for token (the export is faithful), and int8 must pass
+the decision rule of `exports.int8_rule` (an exact binomial bound on the share of inputs where
+int8 may be worse than fp32, within `max_quality_drop` points), which accounts for how many
+inputs were compared. Without inputs the gate fails closed: int8 does not ship. Exact match
+and chrF++ (0-1 fractions from `common.metrics`) of both precisions on the labelled inputs are
+reported for information.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ class GateReport(TypedDict):
     """The gate's verdict and numbers (the `gate` block of export_report.json)."""
 
     status: str  # "passed", "failed" or "skipped"
-    n: int  # held-out inputs run
+    n: int  # gate inputs run
     int8_ok: bool  # int8 may ship
     reason: NotRequired[str]  # why it failed or was skipped
+    n_labelled: NotRequired[int]  # of which held-out pairs with a reference
     fp32_token_parity: NotRequired[float]  # share of inputs with identical greedy ids
-    fp32: NotRequired[dict[str, float]]  # quality() of fp32 ONNX
-    int8: NotRequired[dict[str, float]]  # quality() of int8 ONNX
+    fp32: NotRequired[dict[str, float]]  # quality() of fp32 ONNX on the labelled inputs
+    int8: NotRequired[dict[str, float]]  # quality() of int8 ONNX on the labelled inputs
     int8_agrees_with_fp32: NotRequired[float]
-    int8_drop_points: NotRequired[float]  # worst drop, percentage points
+    int8_drop_points: NotRequired[float]  # worst labelled drop, percentage points (info)
+    decision: NotRequired[dict[str, Any]]  # exports.int8_rule.GateDecision: the rule's numbers
 
 
 def quality(predictions: list[str], references: list[str]) -> dict[str, float]:
@@ -40,28 +45,40 @@ def quality(predictions: list[str], references: list[str]) -> dict[str, float]:
 
 
 def run_gate(
-    model: Any, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str]]
+    model: Any, out: Path, cfg: ExportConfig, rows: list[tuple[str, str | None]]
 ) -> GateReport:
-    """fp32 parity (token for token vs PyTorch greedy), then the int8 quality drop."""
+    """fp32 parity (token for token vs PyTorch greedy), then the int8 decision rule."""
     from exports.runtime import OnnxSeq2Seq
 
-    if not heldout:
-        return {
-            "status": "skipped",
-            "reason": "no held-out inputs",
-            "n": 0,
-            "int8_ok": cfg.quantize == "int8",
-        }
-    inputs, refs = [x for x, _ in heldout], [y for _, y in heldout]
+    if not rows:
+        return _no_inputs(cfg)
+    inputs, refs = [x for x, _ in rows], [y for _, y in rows]
+    labelled = [i for i, y in enumerate(refs) if y is not None]
     fp32 = OnnxSeq2Seq(out, precision="fp32")
     onnx_ids = fp32.generate_ids(inputs, batch_size=cfg.gate_batch_size)
     fp32_texts = fp32.tokenizer.decode_batch(onnx_ids, skip_special_tokens=True)
     gate = _parity(onnx_ids, _torch_greedy(model, fp32, inputs, cfg.gate_batch_size))
-    gate["fp32"] = quality(fp32_texts, refs)
+    gate["n_labelled"] = len(labelled)
+    if labelled:
+        gate["fp32"] = quality([fp32_texts[i] for i in labelled], [refs[i] for i in labelled])
     if gate["status"] == "failed" or cfg.quantize != "int8":
         return gate
     int8_texts = OnnxSeq2Seq(out, precision="int8").generate(inputs, batch_size=cfg.gate_batch_size)
     return _int8_verdict(gate, fp32_texts, int8_texts, refs, cfg.max_quality_drop)
+
+
+def _no_inputs(cfg: ExportConfig) -> GateReport:
+    """Fail closed: nothing to compare int8 with fp32 on means int8 does not ship."""
+    from exports.int8_rule import rows_needed
+
+    if cfg.quantize != "int8":
+        return {"status": "skipped", "reason": "no gate inputs", "n": 0, "int8_ok": False}
+    reason = (
+        "no gate inputs (held-out pairs or training inputs) to compare int8 with fp32; "
+        "the int8 graphs were removed and fp32 kept (the rule needs at least "
+        f"{rows_needed(cfg.max_quality_drop)} inputs)"
+    )
+    return {"status": "failed", "reason": reason, "n": 0, "int8_ok": False}
 
 
 def _parity(onnx_ids: list[list[int]], torch_ids: list[list[int]]) -> GateReport:
@@ -85,19 +102,26 @@ def _int8_verdict(
     gate: GateReport,
     fp32_texts: list[str],
     int8_texts: list[str],
-    refs: list[str],
+    refs: list[str | None],
     max_drop: float,
 ) -> GateReport:
-    """Pass int8 when its worst drop against fp32 is within `max_drop` percentage points."""
-    gate["int8"] = quality(int8_texts, refs)
+    """Pass int8 when the rule's 95% bound on possibly-worse inputs is within `max_drop`."""
+    from exports.int8_rule import decide
+
+    labelled = [i for i, y in enumerate(refs) if y is not None]
+    if labelled:
+        gate["int8"] = quality([int8_texts[i] for i in labelled], [refs[i] or "" for i in labelled])
+        drop = 100.0 * max(gate["fp32"][k] - gate["int8"][k] for k in QUALITY_KEYS)
+        gate["int8_drop_points"] = round(drop, 3)
     agree = sum(a == b for a, b in zip(int8_texts, fp32_texts, strict=True))
     gate["int8_agrees_with_fp32"] = agree / len(refs)
-    drop = 100.0 * max(gate["fp32"][k] - gate["int8"][k] for k in QUALITY_KEYS)
-    gate["int8_drop_points"] = round(drop, 3)
-    if drop > max_drop:
+    decision = decide(fp32_texts, int8_texts, refs, max_drop)
+    gate["decision"] = decision.as_dict()
+    if not decision.passed:
         reason = (
-            f"int8 quality drop {drop:.2f} points > max_quality_drop {max_drop}; "
-            "the int8 graphs were removed and fp32 kept"
+            f"int8 may be worse than fp32 on {decision.possibly_worse}/{decision.n} gate "
+            f"inputs: 95% upper bound {decision.upper_bound_points:.2f} points > "
+            f"max_quality_drop {max_drop}; the int8 graphs were removed and fp32 kept"
         )
         return {**gate, "status": "failed", "reason": reason, "int8_ok": False}
     return {**gate, "status": "passed", "int8_ok": True}

@@ -2,7 +2,7 @@
 
 Steps: export the three graphs with torch.onnx (dynamo, `onnx_export`), copy config, tokenizer
 and distill.json, quantise (`quantize`), then run the quality gate (`gate`): when it fails for
-int8, the int8 graphs are removed and fp32 kept. The directory is built under a temporary name
+int8, the int8 graphs are removed and fp32 kept (and without gate inputs int8 never ships). The directory is built under a temporary name
 and renamed into place; `export_report.json` records every number and which precision to load.
 """
 
@@ -36,10 +36,12 @@ def export_model(
     cfg: ExportConfig,
     *,
     heldout: list[tuple[str, str]] | None = None,
+    unlabelled: list[str] | None = None,
 ) -> ExportReport:
     """Export `model_dir` into `out_dir` (replaced only when complete); returns the report.
 
-    Raises ExportError (with the directory written, fp32 kept) when a gate fails.
+    The gate runs on `heldout` pairs first, then `unlabelled` inputs, `cfg.max_heldout` in
+    all. Raises ExportError (with the directory written, fp32 kept) when a gate fails.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / META_FILE).is_file():
@@ -47,10 +49,26 @@ def export_model(
             f"{model_dir / META_FILE}: not found (not a model dir from distill train?)"
         )
     with atomic_dir(out_dir) as tmp:
-        report = _build(model_dir, tmp, cfg, list(heldout or [])[: cfg.max_heldout])
+        rows = _gate_rows(heldout or [], unlabelled or [], cfg.max_heldout)
+        report = _build(model_dir, tmp, cfg, rows)
     if report["gate"]["status"] == "failed":
         raise ExportError(report["gate"]["reason"], report)
     return report
+
+
+def _gate_rows(
+    heldout: list[tuple[str, str]], unlabelled: list[str], cap: int
+) -> list[tuple[str, str | None]]:
+    """Labelled pairs first, then distinct unlabelled inputs (reference None), `cap` in all."""
+    rows: list[tuple[str, str | None]] = list(heldout[:cap])
+    seen = {x for x, _ in rows}
+    for x in unlabelled:
+        if len(rows) >= cap:
+            break
+        if x not in seen:
+            seen.add(x)
+            rows.append((x, None))
+    return rows
 
 
 class ExportReport(TypedDict):
@@ -66,7 +84,7 @@ class ExportReport(TypedDict):
 
 
 def _build(
-    model_dir: Path, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str]]
+    model_dir: Path, out: Path, cfg: ExportConfig, heldout: list[tuple[str, str | None]]
 ) -> ExportReport:
     """Export, quantise and gate into the (temporary) directory `out`; write the report."""
     from exports.quantize import op_counts

@@ -1,6 +1,6 @@
 """fp32 ONNX -> int8 ONNX: pre-process, dynamic int8, tied-table sharing, ORT optimisation.
 
-Order matters (DESIGN.md): `quant_pre_process` first folds the transpose of the tied
+Order matters (docs/exports.md, "int8"): `quant_pre_process` first folds the transpose of the tied
 embedding/LM-head table into a constant; without it `quantize_dynamic` leaves a graph that
 dequantises the whole table on every step and is no faster. After quantisation the embedding
 lookup still reads the fp32 table while the head reads an int8 transposed copy, so we point the

@@ -74,7 +74,9 @@ def train_student(
     set_seed(cfg.seed)
     out_dir = Path(out_dir)
     acc = Accelerator(
-        mixed_precision=_mixed_precision(cfg.precision), gradient_accumulation_steps=cfg.grad_accum
+        mixed_precision=_mixed_precision(cfg.precision),
+        gradient_accumulation_steps=cfg.grad_accum,
+        cpu=_multi_cpu(),
     )
     run = _Run(cfg, acc, out_dir, instruction)
     run.prepare_data(Path(train_path), Path(val_path) if val_path else None)
@@ -83,6 +85,14 @@ def train_student(
     metrics = run.finish(task_name, card or {})
     acc.wait_for_everyone()
     return metrics
+
+
+def _multi_cpu() -> bool:
+    """Several processes (torchrun / accelerate launch) and no GPU: Accelerate must be told to
+    use CPU DDP (gloo), or each process silently trains its own copy as process 0 of 1."""
+    import torch
+
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def _mixed_precision(precision: str) -> str:
@@ -215,6 +225,7 @@ class _Run:
         return bool(self.cfg.patience) and self.state["bad_epochs"] >= self.cfg.patience
 
     def _train_epoch(self) -> None:
+        import torch
         from tqdm.auto import tqdm
 
         epoch, skip = self.state["epoch"], self.state["step_in_epoch"] * self.cfg.grad_accum
@@ -230,7 +241,14 @@ class _Run:
         )
         self.model.train()
         seen, start, running = 0, time.perf_counter(), None
+        # Starting to iterate a DataLoader draws a seed from torch's global RNG. The run being
+        # resumed made that draw before its checkpoint, so a resumed epoch undoes its own draw
+        # (or every dropout mask after the resume point would shift).
+        rng = torch.get_rng_state() if skip else None
         for batch in loader:
+            if rng is not None:
+                torch.set_rng_state(rng)
+                rng = None
             loss = self._step(batch)
             running = loss if running is None else 0.9 * running + 0.1 * loss
             seen += batch["input_ids"].shape[0] * self.acc.num_processes
@@ -300,28 +318,36 @@ class _Run:
             self.state["bad_epochs"] += 1
 
     def validate(self) -> dict[str, Any]:
-        """Teacher-forced loss over the validation split, then greedy EM and chrF++ on a sample."""
+        """Teacher-forced loss over the validation split, then greedy EM and chrF++ on a sample.
+
+        Sharded across processes (rank r takes rows r, r + world, ...) and gathered, so every
+        rank gets the same numbers (and makes the same best-epoch decision) for 1/world of
+        the work.
+        """
         import torch
+        from accelerate.utils import gather_object
 
         if not self.val:
             return {}
         model = self.acc.unwrap_model(self.model)
         model.eval()
-        device = self.acc.device
-        total, count = 0.0, 0
+        rank, world = self.acc.process_index, self.acc.num_processes
+        shard = self.val[rank::world]
+        sums = torch.zeros(2, dtype=torch.float64, device=self.acc.device)  # (loss sum, rows)
         with torch.inference_mode():
-            for start in range(0, len(self.val), self.batch_size):
-                chunk = self.val[start : start + self.batch_size]
-                batch = {
-                    k: v.to(device) for k, v in collate(chunk, self.tokenizer.pad_token_id).items()
-                }
+            for start in range(0, len(shard), self.batch_size):
+                chunk = shard[start : start + self.batch_size]
+                batch = collate(chunk, self.tokenizer.pad_token_id)
+                batch = {k: v.to(self.acc.device) for k, v in batch.items()}
                 with self.acc.autocast():
-                    total += float(model(**batch).loss) * len(chunk)
-                count += len(chunk)
-        rows = self.val_rows[: self.cfg.max_eval_examples]
-        preds = self._decode(model, [r["input"] for r in rows])
-        refs = [r["output"] for r in rows]
+                    sums[0] += float(model(**batch).loss) * len(chunk)
+                sums[1] += len(chunk)
+        total, count = self.acc.reduce(sums, reduction="sum").tolist()
+        rows = self.val_rows[: self.cfg.max_eval_examples][rank::world]
+        preds = self._decode(model, [r["input"] for r in rows]) if rows else []
+        pairs = gather_object(list(zip(preds, [r["output"] for r in rows], strict=True)))
         model.train()
+        preds, refs = [p for p, _ in pairs], [r for _, r in pairs]
         return {
             "val_loss": total / count,
             "val_exact_match": exact_match(preds, refs),
@@ -347,6 +373,7 @@ class _Run:
         if self.acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         self.acc.save_state(str(tmp), safe_serialization=False)
+        self.acc.wait_for_everyone()  # every rank's RNG file is in tmp before rank 0 moves it
         if self.acc.is_main_process:
             (tmp / "trainer_state.json").write_text(json.dumps(self.state, indent=2))
             replace_dir(tmp, self.ckpt_dir / "last")
@@ -364,13 +391,19 @@ class _Run:
 
     # ---- final artefacts --------------------------------------------------------------------
     def finish(self, task_name: str, card: dict) -> dict:
-        """Load the best weights, merge LoRA, write the model dir; return the metrics."""
+        """Load the best weights, merge LoRA, write the model dir; return the metrics.
+
+        Two barriers: every rank waits until rank 0 has written best.pt, and rank 0 deletes
+        the checkpoints only after every rank has loaded it.
+        """
         import torch
 
+        self.acc.wait_for_everyone()
         model = self.acc.unwrap_model(self.model)
         best = self.ckpt_dir / "best.pt"
         if best.is_file():
             model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+        self.acc.wait_for_everyone()
         if self.cfg.lora_r:
             model = model.merge_and_unload()
         metrics = self._metrics()
@@ -378,6 +411,7 @@ class _Run:
             self._write_model_dir(model, task_name, card, metrics)
             if not self.cfg.keep_checkpoints:
                 shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        self.final_model = model  # what every rank ends with (tests compare them)
         return metrics
 
     def _metrics(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import collections
 import json
+import random
 import socket
 import sys
 import threading
@@ -73,6 +74,7 @@ class FakeOpenAIServer:
         responder: Responder | None = None,
         *,
         latency_s: float = 0.0,
+        latency_spread: float = 0.0,
         faults: Iterable[str] = (),
         fault_fn: Callable[[dict, int], str | None] | None = None,
         retry_after_s: float = 0.2,
@@ -87,6 +89,7 @@ class FakeOpenAIServer:
     ) -> None:
         self.responder = responder or default_responder
         self.latency_s = latency_s
+        self.latency_spread = latency_spread  # latency varies +-spread x latency_s per request
         self.fault_fn = fault_fn
         self.retry_after_s = retry_after_s
         self.slow_s = slow_s
@@ -111,6 +114,10 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._sock: socket.socket | None = None
+
+    def _latency(self, index: int) -> float:
+        """Seconds to wait before answering request `index`."""
+        return self.latency_s * _spread_factor(index, self.latency_spread)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -239,7 +246,7 @@ class FakeOpenAIServer:
             if auth.startswith("Bearer "):
                 self.api_keys_seen.add(auth[len("Bearer ") :])
         if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
+            await asyncio.sleep(self._latency(index))
         if self.refuse_n and int(body.get("n") or 1) > 1:
             self._log(event, 400, "refuse_n")
             return _error(400, "only n = 1 is supported")
@@ -328,6 +335,11 @@ class FakeOpenAIServer:
         }
 
 
+def _spread_factor(index: int, spread: float) -> float:
+    """1 +- spread, uniform and deterministic per request index (like varied answer lengths)."""
+    return 1.0 + spread * (2.0 * random.Random(index).random() - 1.0)
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     payload = {"error": {"message": message, "type": "fake_error", "code": status}}
     return web.json_response(payload, status=status, headers=headers)
@@ -338,8 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-s", type=float, default=0.0)
+    parser.add_argument(
+        "--latency-spread", type=float, default=0.0, help="latency varies by +- this fraction"
+    )
     args = parser.parse_args(argv)
-    with FakeOpenAIServer(latency_s=args.latency_s, port=args.port) as server:
+    with FakeOpenAIServer(
+        latency_s=args.latency_s, latency_spread=args.latency_spread, port=args.port
+    ) as server:
         print(server.base_url, flush=True)
         sys.stdin.read()  # blocks until the parent closes our stdin
     return 0

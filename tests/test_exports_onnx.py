@@ -143,7 +143,7 @@ def test_per_channel_shared_table_is_exact(exported, tmp_path):
     """The rewritten lookup into the per-channel int8 head equals ORT's own dequantisation."""
     import onnx
     import onnxruntime as ort
-    from onnx import numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     from exports.quantize import quantize_graph
 
@@ -153,13 +153,42 @@ def test_per_channel_shared_table_is_exact(exported, tmp_path):
         onnx_dir / "decoder_model.onnx", out, per_channel=True, keep_fp32=[], optimize=False
     )
     assert res["tied_tables_shared"] == 1
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    assert names[0] == "logits"
-    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(out)).graph.initializer}
+    model = onnx.load(str(out))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     assert not any(
         v.ndim == 2 and v.dtype == np.float32 and v.shape[0] == 30522 for v in inits.values()
     )
+    # The rewritten lookup ends in a Mul named '<gather>/deq'; its first Gather reads the
+    # int8 head table (d, vocab) whose per-row scales and zero points it also gathers.
+    deq = next(n for n in model.graph.node if n.name.endswith("/deq"))
+    base = deq.name[: -len("/deq")]
+    q_name = next(n for n in model.graph.node if n.name == f"{base}/q").input[0]
+    s_name = next(n for n in model.graph.node if n.name == f"{base}/s0").input[0]
+    z_name = next(n for n in model.graph.node if n.name == f"{base}/z0").input[0]
+    table, scale, zp = inits[q_name], inits[s_name], inits[z_name]
+    assert table.dtype == np.int8 and scale.shape == zp.shape == (table.shape[1],)
+    # Run the rewritten lookup itself (the subgraph from the token ids to its output).
+    ids_name = next(n for n in model.graph.node if n.name == f"{base}/q").input[1]
+    sub = onnx.utils.Extractor(model).extract_model([ids_name], [deq.output[0]])
+    sess = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, table.shape[1], size=(2, 5)).astype(np.int64)
+    feeds = {ids_name: ids}
+    looked_up = sess.run([deq.output[0]], feeds)[0]  # (batch, seq, d)
+    # ORT's own dequantisation of the same table, per vocabulary entry (axis 1).
+    dq = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["q", "s", "z"], ["w"], axis=1)],
+        "dq",
+        [],
+        [helper.make_tensor_value_info("w", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(table, "q"), numpy_helper.from_array(scale, "s"),
+         numpy_helper.from_array(zp, "z")],
+    )  # fmt: skip
+    dq_model = helper.make_model(dq, opset_imports=[helper.make_opsetid("", 18)])
+    w = ort.InferenceSession(dq_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = w.run(["w"], {})[0].T[ids]  # (vocab, d)[ids] -> (batch, seq, d)
+    assert looked_up.shape == expected.shape
+    np.testing.assert_allclose(looked_up, expected, rtol=0, atol=1e-6)
 
 
 def test_runtime_imports_no_torch(exported):

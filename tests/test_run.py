@@ -79,6 +79,7 @@ def test_run_end_to_end_then_resume_skips(
         report = json.loads((out / "report.json").read_text())
         targets = [r["target"] for r in report["reports"]]
         assert len(targets) == 3 and targets[-1].startswith("teacher:")
+        _check_scores(out, report)
         assert "| target" in first and "self-agreement" in first
         # The table is scored on the generated test split: disjoint from what trained the
         # student, picked its best epoch and gated int8; a tiny split says its CIs mean nothing.
@@ -127,6 +128,36 @@ def test_bad_student_same_one_line_in_train_and_run(
     assert train_err.startswith("distill train: error: --student: 'flan-t5-smal'")
     assert run_err.removeprefix("distill run") == train_err.removeprefix("distill train")
     assert not (tmp_path / "run" / "data").exists()
+
+
+def _check_scores(out: Path, report: dict) -> None:
+    """The scores are those of the predictions, on the held-out split, for every target."""
+    from sacrebleu.metrics import CHRF
+
+    refs = [
+        json.loads(x)["output"]
+        for x in (out / "data" / "validation.jsonl").read_text().splitlines()
+    ]
+    onnx, torch_model, teacher = report["reports"]
+    for rep in (onnx, torch_model, teacher):
+        assert rep["n"] == len(refs) > 0
+        assert [e["reference"] for e in rep["examples"]] == refs
+        preds = [e["prediction"] for e in rep["examples"]]
+        em = sum(p == r for p, r in zip(preds, refs, strict=True)) / len(refs)
+        assert rep["metrics"]["em"]["score"] == pytest.approx(em)
+        chrf = CHRF(word_order=2).corpus_score(preds, [refs]).score  # chrF++, 0-100
+        assert rep["metrics"]["chrf"]["score"] in (pytest.approx(chrf), pytest.approx(chrf / 100))
+    # the teacher answers every eval prompt with "blue green red": never a reversed phrase
+    assert {e["prediction"] for e in teacher["examples"]} == {"blue green red"}
+    assert teacher["metrics"]["em"]["score"] == 0.0
+    # fp32 ONNX is PyTorch greedy token for token; int8 is only served after passing the gate
+    export = json.loads((out / "onnx" / "export_report.json").read_text())
+    assert onnx["extra"]["precision"] == export["runtime_precision"]
+    if export["runtime_precision"] == "fp32":
+        assert [e["prediction"] for e in onnx["examples"]] == [
+            e["prediction"] for e in torch_model["examples"]
+        ]
+        assert onnx["metrics"]["chrf"]["score"] == torch_model["metrics"]["chrf"]["score"]
 
 
 def test_registered_extra_data_joins_training(tmp_path: Path) -> None:

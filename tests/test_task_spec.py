@@ -38,7 +38,16 @@ def test_good_task_loads(tmp_path: Path) -> None:
     assert spec.table("generate") == {"num_examples": 7}
 
 
-@pytest.mark.parametrize("path", sorted(Path("examples").glob("*.toml")))
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SHIPPED = sorted([*EXAMPLES.glob("*.toml"), *(EXAMPLES.parent / "benchmarks/tasks").glob("*.toml")])
+
+
+def test_shipped_examples_are_collected() -> None:
+    """An empty glob (wrong directory) would make the parametrised test below vacuous."""
+    assert {p.name for p in SHIPPED} >= {"dates.toml", "sentiment.toml"}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_examples_load(path: Path) -> None:
     spec = load_task(path)
     assert len(spec.demonstrations) >= 3

@@ -5,7 +5,8 @@
     distill export --model M --out O --heldout test.jsonl --keep-fp32 DenseReluDense.wo --per-channel
 
 Held-out inputs for the gate: --heldout FILE.jsonl, else RUN/data/validation.jsonl next to the
-model dir, else the `heldout` list in the model dir's distill.json (each capped at --max-heldout).
+model dir, else the `heldout` list in the model dir's distill.json; then topped up with the
+inputs of RUN/data/train.jsonl (int8-vs-fp32 agreement needs no labels), --max-heldout in all.
 """
 
 from __future__ import annotations
@@ -61,7 +62,16 @@ def _print_summary(report: dict, out: Path, source: str) -> None:
         f"int8 {mb(sizes['onnx_int8_bytes'])}"
     )
     print(
-        f"  gate ({gate['n']} held-out from {source}): {gate['status']}"
+        f"  gate ({gate['n']} inputs, {gate.get('n_labelled', 0)} labelled from {source}): "
+        f"{gate['status']}"
         + (f", fp32 token parity {gate['fp32_token_parity']:.3f}" if gate["n"] else "")
         + (f", int8 drop {gate['int8_drop_points']} points" if "int8_drop_points" in gate else "")
+        + (
+            f", int8 possibly worse on {d['possibly_worse']}/{d['n']} (95% bound "
+            f"{d['upper_bound_points']} <= {d['max_drop_points']}?)"
+            if (d := gate.get("decision"))
+            else ""
+        )
     )
+    if gate.get("reason"):
+        print(f"  {gate['reason']}")

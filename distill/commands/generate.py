@@ -49,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
         f"/ test {manifest['splits'].get('test', 0)}; "
         f"cost ${manifest['cost_usd']:.4f} -> {args.out}"
     )
+    if "inputs" in counts:
+        n = counts["inputs"]
+        print(
+            f"inputs: {n['total']} given, {n['labelled']} labelled, {n['rejected']} rejected, "
+            f"{n['left']} left" + (" (--num-examples reached)" if n["left"] else "")
+        )
     if manifest["stopped"] == "budget":
         print(
             f"distill generate: stopped at the budget ({manifest['message']}); everything is kept. "

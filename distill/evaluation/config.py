@@ -26,13 +26,18 @@ class EvalConfig:
     num_beams: int = field(default=1, metadata={"help": "beam width for students (1 = greedy)"})
     latency_samples: int = field(
         default=50,
-        metadata={"help": "inputs timed one at a time (batch 1) for student latency p50/p95"},
+        metadata={
+            "help": "inputs timed one at a time (batch 1, or one teacher request in flight) "
+            "for latency p50/p95"
+        },
     )
     student_threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads of a student (torch or onnxruntime; default: their choice)"},
     )
-    precision: str = field(
+    # Not `precision`: `distill run` has one flag per name, and train's `precision` is a
+    # compute dtype (fp32/bf16/fp16) while this picks which exported graphs load.
+    onnx_precision: str = field(
         default="auto",
         metadata={
             "help": "ONNX graphs to run: auto (what the export gate chose), int8, fp32",
@@ -71,8 +76,10 @@ class EvalConfig:
             raise ValueError(f"bootstrap_samples: must be >= 0 (got {self.bootstrap_samples})")
         if self.student_threads is not None and self.student_threads <= 0:
             raise ValueError(f"student_threads: must be > 0 (got {self.student_threads})")
-        if self.precision not in ("auto", "int8", "fp32"):
-            raise ValueError(f"precision: must be auto, int8 or fp32 (got {self.precision!r})")
+        if self.onnx_precision not in ("auto", "int8", "fp32"):
+            raise ValueError(
+                f"onnx_precision: must be auto, int8 or fp32 (got {self.onnx_precision!r})"
+            )
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit: must be > 0 (got {self.limit})")
         if self.bertscore_layers is not None and self.bertscore_layers <= 0:

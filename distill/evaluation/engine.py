@@ -134,7 +134,8 @@ def latency_block(preds: Predictions) -> Latency | None:
     if not preds.latencies_s:
         return None
     ms = np.asarray(preds.latencies_s) * 1000.0
-    mode = "concurrent requests" if preds.kind == "teacher" else "batch 1"
+    # One request at a time for every kind of target: service time, never queueing.
+    mode = "concurrency 1" if preds.kind == "teacher" else "batch 1"
     return {
         "p50": float(np.percentile(ms, 50)),
         "p95": float(np.percentile(ms, 95)),

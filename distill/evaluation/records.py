@@ -19,7 +19,7 @@ class Latency(TypedDict):
     p95: float
     mean: float
     samples: int
-    mode: str  # "batch 1" (students) or "concurrent requests" (teachers)
+    mode: str  # "batch 1" (students) or "concurrency 1" (teachers): one request at a time
 
 
 class ExampleScore(TypedDict):

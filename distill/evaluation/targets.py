@@ -7,7 +7,9 @@ Targets: an ONNX directory (`exports.runtime.OnnxSeq2Seq`), a trained model dire
 
 Student latency is measured one input at a time (batch 1, what a request to a service sees) on
 the first `latency_samples` inputs, separately from the batched pass that gives throughput.
-Teacher latency is the wall time of each request while `max_in_flight` requests run at once.
+Teacher latency is likewise measured one request at a time (concurrency 1) on the first
+`latency_samples` inputs; the rest run `max_in_flight` at once for throughput. Timing requests
+while hundreds wait in the teacher's queue would report queueing, not service time.
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ def predict_onnx(onnx_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predicti
     from exports.layout import GRAPHS, graph_file, resolve_precision
     from exports.runtime import OnnxSeq2Seq
 
-    runtime = OnnxSeq2Seq(onnx_dir, threads=cfg.student_threads, precision=cfg.precision)
+    runtime = OnnxSeq2Seq(onnx_dir, threads=cfg.student_threads, precision=cfg.onnx_precision)
     out = _timed_batches(runtime.generate, inputs, cfg)
-    precision = resolve_precision(onnx_dir, cfg.precision)
+    precision = resolve_precision(onnx_dir, cfg.onnx_precision)
     out.kind = "onnx"
     out.size_bytes = files_size(onnx_dir / graph_file(g, precision) for g in GRAPHS)
     out.extra = {"precision": precision, "threads": cfg.student_threads}

@@ -52,13 +52,18 @@ def predict_teacher(
     cfg: EvalConfig,
     single_line: bool,
 ) -> Predictions:
-    """Run every input through the teacher concurrently (up to max_in_flight)."""
+    """Latency at concurrency 1 on a sample, then throughput at `max_in_flight`."""
     return asyncio.run(_TeacherRun(teacher_cfg, task, inputs, cfg, single_line).predict())
 
 
 @dataclass
 class _TeacherRun:
-    """The teacher's answers to every input, each timed; failures scored as empty answers."""
+    """The teacher's answers to every input, each asked once; failures scored as empty answers.
+
+    The first `latency_samples` inputs go one at a time: their wall times are the latency a
+    user serving one request sees (service time, no queue). The rest run `max_in_flight` at
+    once and give the throughput.
+    """
 
     teacher_cfg: TeacherConfig
     task: TaskSpec
@@ -71,16 +76,32 @@ class _TeacherRun:
         from teachers import open_teacher
 
         n = len(self.inputs)
+        k = min(self.cfg.latency_samples, n)
         texts, latencies = [""] * n, [0.0] * n
         gate = asyncio.Semaphore(self.teacher_cfg.max_in_flight)
         async with open_teacher(self.teacher_cfg, cache_path=None) as teacher:
             start = time.perf_counter()
-            await asyncio.gather(*(self._one(i, teacher, gate, texts, latencies) for i in range(n)))
-            wall = time.perf_counter() - start
+            for i in range(k):  # concurrency 1: no request waits behind another
+                await self._one(i, teacher, gate, texts, latencies)
+            sequential = time.perf_counter() - start
+            start = time.perf_counter()
+            await asyncio.gather(
+                *(self._one(i, teacher, gate, texts, latencies) for i in range(k, n))
+            )
+            concurrent = time.perf_counter() - start
             usage = teacher.accounting.snapshot()
             name = teacher.model_name
-        extra = {"model_name": name, "failures": self.failures, "usage": usage}
-        return Predictions("teacher", texts, latencies, wall, None, extra)
+        # Throughput from the concurrent pass alone, expressed as the wall time all inputs
+        # would take at that rate; all sequential when nothing is left after the sample.
+        wall = concurrent * n / (n - k) if n > k and concurrent > 0 else sequential
+        extra = {
+            "model_name": name,
+            "failures": self.failures,
+            "usage": usage,
+            "latency_concurrency": 1,
+            "throughput_concurrency": self.teacher_cfg.max_in_flight,
+        }
+        return Predictions("teacher", texts, latencies[:k], wall, None, extra)
 
     async def _one(
         self,

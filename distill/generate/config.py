@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 MODES = ("synthesize", "label", "synthesize-label")
 SCHEDULES = ("linear", "cosine", "constant")
+DEFAULT_NUM_EXAMPLES = (
+    100  # target when the teacher writes the inputs (no --inputs, not label mode)
+)
 
 # Settings that decide which requests are sent and how answers are judged. `num_examples` is
 # deliberately absent: asking for more examples later should extend a run, not restart it.
@@ -53,7 +56,13 @@ class GenerateConfig:
         default=None,
         metadata={"help": "JSONL of unlabelled inputs (field 'input'): label mode"},
     )
-    num_examples: int = field(default=100, metadata={"help": "accepted examples to produce"})
+    num_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "accepted examples to produce (default: every input with --inputs in label "
+            "mode, else 100); with --inputs it caps how many are labelled"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed (request i is sent with seed+i)"})
     mode: str | None = field(
         default=None,
@@ -204,7 +213,7 @@ class GenerateConfig:
         self._check_splits()
 
     def _check_counts(self) -> None:
-        if self.num_examples <= 0:
+        if self.num_examples is not None and self.num_examples <= 0:
             raise ValueError(f"num_examples: must be > 0 (got {self.num_examples})")
         if self.mode is not None and self.mode not in MODES:
             raise ValueError(f"mode: must be one of {', '.join(MODES)} (got {self.mode!r})")
@@ -225,6 +234,13 @@ class GenerateConfig:
             raise ValueError(
                 f"votes: voting needs mode label or synthesize-label (got {self.votes} "
                 "with mode synthesize)"
+            )
+        if self.chain_of_thought and self.resolved_mode == "synthesize":
+            # A synthesized pair carries no reasoning to vote on, and synthesize mode sends no
+            # label request: such a run would accept nothing, ever.
+            raise ValueError(
+                "chain_of_thought: needs mode label or synthesize-label (the teacher reasons "
+                "when it labels an input; synthesize mode only writes pairs)"
             )
         if self.mode == "synthesize" and self.inputs:
             raise ValueError("mode: 'synthesize' ignores --inputs; use label or synthesize-label")
@@ -301,6 +317,12 @@ class GenerateConfig:
     def resolved_mode(self) -> str:
         """The mode after defaults: label when inputs are given, else synthesize."""
         return self.mode or ("label" if self.inputs else "synthesize")
+
+    def target(self, n_inputs: int) -> int:
+        """Examples to accept: label mode labels every input unless --num-examples caps it."""
+        if self.resolved_mode == "label":
+            return self.num_examples or n_inputs
+        return self.num_examples or DEFAULT_NUM_EXAMPLES
 
     @property
     def resolved_votes(self) -> int:

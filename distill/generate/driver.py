@@ -24,7 +24,7 @@ from distill.generate.prompts import (
     label_messages,
     synth_messages,
 )
-from distill.generate.records import DoneRecord, IssueRecord
+from distill.generate.records import CancelRecord, DoneRecord, IssueRecord
 from distill.generate.state import SamplerState
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class Driver:
             done["budget"] = str(exc)
         return done
 
-    def _fill(self, queue: asyncio.Queue, tasks: set[asyncio.Task]) -> None:
+    def _fill(self, queue: asyncio.Queue, tasks: dict[asyncio.Task, IssueRecord]) -> None:
         """Issue requests until the slots are full or the state wants nothing more now."""
         while len(tasks) < self.max_in_flight:
             rec = self.state.next_request()
@@ -148,22 +148,30 @@ class Driver:
             self.state.on_issue(rec)
             task = asyncio.ensure_future(self._call(rec, self.messages_for(rec)))
             task.add_done_callback(queue.put_nowait)
-            tasks.add(task)
+            tasks[task] = rec
 
     async def run(self) -> DriveResult:
         """Drive until done. A budget stop lets the requests already in flight (already paid
-        for) finish and be used; too many failures in a row stop at once."""
+        for) finish and be used; too many failures in a row stop at once. Once the target is
+        met, the requests still in flight are cancelled (and journaled as such): their answers
+        could only become surplus, and waiting for them kept a slow teacher busy for minutes."""
         queue: asyncio.Queue[asyncio.Task] = asyncio.Queue()
-        tasks: set[asyncio.Task] = set()
+        tasks: dict[asyncio.Task, IssueRecord] = {}
         budget_msg = ""
         try:
             t0 = time.perf_counter()
             self._fill(queue, tasks)
             self.sampler_s += time.perf_counter() - t0
             while tasks:
+                if self.state.done:
+                    self._cancel_in_flight(tasks)  # answers already in are still folded in
+                    if not tasks:
+                        break
                 task = await queue.get()
+                if task not in tasks:
+                    continue  # cancelled earlier; its record is already journaled
                 t0 = time.perf_counter()
-                tasks.discard(task)
+                tasks.pop(task)
                 done = task.result()
                 if "budget" in done:  # refused before sending: nothing to journal
                     budget_msg = budget_msg or f"teacher budget reached: {done['budget']}"
@@ -174,14 +182,51 @@ class Driver:
                 self.on_progress()
                 if self.state.consecutive_failures >= self.cfg.max_consecutive_failures:
                     return self._stop("failures", self._failure_message())
+                if self.state.stalled(self.stall_window):
+                    return self._stop("failures", self._stall_message())
                 if not budget_msg:
                     self._fill(queue, tasks)
                 self.sampler_s += time.perf_counter() - t0
             if budget_msg and not self.state.done:
                 return self._stop("budget", budget_msg)
+            if not self.state.done and self.state.mode != "label":
+                # Nothing left worth sending, yet short of the target: inputs wait for votes
+                # that cannot come. Label mode legitimately ends when its inputs run out.
+                return self._stop("failures", self._stall_message())
             return DriveResult(None, "", self.sampler_s)
         finally:
-            await _cancel(tasks)
+            await _cancel(set(tasks))
+
+    @property
+    def stall_window(self) -> int:
+        """Answers without a new accepted example after which the run gives up.
+
+        `max_consecutive_failures` inputs' worth of votes, plus one window of requests in
+        flight (those were issued before the last acceptance could steer them).
+        """
+        return self.cfg.max_consecutive_failures * self.state.votes + self.max_in_flight
+
+    def _cancel_in_flight(self, tasks: dict[asyncio.Task, IssueRecord]) -> None:
+        """Journal and cancel what is still in flight once the target is met."""
+        for task, rec in list(tasks.items()):
+            if task.done():
+                continue
+            task.cancel()
+            del tasks[task]
+            cancel: CancelRecord = {"event": "cancel", "index": rec["index"], "kind": rec["kind"]}
+            if "key" in rec:
+                cancel["key"] = rec["key"]
+            self.journal(cancel)
+            self.state.on_cancel(cancel)
+
+    def _stall_message(self) -> str:
+        n = self.state.answers_since_accept
+        return (
+            f"stopped after {n} teacher answers in a row accepted no example "
+            f"(last: {self.state.last_failure or 'answers were valid but never decided'}); "
+            "check the teacher, the task instruction and the settings, or raise "
+            "--max-consecutive-failures"
+        )
 
     def _stop(self, why: str, message: str) -> DriveResult:
         return DriveResult(why, message, self.sampler_s)

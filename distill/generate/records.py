@@ -34,7 +34,17 @@ class DoneRecord(TypedDict):
     budget: NotRequired[str]  # the budget stopped it before it was sent
 
 
-JournalRecord = IssueRecord | DoneRecord
+class CancelRecord(TypedDict):
+    """A request cancelled in flight once the target was met (journal line): never answered,
+    never sent again (a later, larger target re-queues open votes with fresh indices)."""
+
+    event: Literal["cancel"]
+    index: int
+    kind: Kind
+    key: NotRequired[str]
+
+
+JournalRecord = IssueRecord | DoneRecord | CancelRecord
 
 
 def upgrade_record(rec: dict[str, Any]) -> JournalRecord:

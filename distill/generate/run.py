@@ -194,15 +194,16 @@ def _restore(
 ) -> tuple[SamplerState, _Sink]:
     """A fresh state with the journal of an earlier session (if any) replayed into it."""
     sink = _Sink()
-    state = SamplerState(cfg, protected, sink, rules)
+    state = SamplerState(cfg, protected, sink, rules, n_inputs=len(inputs))
     if inputs:
         state.add_inputs(inputs)
     try:
         records = store.read_log(out_dir / store.JOURNAL)
     except ValueError as exc:
         raise UserError(f"{exc}; use --overwrite or a fresh --out directory") from None
+    fold = {"issue": state.on_issue, "done": state.on_done, "cancel": state.on_cancel}
     for rec in map(upgrade_record, records):
-        (state.on_issue if rec["event"] == "issue" else state.on_done)(rec)
+        fold[rec["event"]](rec)
     state.forget_in_flight()
     return state, sink
 

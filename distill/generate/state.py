@@ -23,7 +23,7 @@ from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
 from distill.generate.labels import next_label, over_share
 from distill.generate.prompts import Pair, parse_label, parse_pairs
-from distill.generate.records import DoneRecord, IssueRecord
+from distill.generate.records import CancelRecord, DoneRecord, IssueRecord
 from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
 from distill.generate.vote import final_answer, majority_vote
@@ -54,11 +54,12 @@ class SamplerState:
         protected: Sequence[str],
         emit: Emit,
         rules: OutputRules | None = None,
+        n_inputs: int = 0,
     ):
         self.cfg = cfg
         self.mode = cfg.resolved_mode
         self.votes = cfg.resolved_votes
-        self.target = cfg.num_examples
+        self.target = cfg.target(n_inputs)
         self.emit = emit
         if rules is None:  # only the explicit regex: what a caller without a task can know
             pattern = re.compile(cfg.output_regex) if cfg.output_regex else None
@@ -81,6 +82,8 @@ class SamplerState:
         self.synth_done = 0
         self.groups_from_synth = 0
         self.consecutive_failures = 0
+        self.answers_since_accept = 0  # teacher answers folded in since the last acceptance
+        self.cancelled = 0  # requests cancelled in flight because the target was met
         self.last_failure = ""
         self.pairs_seen = 0  # (input, output) pairs parsed from synthesize answers
         self.repeats = 0  # synthesize pairs whose input was already in the same answer
@@ -89,14 +92,19 @@ class SamplerState:
         self.synth_label: dict[int, str] = {}  # request index -> label it asked for
         self.label_in_flight: Counter[str] = Counter()
         self.off_target = 0  # synthesized pairs whose (in-set) output was another label
+        self.inputs_total = 0  # label mode: user inputs admitted or rejected
+        self.inputs_rejected = 0  # label mode: inputs rejected (filters or the vote)
 
     # ------------------------------------------------------------------ inputs (label mode)
 
     def add_inputs(self, texts: Sequence[str]) -> None:
         """Admit user inputs (label mode): each new one opens a group needing `votes` labels."""
         for n, text in enumerate(texts, start=1):
+            self.inputs_total += 1
             group = self._admit(text, {"input": text, "line": n})
-            if group is not None:
+            if group is None:
+                self.inputs_rejected += 1
+            else:
                 self._queue_labels(group)
 
     def _admit(self, text: str, row: dict[str, Any]) -> Group | None:
@@ -217,6 +225,21 @@ class SamplerState:
             group.pending -= 1
             group.attempts -= 1
 
+    def on_cancel(self, rec: CancelRecord) -> None:
+        """A request cancelled in flight once the target was met: never answered, never retried.
+
+        Its label vote (if any) is not re-queued now; a later run with a larger target re-queues
+        the votes of open groups with fresh request indices, as after a crash.
+        """
+        self.in_flight[rec["kind"]] -= 1
+        self.cancelled += 1
+        if rec["kind"] == "label":
+            self.groups[rec["key"]].pending -= 1
+
+    def stalled(self, window: int) -> bool:
+        """No example accepted in the last `window` answers (while short of the target)."""
+        return not self.done and self.answers_since_accept >= window
+
     def forget_in_flight(self) -> None:
         """After a replay: requests issued but never answered are lost; re-queue their labels.
 
@@ -236,6 +259,7 @@ class SamplerState:
     def on_done(self, rec: DoneRecord) -> None:
         """Fold one teacher answer (or failure) into the state."""
         self.in_flight[rec["kind"]] -= 1
+        self.answers_since_accept += 1
         target = self._label_done(rec["index"])
         useful = self._on_synth(rec, target) if rec["kind"] == "synth" else self._on_label(rec)
         if useful:
@@ -263,11 +287,19 @@ class SamplerState:
             group = self._on_pair(inp, out, rec["index"], target)
             if group is not None:
                 touched[group.key] = group
+        before = len(self.accepted) + len(self.surplus)
         for group in touched.values():
             self._settle(group)
-        useful = bool(touched)
+        # Progress is an accepted example, or an input now waiting for its label votes; a
+        # group that can never be decided (no output, no label request) is not progress.
+        waiting = self.mode != "synthesize" and any(not g.decided for g in touched.values())
+        useful = len(self.accepted) + len(self.surplus) > before or waiting
         if not useful:
-            self.last_failure = "every example in the answer was rejected"
+            self.last_failure = (
+                "every example in the answer was rejected"
+                if not touched
+                else "no example in the answer could be decided"
+            )
         return useful
 
     def _on_pair(self, inp: str, out: str, index: int, target: str | None = None) -> Group | None:
@@ -379,6 +411,7 @@ class SamplerState:
         group.decided = True
         self.open.pop(group.key, None)
         if not group.outputs:
+            self.inputs_rejected += self.mode == "label"
             self._reject(NO_VALID_OUTPUT, {"input": group.input})
             return
         vote = majority_vote(
@@ -390,6 +423,7 @@ class SamplerState:
         if len(group.outputs) > 1:
             self.agreement[f"{vote.share:.2f}"] += 1
         if not vote.accepted or vote.winner is None:
+            self.inputs_rejected += self.mode == "label"
             reason = F.NO_ANSWER if vote.winner is None else F.LOW_AGREEMENT
             row = {"input": group.input, "outputs": group.outputs, "share": round(vote.share, 4)}
             self._reject(reason, row)
@@ -404,6 +438,7 @@ class SamplerState:
         self._accept({"input": group.input, "output": winner})
 
     def _accept(self, row: dict[str, str]) -> None:
+        self.answers_since_accept = 0
         if len(self.accepted) >= self.target:
             self.surplus.append(row)  # not written: a later run with a larger target takes it
             return
@@ -435,11 +470,24 @@ class SamplerState:
             "distinct_inputs_seen": len(self.groups),
             "open_votes": len(self.open),
             "surplus_held_back": len(self.surplus),
+            "cancelled_in_flight": self.cancelled,
             "vote_agreement_histogram": dict(sorted(self.agreement.items())),
             "teacher_pairs": self.pairs_seen,
             "repeats_within_answer": self.repeats,
             **self.rates(),
             "per_label": self.per_label(),
+            **({"inputs": self.input_counts()} if self.mode == "label" else {}),
+        }
+
+    def input_counts(self) -> dict[str, int]:
+        """Label mode: of the user's inputs, how many were labelled, rejected, or are left."""
+        labelled = len(self.accepted)
+        left = self.inputs_total - labelled - self.inputs_rejected
+        return {
+            "total": self.inputs_total,
+            "labelled": labelled,
+            "rejected": self.inputs_rejected,
+            "left": left,
         }
 
     def rates(self) -> dict[str, float | None]:

@@ -1,7 +1,8 @@
 """The export stage: a trained student dir -> an ONNX dir (int8 behind the quality gate).
 
 Held-out pairs for the gate: the given JSONL file, else RUN/data/validation.jsonl beside the
-model dir, else the `heldout` list in the model dir's distill.json (each capped at max_heldout).
+model dir, else the `heldout` list in the model dir's distill.json; then topped up with the
+inputs of RUN/data/train.jsonl (int8-vs-fp32 agreement needs no labels), max_heldout in all.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ def heldout_pairs(
     return pairs[:cap], f"{model_dir / META_FILE} (heldout)" if pairs else "none"
 
 
+def unlabelled_inputs(model_dir: Path) -> list[str]:
+    """Training inputs next to the model dir (RUN/data/train.jsonl): extra gate inputs."""
+    path = model_dir.parent / "data" / "train.jsonl"
+    if not path.is_file() or not path.stat().st_size:
+        return []
+    return [r["input"] for r in read_jsonl(path)]
+
+
 def export_student(
     model_dir: Path, out: Path, cfg: ExportConfig, heldout: str | Path | None = None
 ) -> ExportOutcome:
@@ -61,7 +70,10 @@ def export_student(
         )
     pairs, source = heldout_pairs(model_dir, heldout, cfg.max_heldout)
     try:
-        return ExportOutcome(export_model(model_dir, out, cfg, heldout=pairs), source)
+        report = export_model(
+            model_dir, out, cfg, heldout=pairs, unlabelled=unlabelled_inputs(model_dir)
+        )
+        return ExportOutcome(report, source)
     except ExportError as exc:
         return ExportOutcome(exc.report, source, failure=str(exc))
     except (FileNotFoundError, ValueError) as exc:

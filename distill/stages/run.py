@@ -86,7 +86,7 @@ def run_pipeline(
     run = _Pipeline(task, cfgs, opts, RunState(opts.root / STATE_FILE, force=opts.force), log)
     data_dir = opts.root / "data"
     log(
-        f"\n== generate: {cfgs.generate.num_examples} examples from teacher "
+        f"\n== generate: {cfgs.generate.num_examples or 'default number of'} examples from teacher "
         f"'{cfgs.teacher.teacher}' -> {data_dir}"
     )
     generate_data(task, cfgs.generate, cfgs.teacher, data_dir, exclude_inputs=exclude)

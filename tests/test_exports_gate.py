@@ -1,0 +1,180 @@
+"""The int8 quality gate: its decision rule as a pure function, and the export paths it decides.
+
+The rule is checked against reference values of the Clopper-Pearson bound (scipy's
+`beta.ppf(0.95, k + 1, n - k)`, copied here so the test needs no scipy). The export paths run
+(marked slow) on a tiny T5 trained for a few seconds to answer with the first word of its input (so its
+greedy outputs are confident and fp32 and int8 have something to agree on): a pass, an int8 deliberately broken after quantisation (fail: int8 removed, fp32 served,
+the report says why), and no gate inputs at all (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from exports.int8_rule import decide, possibly_worse, rows_needed, upper_bound
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+WORDS = ["cat", "dog", "red", "blue", "fast", "slow", "hello", "world"]
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "expected"),
+    [(0, 29, 0.0981446277), (1, 29, 0.1533920245), (1, 300, 0.0157145549), (4, 256, 0.0353972181)],
+)
+def test_upper_bound_matches_clopper_pearson(k, n, expected):
+    assert upper_bound(k, n) == pytest.approx(expected, abs=1e-8)
+
+
+def test_rule_accounts_for_sample_size():
+    """One flip in 29 (a 3.45-point 'drop') proves nothing either way: too few rows to ship
+    int8. One flip in 300 passes; so do 59 rows without one, and 58 do not."""
+    same = ["a"] * 300
+    flip = ["b"] + ["a"] * 299
+    assert not decide(same[:29], flip[:29], [None] * 29, 5.0).passed
+    assert decide(same, flip, [None] * 300, 5.0).passed
+    assert rows_needed(5.0) == 59
+    assert decide(same[:59], same[:59], [None] * 59, 5.0).passed
+    assert not decide(same[:58], same[:58], [None] * 58, 5.0).passed
+    assert not decide([], [], [], 5.0).passed  # fail closed
+
+
+def test_possibly_worse_uses_references_when_there_are_some():
+    assert possibly_worse("x", "y", None)  # unlabelled: any change may be a loss
+    assert possibly_worse("x", "y", "x")  # fp32 right, int8 wrong
+    assert not possibly_worse("x", "y", "z")  # both wrong: exact match cannot drop
+    assert not possibly_worse("x", "y", "y")  # int8 right
+    assert not possibly_worse("x ", "x", None)
+
+
+def _sample(rng: random.Random) -> str:
+    return " ".join(rng.choices(WORDS, k=rng.randint(1, 3)))
+
+
+def _first_word(text: str) -> str:
+    return text.split()[0]
+
+
+def _train_copy_model(model_dir: Path, steps: int = 200) -> None:
+    """A few seconds of AdamW on 'the first word' so greedy outputs are confident and right."""
+    import torch
+    from tiny_models import INSTRUCTION, SOURCE_TEMPLATE
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForSeq2SeqLM
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    torch.manual_seed(0)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)  # 1e-2 was unstable here
+    rng = random.Random(0)
+    for _ in range(steps):
+        xs = [_sample(rng) for _ in range(32)]
+        src = [tok.encode(SOURCE_TEMPLATE.format(instruction=INSTRUCTION, input=x)).ids for x in xs]
+        tgt = [tok.encode(_first_word(x)).ids[1:] for x in xs]  # pieces + [SEP], no [CLS]
+        s, t = max(map(len, src)), max(map(len, tgt))
+        ids = torch.tensor([r + [0] * (s - len(r)) for r in src])  # (batch, src)
+        labels = torch.tensor([r + [-100] * (t - len(r)) for r in tgt])  # (batch, tgt)
+        loss = model(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval().save_pretrained(model_dir)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, list[tuple[str, str]], list[str]]:
+    """(model dir, 20 labelled held-out pairs, 60 unlabelled inputs)."""
+    from tiny_models import make_t5_dir
+
+    model_dir = make_t5_dir(tmp_path_factory.mktemp("gate") / "model", d_model=32)
+    _train_copy_model(model_dir)
+    rng = random.Random(7)
+    heldout = [(x, _first_word(x)) for x in (_sample(rng) for _ in range(20))]
+    return model_dir, heldout, [_sample(rng) for _ in range(100)]
+
+
+@pytest.mark.slow  # trains a tiny model, then a real export (~1 min each here)
+def test_gate_passes_a_trained_model(trained, tmp_path):
+    from exports.config import ExportConfig
+    from exports.pipeline import export_model
+    from exports.runtime import OnnxSeq2Seq
+
+    model_dir, heldout, unlabelled = trained
+    report = export_model(
+        model_dir, tmp_path / "onnx", ExportConfig(), heldout=heldout, unlabelled=unlabelled
+    )
+    gate = report["gate"]
+    assert gate["fp32"]["exact_match"] >= 80.0  # it learned something: the gate is not vacuous
+    assert gate["status"] == "passed" and report["runtime_precision"] == "int8"
+    d = gate["decision"]
+    assert d["n"] == gate["n"] >= 80 and gate["n_labelled"] == 20
+    assert d["upper_bound_points"] <= d["max_drop_points"] == 5.0
+    assert OnnxSeq2Seq(tmp_path / "onnx").precision == "int8"
+
+
+def _break_int8(monkeypatch) -> None:
+    """Quantise as usual, then scramble every int8 weight table of the quantised graph."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    import exports.quantize as q
+
+    real = q.quantize_graph
+
+    def broken(src, dst, **kw):
+        res = real(src, dst, **kw)
+        model = onnx.load(str(dst))
+        rng = np.random.default_rng(0)
+        for init in model.graph.initializer:
+            arr = numpy_helper.to_array(init)
+            if arr.dtype == np.int8 and arr.size > 16:
+                noise = rng.integers(-127, 128, size=arr.shape, dtype=np.int8)
+                init.CopyFrom(numpy_helper.from_array(noise, init.name))
+        onnx.save(model, str(dst))
+        return res
+
+    monkeypatch.setattr(q, "quantize_graph", broken)
+
+
+def _assert_fp32_served(onnx_dir: Path, reason: str) -> None:
+    from exports.runtime import OnnxSeq2Seq
+
+    assert not list(onnx_dir.glob("*_quantized.onnx"))  # int8 removed
+    report = json.loads((onnx_dir / "export_report.json").read_text())
+    assert report["runtime_precision"] == "fp32"
+    assert report["gate"]["status"] == "failed" and reason in report["gate"]["reason"]
+    assert OnnxSeq2Seq(onnx_dir).precision == "fp32"
+
+
+@pytest.mark.slow  # trains a tiny model, then a real export (~1 min each here)
+def test_gate_fails_a_broken_int8_and_fp32_is_served(trained, tmp_path, monkeypatch):
+    from exports.config import ExportConfig
+    from exports.pipeline import ExportError, export_model
+
+    _break_int8(monkeypatch)
+    model_dir, heldout, unlabelled = trained
+    with pytest.raises(ExportError, match=r"may be worse than fp32") as err:
+        export_model(
+            model_dir, tmp_path / "onnx", ExportConfig(), heldout=heldout, unlabelled=unlabelled
+        )
+    d = err.value.report["gate"]["decision"]
+    assert not d["passed"] and d["upper_bound_points"] > 5.0
+    _assert_fp32_served(tmp_path / "onnx", "the int8 graphs were removed and fp32 kept")
+
+
+@pytest.mark.slow  # trains a tiny model, then a real export (~1 min each here)
+def test_gate_without_inputs_fails_closed(trained, tmp_path):
+    from exports.config import ExportConfig
+    from exports.pipeline import ExportError, export_model
+
+    with pytest.raises(ExportError, match=r"no gate inputs"):
+        export_model(trained[0], tmp_path / "onnx", ExportConfig())
+    _assert_fp32_served(tmp_path / "onnx", "no gate inputs")
