@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         f"/ test {manifest['splits'].get('test', 0)}; "
         f"cost ${manifest['cost_usd']:.4f} -> {args.out}"
     )
+    if manifest["stopped"] in ("batch_pending", "cancelled"):
+        print(f"distill generate: {manifest['message']}", file=sys.stderr)
+        return 0
     if manifest["stopped"] == "budget":
         print(
             f"distill generate: stopped at the budget ({manifest['message']}); everything is kept. "

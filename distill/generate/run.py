@@ -203,7 +203,12 @@ def _restore(
         raise UserError(f"{exc}; use --overwrite or a fresh --out directory") from None
     for rec in map(upgrade_record, records):
         (state.on_issue if rec["event"] == "issue" else state.on_done)(rec)
-    state.forget_in_flight()
+    if cfg.batch_mode:
+        from distill.generate.batch import pending_batched
+
+        state.forget_in_flight(keep=list(pending_batched(records).values()))
+    else:
+        state.forget_in_flight()
     return state, sink
 
 
@@ -213,6 +218,10 @@ def _drive(
     """Open the teacher (only when there is work left) and drive the state to completion."""
     if state.done:
         return DriveResult(None, "", 0.0), {}
+    if session.cfg.batch_mode:
+        from distill.generate.batch import drive_batch
+
+        return asyncio.run(drive_batch(session, state, journal))
     with _quiet_gc():
         return asyncio.run(_drive_async(session, state, journal))
 
