@@ -111,3 +111,107 @@ def test_batch_settings_are_checked():
     with pytest.raises(ValueError, match=r"^cancel: "):
         GenerateConfig(cancel=True)
     assert reverse("a b") == "b a"
+
+
+# ---------------------------------------------------------------------- the Batch API
+
+FAST = {"batch": True, "batch_poll_s": 0.01}
+
+
+def api_teacher(server: FakeOpenAIServer, **kw) -> TeacherConfig:
+    return TeacherConfig(teacher=server.base_url, model="fake", **kw)
+
+
+def test_batch_api_run_equals_streamed_run_and_streams_nothing(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    with FakeOpenAIServer(answer) as server:
+        m = run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        assert server.submissions == 1 and len(server.batch_submissions[0]) == 21
+        assert server.requests == []  # no streamed chat request
+        # a rerun finds everything answered: it neither submits nor re-attaches
+        run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        assert server.submissions == 1
+    assert m["complete"] and outcome(tmp_path / "b", m) == streamed(tmp_path, label_cfg(inputs))
+
+
+def test_cached_answers_are_never_submitted(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    out = tmp_path / "run"
+    with FakeOpenAIServer(answer) as server:
+        tcfg = api_teacher(server)
+        run_generate(TASK, label_cfg(inputs), tcfg, out)  # streamed: fills the cache
+        streamed_requests = len(server.requests)
+        cfg = label_cfg(inputs, overwrite=True, **FAST)
+        # same settings, a journal started afresh: every answer is in the cache
+        (out / "journal.jsonl").unlink()
+        for name in ("examples.jsonl", "rejected.jsonl"):
+            (out / name).unlink()
+        m = run_generate(TASK, cfg, tcfg, out)
+        assert server.submissions == 0 and len(server.requests) == streamed_requests
+    assert m["teacher_accounting"]["cache_hits"] == 21 and m["complete"]
+
+
+def test_expired_batch_resubmits_only_the_missing_requests(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    with FakeOpenAIServer(answer) as server:
+        server.add_batch_outcomes("expired:5")
+        m = run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        first, second = server.batch_submissions
+    assert second == first[5:]  # the same custom_ids (same seeds), nothing answered twice
+    assert m["complete"] and outcome(tmp_path / "b", m) == streamed(tmp_path, label_cfg(inputs))
+
+
+def test_partly_failed_batch_sends_replacement_votes(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    with FakeOpenAIServer(answer) as server:
+        server.add_batch_outcomes("errors:2")
+        m = run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        first, second = server.batch_submissions
+    assert len(second) == 2 and not set(second) & set(first)  # fresh votes, fresh seeds
+    assert m["counts"]["rejected_by_reason"]["request_failed"] == 2
+    examples = rows(tmp_path / "b" / "examples.jsonl")
+    assert sorted(e["input"] for e in examples) == sorted(phrase(k) for k in range(6))
+
+
+def test_failed_batch_stops_and_a_rerun_resubmits_it(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    with FakeOpenAIServer(answer) as server:
+        server.add_batch_outcomes("failed")
+        with pytest.raises(UserError, match=r"batch batch-0 failed: invalid_request"):
+            run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        m = run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        assert server.batch_submissions[1] == server.batch_submissions[0]
+    assert m["complete"]
+
+
+def write_prices(path: Path) -> Path:
+    # USD per 1M tokens; the batch column at half price, as OpenAI's
+    prices = {"fake": {"input": 2.0, "output": 8.0, "batch_input": 1.0, "batch_output": 4.0}}
+    path.write_text(json.dumps(prices))
+    return path
+
+
+def test_batch_costs_half_of_the_streamed_run(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    prices = str(write_prices(tmp_path / "prices.json"))
+    with FakeOpenAIServer(answer) as server:
+        tcfg = api_teacher(server, prices_file=prices)
+        s = run_generate(TASK, label_cfg(inputs), tcfg, tmp_path / "s")
+        b = run_generate(TASK, label_cfg(inputs, **FAST), tcfg, tmp_path / "b")
+    assert s["tokens"] == b["tokens"] and s["cost_usd"] > 0
+    assert b["cost_usd"] == pytest.approx(s["cost_usd"] / 2)
+
+
+def test_budget_reserves_the_batch_maximum_and_is_never_exceeded(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    prices = str(write_prices(tmp_path / "prices.json"))
+    budget = 0.01
+    with FakeOpenAIServer(answer) as server:
+        tcfg = api_teacher(server, prices_file=prices, budget_usd=budget)
+        cfg = label_cfg(inputs, max_tokens=64, **FAST)
+        m = run_generate(TASK, cfg, tcfg, tmp_path / "b")
+        sent = [len(x) for x in server.batch_submissions]
+    assert m["stopped"] == "budget" and 0 < sum(sent) < 21
+    log = rows(tmp_path / "b" / "batches.jsonl")
+    assert sum(r["max_cost_usd"] for r in log if r["event"] == "submitted") <= budget
+    assert 0 < m["cost_usd"] <= budget
