@@ -402,6 +402,7 @@ class FakeOpenAIServer:
         batch = self.batches.get(request.match_info["batch_id"])
         if batch is None:
             return _error(404, "no such batch")
+        batch["_polls_seen"] = batch.get("_polls_seen", 0) + 1
         self._advance(batch)
         return web.json_response(_public(batch))
 

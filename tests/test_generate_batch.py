@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +218,55 @@ def test_budget_reserves_the_batch_maximum_and_is_never_exceeded(tmp_path):
     log = rows(tmp_path / "b" / "batches.jsonl")
     assert sum(r["max_cost_usd"] for r in log if r["event"] == "submitted") <= budget
     assert 0 < m["cost_usd"] <= budget
+
+
+def interrupted_batch_run(tmp_path: Path, server: FakeOpenAIServer) -> tuple[list[str], str]:
+    """`distill generate --batch` in a subprocess, Ctrl-C'd while its batch is polled."""
+    from test_generate_run import _cli, _task_file
+
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    cmd = _cli(
+        "--task", str(_task_file(tmp_path)), "--out", str(tmp_path / "b"),
+        "--inputs", str(inputs), "--num-examples", "50", "--teacher", server.base_url,
+        "--model", "fake", "--batch", "--batch-poll-s", "0.05",
+    )  # fmt: skip
+    server.hold_batches = True  # the batch takes "hours"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not server.batches.get("batch-0", {}).get("_polls_seen"):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    server.hold_batches = False
+    return cmd, stderr
+
+
+def test_ctrl_c_leaves_the_batch_running_and_a_rerun_reattaches(tmp_path):
+    from distill.task import load_task
+
+    with FakeOpenAIServer(answer) as server:
+        cmd, stderr = interrupted_batch_run(tmp_path, server)
+        assert "batch batch-0 is still running" in stderr and "--cancel" in stderr
+        assert server.submissions == 1
+        task = load_task(tmp_path / "task.toml")
+        inputs = tmp_path / "inputs.jsonl"
+        m = run_generate(task, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        assert server.submissions == 1  # re-attached, not resubmitted
+    assert m["complete"] and m["counts"]["accepted"] == 6
+
+
+def test_cancel_keeps_the_answers_and_a_rerun_submits_the_rest(tmp_path):
+    from distill.task import load_task
+
+    with FakeOpenAIServer(answer) as server:
+        interrupted_batch_run(tmp_path, server)
+        task = load_task(tmp_path / "task.toml")
+        inputs = tmp_path / "inputs.jsonl"
+        cfg = label_cfg(inputs, cancel=True, **FAST)
+        m = run_generate(task, cfg, api_teacher(server), tmp_path / "b")
+        assert m["stopped"] == "cancelled" and server.batches["batch-0"]["status"] == "cancelled"
+        assert server.submissions == 1
+        m = run_generate(task, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        assert server.batch_submissions[1] == server.batch_submissions[0]
+    assert m["complete"] and m["counts"]["accepted"] == 6
