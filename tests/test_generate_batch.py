@@ -109,7 +109,7 @@ def test_batch_file_refuses_the_embedded_teacher(tmp_path):
 
 
 def test_batch_settings_are_checked():
-    with pytest.raises(ValueError, match=r"^batch_file: cannot be combined with batch"):
+    with pytest.raises(ValueError, match=r"^batch_file: cannot be combined with --batch;"):
         GenerateConfig(batch=True, batch_file="x.jsonl")
     with pytest.raises(ValueError, match=r"^cancel: "):
         GenerateConfig(cancel=True)
@@ -220,7 +220,7 @@ def test_budget_reserves_the_batch_maximum_and_is_never_exceeded(tmp_path):
     assert 0 < m["cost_usd"] <= budget
 
 
-def interrupted_batch_run(tmp_path: Path, server: FakeOpenAIServer) -> tuple[list[str], str]:
+def interrupted_batch_run(tmp_path: Path, server: FakeOpenAIServer) -> str:
     """`distill generate --batch` in a subprocess, Ctrl-C'd while its batch is polled."""
     from test_generate_run import _cli, _task_file
 
@@ -239,14 +239,14 @@ def interrupted_batch_run(tmp_path: Path, server: FakeOpenAIServer) -> tuple[lis
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     server.hold_batches = False
-    return cmd, stderr
+    return stderr
 
 
 def test_ctrl_c_leaves_the_batch_running_and_a_rerun_reattaches(tmp_path):
     from distill.task import load_task
 
     with FakeOpenAIServer(answer) as server:
-        cmd, stderr = interrupted_batch_run(tmp_path, server)
+        stderr = interrupted_batch_run(tmp_path, server)
         assert "batch batch-0 is still running" in stderr and "--cancel" in stderr
         assert server.submissions == 1
         task = load_task(tmp_path / "task.toml")
@@ -270,3 +270,43 @@ def test_cancel_keeps_the_answers_and_a_rerun_submits_the_rest(tmp_path):
         m = run_generate(task, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
         assert server.batch_submissions[1] == server.batch_submissions[0]
     assert m["complete"] and m["counts"]["accepted"] == 6
+
+
+def test_synthesize_mode_runs_in_rounds_that_anneal_and_grow_the_pool(tmp_path):
+    """Synthesize needs the pool and temperature of what was accepted so far: one batch per
+    round, each round asking for what the target still needs at the current temperature."""
+
+    def one_pair(body: dict, index: int) -> str:
+        p = phrase(int(body["seed"]))
+        return json.dumps([{"input": p, "output": reverse(p)}])
+
+    with FakeOpenAIServer(one_pair) as server:
+        cfg = GenerateConfig(num_examples=12, pairs_per_request=2, **FAST)
+        m = run_generate(TASK, cfg, api_teacher(server), tmp_path / "b")
+        batches = [b["_lines"] for b in server.batches.values()]
+    assert m["complete"] and m["counts"]["accepted"] == 12 and server.requests == []
+    temps = [{line["body"]["temperature"] for line in lines} for lines in batches]
+    assert len(batches) >= 2 and temps[0] == {0.4} and min(temps[1]) > 0.4
+    first = {e["input"] for e in rows(tmp_path / "b" / "examples.jsonl")[: len(batches[0])]}
+    prompts = [json.dumps(line["body"]["messages"]) for line in batches[1]]
+    assert any(text in p for p in prompts for text in first)  # round 2 shows round 1's pool
+
+
+def test_cli_bad_batch_input_exits_2_with_one_line(tmp_path, capsys):
+    from test_generate_run import _task_file
+
+    from distill.cli import main
+
+    task, inputs = _task_file(tmp_path), write_inputs(tmp_path / "inputs.jsonl")
+    base = ["generate", "--task", str(task), "--inputs", str(inputs)]
+    base += ["--teacher", DEAD_URL, "--model", "fake"]
+    cases = {
+        ("--batch-results", str(tmp_path / "missing.jsonl")): "--batch-results: cannot read",
+        ("--batch", "--batch-file", "x.jsonl"): "--batch-file: cannot be combined with --batch",
+        ("--cancel",): "--cancel: cancels the running batch of --batch",
+        ("--batch-poll-s", "0"): "--batch-poll-s: must be > 0",
+    }
+    for n, (flags, message) in enumerate(cases.items()):
+        assert main([*base, "--out", str(tmp_path / f"o{n}"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

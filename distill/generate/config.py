@@ -238,7 +238,8 @@ class GenerateConfig:
     def _check_batch(self) -> None:
         chosen = [n for n in ("batch", "batch_file", "batch_results") if getattr(self, n)]
         if len(chosen) > 1:
-            raise ValueError(f"{chosen[1]}: cannot be combined with {chosen[0]}; pick one")
+            other = "--" + chosen[0].replace("_", "-")
+            raise ValueError(f"{chosen[1]}: cannot be combined with {other}; pick one")
         if self.cancel and not self.batch:
             raise ValueError("cancel: cancels the running batch of --batch (got no --batch)")
         if self.batch_poll_s <= 0:
