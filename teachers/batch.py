@@ -166,12 +166,3 @@ class BatchClient:
             return []
         response = await self._client.files.content(file_id)
         return response.text.splitlines()
-
-
-def redact(text: str, api_key: str | None) -> str:
-    """The key (and its tail, which providers echo) removed from a message."""
-    if api_key:
-        text = text.replace(api_key, "***")
-        if len(api_key) > 8:
-            text = text.replace(api_key[-6:], "***")
-    return text

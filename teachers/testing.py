@@ -358,6 +358,10 @@ class FakeOpenAIServer:
         return len(self.batch_submissions)
 
     async def _file_create(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            with self._lock:
+                self.api_keys_seen.add(auth[len("Bearer ") :])
         form = await request.post()
         upload = form["file"]
         data = upload.file.read() if hasattr(upload, "file") else str(upload).encode()

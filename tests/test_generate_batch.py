@@ -310,3 +310,20 @@ def test_cli_bad_batch_input_exits_2_with_one_line(tmp_path, capsys):
         assert main([*base, "--out", str(tmp_path / f"o{n}"), *flags]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_api_key_is_sent_but_never_written(tmp_path, monkeypatch):
+    key = "sk-SENTINEL-batch-0123456789"
+    monkeypatch.setenv("BATCH_TEST_KEY", key)
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    with FakeOpenAIServer(answer) as server:
+        server.add_batch_outcomes("failed")
+        tcfg = api_teacher(server, api_key_env="BATCH_TEST_KEY")
+        with pytest.raises(UserError) as err:
+            run_generate(TASK, label_cfg(inputs, **FAST), tcfg, tmp_path / "b")
+        run_generate(TASK, label_cfg(inputs, **FAST), tcfg, tmp_path / "b")
+        assert key in server.api_keys_seen
+    assert key not in str(err.value)
+    for path in (tmp_path / "b").rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path

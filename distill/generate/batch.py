@@ -89,11 +89,11 @@ class _Batcher:
 
     # ------------------------------------------------------------------ preparing a round
 
-    def prepare(self, name: str, exclude: set[str] = frozenset()) -> list[dict]:  # type: ignore[assignment]
-        """The lines of the next batch: requests still out but not in a running batch
-        (`exclude`: the custom_ids of one), then every new request the state wants now.
-        Cached answers are used at once, not sent; the budget bounds the lines."""
-        lines = [self.lines[c] for c in self.pending if c not in exclude and self._fits(c)]
+    def prepare(self, name: str) -> list[dict]:
+        """The lines of the next batch: requests still out (no batch is running when a round
+        is prepared), then every new request the state wants now. Cached answers are used at
+        once, not sent; the budget bounds the lines."""
+        lines = [self.lines[c] for c in self.pending if self._fits(c)]
         while not self.budget_msg and (rec := self.state.next_request()) is not None:
             line = self._issue(rec, name)
             if line is not None:
