@@ -305,6 +305,10 @@ def test_cli_bad_batch_input_exits_2_with_one_line(tmp_path, capsys):
         ("--batch", "--batch-file", "x.jsonl"): "--batch-file: cannot be combined with --batch",
         ("--cancel",): "--cancel: cancels the running batch of --batch",
         ("--batch-poll-s", "0"): "--batch-poll-s: must be > 0",
+        ("--batch", "--teacher", "openai:gpt-4o-mini", "--api-key-env", "NO_SUCH_KEY_VAR"): (
+            "--api-key-env: environment variable NO_SUCH_KEY_VAR is not set"
+        ),
+        ("--batch", "--teacher", "embedded"): "--teacher: batch mode needs",
     }
     for n, (flags, message) in enumerate(cases.items()):
         assert main([*base, "--out", str(tmp_path / f"o{n}"), *flags]) == 2

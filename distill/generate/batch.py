@@ -22,6 +22,7 @@ the next round; requests that failed become failed votes, whose replacements the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -353,24 +354,27 @@ async def _api(
     session: _Session, state: SamplerState, journal: store.LogWriter
 ) -> tuple[DriveResult, dict[str, Any]]:
     """Rounds through the Batch API until the state is done or a stop."""
+    from openai import APIError
+
+    from distill.configs import config_error
     from teachers import open_teacher
     from teachers.batch import BatchClient
     from teachers.client import _api_key
 
     tcfg = session.teacher_cfg
     model = _model_name(tcfg)
-    async with open_teacher(tcfg) as teacher:  # the base URL and its context length
+    async with contextlib.AsyncExitStack() as stack:
+        try:  # the base URL and its context length
+            teacher = await stack.enter_async_context(open_teacher(tcfg))
+        except ValueError as exc:  # a teacher setting the client rejects (no key, no price)
+            raise config_error(exc) from None
         batcher = _batcher(session, state, journal, model, teacher)
         key = _api_key(tcfg, False)
         client = BatchClient(teacher.base_url, key, tcfg.max_retries, tcfg.timeout_s)
         log = store.LogWriter(session.out_dir / BATCHES)
         try:
             result = await _rounds(batcher, client, log)
-        except Exception as exc:
-            from openai import APIError
-
-            if not isinstance(exc, APIError):
-                raise
+        except APIError as exc:  # the server refused a files/batches call (after SDK retries)
             result = DriveResult("fatal", teacher.redact(f"{type(exc).__name__}: {exc}"), 0.0)
         finally:
             log.close()
