@@ -331,3 +331,16 @@ def test_api_key_is_sent_but_never_written(tmp_path, monkeypatch):
     for path in (tmp_path / "b").rglob("*"):
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
+
+
+def test_a_batch_that_runs_nothing_stops_instead_of_looping(tmp_path):
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    with FakeOpenAIServer(answer) as server:
+        server.add_batch_outcomes("expired:0")
+        with pytest.raises(UserError, match=r"batch batch-0 \(expired\) answered none"):
+            run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        m = run_generate(TASK, label_cfg(inputs, **FAST), api_teacher(server), tmp_path / "b")
+        assert (
+            server.submissions == 2 and server.batch_submissions[1] == server.batch_submissions[0]
+        )
+    assert m["complete"]

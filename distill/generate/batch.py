@@ -122,12 +122,13 @@ class _Batcher:
         cost = self.accounting.max_cost(prompt_upper_bound(messages), cfg.max_tokens)
         if not self._reserve(cid, cost):
             return None
-        rec = {**rec, "batch": name, "custom_id": cid}  # type: ignore[typeddict-item]
-        self._record(rec)
-        self.pending[cid] = rec
+        # The line is kept before the request is journaled: a request out has its line.
         line = batch_line(cid, wire_body(request, rec["index"]))
         self.lines[cid] = line
         self.saved(line)
+        rec = {**rec, "batch": name, "custom_id": cid}  # type: ignore[typeddict-item]
+        self._record(rec)
+        self.pending[cid] = rec
         return line
 
     def _record(self, rec: IssueRecord) -> None:
@@ -394,10 +395,14 @@ async def _rounds(batcher: _Batcher, client: BatchClient, log: store.LogWriter) 
             if live is None:
                 break
         status = await _poll(batcher, client, live)
+        out_before = len(batcher.pending)
         result = await _collect(batcher, client, log, live, status)
-        live = None
         if result is not None:
             return result
+        if len(batcher.pending) == out_before:  # resubmitting it as is would loop forever
+            message = f"batch {live.batch_id} ({status.status}) answered none of its requests"
+            return DriveResult("fatal", f"{message}; rerun to submit them again", 0.0)
+        live = None
         if (stop := batcher.stop_reason()) is not None:
             return stop
         if batcher.budget_msg:
