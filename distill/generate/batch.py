@@ -85,7 +85,6 @@ class _Batcher:
     budget_msg: str = ""
     ingested: int = 0
     ignored: int = 0
-    reserved: float = 0.0
     reservations: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ preparing a round
