@@ -2,7 +2,9 @@
 
 Prices are USD per 1M tokens. The built-in table holds list prices of common OpenAI models at the
 time of writing (check your provider: they change); a JSON or TOML `prices_file` of the form
-`{"my-model": {"input": 0.2, "output": 0.6, "cached_input": 0.1}}` extends or overrides it.
+`{"my-model": {"input": 0.2, "output": 0.6, "cached_input": 0.1, "batch_input": 0.1,
+"batch_output": 0.3}}` extends or overrides it (batch prices: the Batch API's; unset, the
+synchronous price is charged).
 Model names match exactly, else by the longest known prefix ("gpt-4o-mini-2024-07-18" ->
 "gpt-4o-mini").
 
@@ -27,6 +29,8 @@ class Price:
     input: float  # USD per 1M prompt tokens
     output: float  # USD per 1M completion tokens
     cached_input: float | None = None  # USD per 1M prompt tokens served from the provider's cache
+    batch_input: float | None = None  # USD per 1M prompt tokens through the Batch API
+    batch_output: float | None = None  # USD per 1M completion tokens through the Batch API
 
     def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
         cached_rate = self.input if self.cached_input is None else self.cached_input
@@ -34,17 +38,31 @@ class Price:
             (prompt - cached) * self.input + cached * cached_rate + completion * self.output
         ) / 1e6
 
+    def for_batch(self) -> Price:
+        """The price of a request sent through the Batch API: the batch column where known,
+        else the synchronous price (never an underestimate, so a budget stays safe)."""
+        return Price(
+            self.input if self.batch_input is None else self.batch_input,
+            self.output if self.batch_output is None else self.batch_output,
+            None if self.batch_input is None else self.batch_input,
+        )
+
+
+def _openai(input: float, output: float, cached: float | None = None) -> Price:
+    """An OpenAI list price; the Batch API costs half of the synchronous price."""
+    return Price(input, output, cached, input / 2, output / 2)
+
 
 BUILTIN_PRICES: dict[str, Price] = {
-    "gpt-4o-mini": Price(0.15, 0.60, 0.075),
-    "gpt-4o": Price(2.50, 10.00, 1.25),
-    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
-    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
-    "gpt-4.1": Price(2.00, 8.00, 0.50),
-    "gpt-5-nano": Price(0.05, 0.40, 0.005),
-    "gpt-5-mini": Price(0.25, 2.00, 0.025),
-    "gpt-5": Price(1.25, 10.00, 0.125),
-    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "gpt-4o-mini": _openai(0.15, 0.60, 0.075),
+    "gpt-4o": _openai(2.50, 10.00, 1.25),
+    "gpt-4.1-nano": _openai(0.10, 0.40, 0.025),
+    "gpt-4.1-mini": _openai(0.40, 1.60, 0.10),
+    "gpt-4.1": _openai(2.00, 8.00, 0.50),
+    "gpt-5-nano": _openai(0.05, 0.40, 0.005),
+    "gpt-5-mini": _openai(0.25, 2.00, 0.025),
+    "gpt-5": _openai(1.25, 10.00, 0.125),
+    "gpt-3.5-turbo": _openai(0.50, 1.50),
 }
 FREE = Price(0.0, 0.0)
 
@@ -63,7 +81,11 @@ def load_prices(path: str | Path | None) -> dict[str, Price]:
     for model, entry in raw.items():
         try:
             table[model] = Price(
-                float(entry["input"]), float(entry["output"]), _opt_float(entry.get("cached_input"))
+                float(entry["input"]),
+                float(entry["output"]),
+                _opt_float(entry.get("cached_input")),
+                _opt_float(entry.get("batch_input")),
+                _opt_float(entry.get("batch_output")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(

@@ -74,6 +74,39 @@ class _Completion:
     completion_tokens: int
 
 
+def chat_request(
+    model: str,
+    messages: list[dict],
+    *,
+    temperature: float,
+    max_tokens: int,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+    response_format: dict | None = None,
+) -> dict:
+    """The canonical request of one chat call: what the cache key (and a batch custom_id) hashes."""
+    return {
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "top_p": top_p,
+        "stop": stop,
+        "seed": seed,
+        "response_format": response_format,
+    }
+
+
+def wire_body(request: dict, sample_index: int) -> dict:
+    """The JSON body sent for sample `sample_index` of `request` (n = 1): unset fields dropped,
+    seed + sample_index so that split samples differ. Streamed and batch requests share it."""
+    payload = {k: v for k, v in request.items() if v is not None}
+    if request["seed"] is not None:
+        payload["seed"] = request["seed"] + sample_index
+    return payload
+
+
 def prompt_upper_bound(messages: list[dict]) -> int:
     """An upper bound on prompt tokens: a byte-level BPE never makes more tokens than bytes;
     plus a generous chat-template overhead per message."""
@@ -182,16 +215,16 @@ class Teacher:
         """
         if n < 1:
             raise ValueError(f"n: must be >= 1 (got {n})")
-        request = {
-            "model": self.model_name,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "top_p": top_p,
-            "stop": stop,
-            "seed": seed,
-            "response_format": response_format,
-        }
+        request = chat_request(
+            self.model_name,
+            messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            top_p=top_p,
+            stop=stop,
+            seed=seed,
+            response_format=response_format,
+        )
         if self.cache is None:
             keys: list[str] = []
             texts: list[str | None] = [None] * n
@@ -262,11 +295,9 @@ class Teacher:
     # ----------------------------------------------------------------- one HTTP request with retries
 
     async def _send(self, request: dict, n: int, sample_index: int) -> _Completion:
-        payload = {k: v for k, v in request.items() if v is not None}
+        payload = wire_body(request, sample_index)
         if n > 1:
             payload["n"] = n
-        if request["seed"] is not None:
-            payload["seed"] = request["seed"] + sample_index  # distinct samples from split requests
         body = json.dumps(payload).encode("utf-8")
         messages = request["messages"]
         max_cost = self.accounting.max_cost(prompt_upper_bound(messages), n * request["max_tokens"])

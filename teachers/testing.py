@@ -105,6 +105,13 @@ class FakeOpenAIServer:
             dict
         ] = []  # {"t": monotonic arrival, "status": int|None, "fault": str|None}
         self.api_keys_seen: set[str] = set()
+        # Batch API (/v1/files, /v1/batches): see `batch_outcomes` and `_batch_*` below.
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_submissions: list[list[str]] = []  # custom_ids of every batch created
+        self.batch_outcomes: collections.deque[str] = collections.deque()
+        self.batch_polls = 1  # retrieves a batch spends in_progress before it finishes
+        self.hold_batches = False  # keep every batch in_progress (a batch that takes hours)
         self._accepted_times: collections.deque[float] = collections.deque()
         self._completion_index = 0
         self._lock = threading.Lock()
@@ -189,6 +196,11 @@ class FakeOpenAIServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_post("/v1/files", self._file_create)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._batch_create)
+        app.router.add_get("/v1/batches/{batch_id}", self._batch_retrieve)
+        app.router.add_post("/v1/batches/{batch_id}/cancel", self._batch_cancel)
         # access_log=None: per-request logging would cost more CPU than the whole handler.
         # shutdown_timeout: a scripted slow answer must not hold up stop().
         self._runner = web.AppRunner(
@@ -333,6 +345,151 @@ class FakeOpenAIServer:
             "choices": choices,
             "usage": usage,
         }
+
+    # ----------------------------------------------------------------- Batch API
+
+    def add_batch_outcomes(self, *outcomes: str) -> None:
+        """How the next batches end, one per batch created, in order (then "completed"):
+        "completed"; "failed" (validation fails, no output); "expired:K" (only the first K
+        requests ran, the rest are reported as batch_expired); "errors:K" (the first K
+        requests answer 500 in the error file, the rest succeed)."""
+        for outcome in outcomes:
+            kind, _, k = outcome.partition(":")
+            if kind not in ("completed", "failed", "expired", "errors") or (k and not k.isdigit()):
+                raise ValueError(f"unknown batch outcome {outcome!r}")
+        self.batch_outcomes.extend(outcomes)
+
+    @property
+    def submissions(self) -> int:
+        """Batches created so far."""
+        return len(self.batch_submissions)
+
+    async def _file_create(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            with self._lock:
+                self.api_keys_seen.add(auth[len("Bearer ") :])
+        form = await request.post()
+        upload = form["file"]
+        data = upload.file.read() if hasattr(upload, "file") else str(upload).encode()
+        return web.json_response(self._new_file(data, str(form.get("purpose", "batch"))))
+
+    def _new_file(self, data: bytes, purpose: str) -> dict[str, Any]:
+        with self._lock:
+            file_id = f"file-{len(self.files)}"
+            self.files[file_id] = data
+        return {
+            "id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+            "filename": f"{file_id}.jsonl", "purpose": purpose, "status": "processed",
+        }  # fmt: skip
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["file_id"])
+        if data is None:
+            return _error(404, "no such file")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def _batch_create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        data = self.files.get(body.get("input_file_id", ""))
+        if data is None:
+            return _error(404, "no such input file")
+        lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        with self._lock:
+            batch_id = f"batch-{len(self.batches)}"
+            outcome = self.batch_outcomes.popleft() if self.batch_outcomes else "completed"
+            self.batch_submissions.append([line["custom_id"] for line in lines])
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": body.get("endpoint"),
+                "input_file_id": body["input_file_id"], "completion_window": "24h",
+                "status": "validating", "created_at": int(time.time()),
+                "metadata": body.get("metadata"), "output_file_id": None, "error_file_id": None,
+                "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+                "_lines": lines, "_outcome": outcome, "_polls": 0,
+            }  # fmt: skip
+        return web.json_response(_public(self.batches[batch_id]))
+
+    async def _batch_retrieve(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return _error(404, "no such batch")
+        batch["_polls_seen"] = batch.get("_polls_seen", 0) + 1
+        self._advance(batch)
+        return web.json_response(_public(batch))
+
+    async def _batch_cancel(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return _error(404, "no such batch")
+        if batch["status"] in ("validating", "in_progress"):
+            batch["status"], batch["_outcome"] = "cancelling", "cancelled"
+        return web.json_response(_public(batch))
+
+    def _advance(self, batch: dict[str, Any]) -> None:
+        """validating -> in_progress -> (after `batch_polls` polls) its outcome."""
+        status = batch["status"]
+        if status == "validating":
+            batch["status"] = "failed" if batch["_outcome"] == "failed" else "in_progress"
+            if batch["status"] == "failed":
+                batch["errors"] = {"object": "list", "data": [
+                    {"code": "invalid_request", "message": "scripted validation failure"}]}  # fmt: skip
+        elif status == "cancelling":
+            self._finish(batch, "cancelled", 0, 0)
+        elif status == "in_progress" and not self.hold_batches:
+            batch["_polls"] += 1
+            if batch["_polls"] >= self.batch_polls:
+                kind, _, k = batch["_outcome"].partition(":")
+                n = len(batch["_lines"])
+                if kind == "expired":
+                    self._finish(batch, "expired", int(k), 0)
+                elif kind == "errors":
+                    self._finish(batch, "completed", n, int(k))
+                else:
+                    self._finish(batch, "completed", n, 0)
+
+    def _finish(self, batch: dict[str, Any], status: str, ran: int, errors: int) -> None:
+        """Answer the first `ran` lines (the first `errors` of them with a 500); the rest were
+        never run (batch_expired / batch_cancelled)."""
+        out, err = [], []
+        for i, line in enumerate(batch["_lines"]):
+            row: dict[str, Any] = {"id": f"req-{i}", "custom_id": line["custom_id"], "error": None}
+            if i >= ran:
+                code = "batch_cancelled" if status == "cancelled" else "batch_expired"
+                row["response"], row["error"] = None, {"code": code, "message": "not run"}
+                err.append(row)
+            elif i < errors:
+                body = {"error": {"message": self.error_message, "type": "server_error"}}
+                row["response"] = {"status_code": 500, "request_id": f"r{i}", "body": body}
+                err.append(row)
+            else:
+                body = self._completion(line["body"])
+                row["response"] = {"status_code": 200, "request_id": f"r{i}", "body": body}
+                out.append(row)
+        batch["status"] = status
+        batch["request_counts"] = {"total": len(batch["_lines"]), "completed": len(out),
+                                   "failed": errors}  # fmt: skip
+        for kind, rows in (("output_file_id", out), ("error_file_id", err)):
+            if rows:
+                text = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                batch[kind] = self._new_file(text, "batch_output")["id"]
+
+
+def _public(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+
+def run_batch_file(lines: Iterable[str], responder: Responder | None = None) -> list[str]:
+    """What `vllm run-batch` does with a request file, offline: one result line per request,
+    answered by `responder` exactly as the loopback server would answer it streamed."""
+    server = FakeOpenAIServer(responder)
+    out = []
+    for i, line in enumerate(x for x in lines if x.strip()):
+        req = json.loads(line)
+        body = server._completion(req["body"])
+        response = {"status_code": 200, "request_id": f"r{i}", "body": body}
+        out.append(json.dumps({"id": f"req-{i}", "custom_id": req["custom_id"],
+                               "response": response, "error": None}))  # fmt: skip
+    return out
 
 
 def _spread_factor(index: int, spread: float) -> float:

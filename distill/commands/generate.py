@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
             f"inputs: {n['total']} given, {n['labelled']} labelled, {n['rejected']} rejected, "
             f"{n['left']} left" + (" (--num-examples reached)" if n["left"] else "")
         )
+    if manifest["stopped"] in ("batch_pending", "cancelled"):
+        print(f"distill generate: {manifest['message']}", file=sys.stderr)
+        return 0
     if manifest["stopped"] == "budget":
         print(
             f"distill generate: stopped at the budget ({manifest['message']}); everything is kept. "

@@ -205,12 +205,62 @@ class GenerateConfig:
         default=False,
         metadata={"help": "discard an existing run in --out whose settings differ"},
     )
+    batch: bool = field(
+        default=False,
+        metadata={
+            "help": "send the requests through the server's Batch API (/v1/files, /v1/batches: "
+            "half price on OpenAI, answers within 24 h) instead of streaming them; one batch "
+            "per round of what the sampler needs now; rerun the same command to re-attach"
+        },
+    )
+    batch_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "write the requests the sampler needs now as a Batch API JSONL file "
+            "(custom_id = the request's cache key) without sending anything, e.g. for "
+            "`vllm run-batch`",
+            "metavar": "OUT.jsonl",
+        },
+    )
+    batch_results: str | None = field(
+        default=None,
+        metadata={
+            "help": "ingest a Batch API results file (OpenAI output/error file or `vllm "
+            "run-batch` output) for requests written by --batch-file; answers already "
+            "ingested are skipped",
+            "metavar": "IN.jsonl",
+        },
+    )
+    cancel: bool = field(
+        default=False,
+        metadata={"help": "with --batch: cancel the running batch of this run, keep its answers"},
+    )
+    batch_poll_s: float = field(
+        default=10.0,
+        metadata={"help": "first wait between batch status polls (grows 1.5x, up to 5 min)"},
+    )
 
     def __post_init__(self) -> None:
+        self._check_batch()
         self._check_counts()
         self._check_ranges()
         self._check_labels()
         self._check_splits()
+
+    def _check_batch(self) -> None:
+        chosen = [n for n in ("batch", "batch_file", "batch_results") if getattr(self, n)]
+        if len(chosen) > 1:
+            other = "--" + chosen[0].replace("_", "-")
+            raise ValueError(f"{chosen[1]}: cannot be combined with {other}; pick one")
+        if self.cancel and not self.batch:
+            raise ValueError("cancel: cancels the running batch of --batch (got no --batch)")
+        if self.batch_poll_s <= 0:
+            raise ValueError(f"batch_poll_s: must be > 0 (got {self.batch_poll_s})")
+
+    @property
+    def batch_mode(self) -> bool:
+        """Requests go through batch files or the Batch API, not streamed."""
+        return bool(self.batch or self.batch_file or self.batch_results)
 
     def _check_counts(self) -> None:
         if self.num_examples is not None and self.num_examples <= 0:

@@ -20,6 +20,8 @@ class IssueRecord(TypedDict):
     temperature: float
     key: NotRequired[str]  # label requests: the input group (dedup key) being voted on
     target_label: NotRequired[str]  # synthesize requests of a label set: the label asked for
+    batch: NotRequired[str]  # sent in a batch (local batch name): not lost when a run stops
+    custom_id: NotRequired[str]  # the batch line's custom_id (the request cache key)
 
 
 class DoneRecord(TypedDict):
@@ -75,7 +77,7 @@ class Manifest(TypedDict):
     task: TaskRef
     fingerprint: str
     complete: bool
-    stopped: str | None  # None, "budget", "failures" or "fatal"
+    stopped: str | None  # None, "budget", "failures", "fatal", "batch_pending" or "cancelled"
     message: str
     mode: str
     votes: int

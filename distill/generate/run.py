@@ -204,7 +204,12 @@ def _restore(
     fold = {"issue": state.on_issue, "done": state.on_done, "cancel": state.on_cancel}
     for rec in map(upgrade_record, records):
         fold[rec["event"]](rec)
-    state.forget_in_flight()
+    if cfg.batch_mode:
+        from distill.generate.batch import pending_batched
+
+        state.forget_in_flight(keep=list(pending_batched(records).values()))
+    else:
+        state.forget_in_flight()
     return state, sink
 
 
@@ -214,6 +219,10 @@ def _drive(
     """Open the teacher (only when there is work left) and drive the state to completion."""
     if state.done:
         return DriveResult(None, "", 0.0), {}
+    if session.cfg.batch_mode:
+        from distill.generate.batch import drive_batch
+
+        return asyncio.run(drive_batch(session, state, journal))
     with _quiet_gc():
         return asyncio.run(_drive_async(session, state, journal))
 

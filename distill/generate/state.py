@@ -240,17 +240,26 @@ class SamplerState:
         """No example accepted in the last `window` answers (while short of the target)."""
         return not self.done and self.answers_since_accept >= window
 
-    def forget_in_flight(self) -> None:
+    def forget_in_flight(self, keep: Sequence[IssueRecord] = ()) -> None:
         """After a replay: requests issued but never answered are lost; re-queue their labels.
 
         They get fresh request indices (so fresh seeds): re-sending the exact body of a request
-        the server may already have seen would count as a repeated request.
+        the server may already have seen would count as a repeated request. Requests in `keep`
+        are not lost (a batch still holds them): they stay in flight.
         """
         self.in_flight = {"synth": 0, "label": 0}
         self.synth_label.clear()
         self.label_in_flight.clear()
         for group in self.open.values():
             group.pending = 0
+        for rec in keep:
+            self.in_flight[rec["kind"]] += 1
+            if "target_label" in rec:
+                self.synth_label[rec["index"]] = rec["target_label"]
+                self.label_in_flight[rec["target_label"]] += 1
+            if rec["kind"] == "label":
+                self.groups[rec["key"]].pending += 1
+        for group in self.open.values():
             self._queue_labels(group)
         self.consecutive_failures = 0  # a rerun is the user's explicit retry
 

@@ -89,7 +89,9 @@ def run_pipeline(
         f"\n== generate: {cfgs.generate.num_examples or 'default number of'} examples from teacher "
         f"'{cfgs.teacher.teacher}' -> {data_dir}"
     )
-    generate_data(task, cfgs.generate, cfgs.teacher, data_dir, exclude_inputs=exclude)
+    manifest = generate_data(task, cfgs.generate, cfgs.teacher, data_dir, exclude_inputs=exclude)
+    if manifest["stopped"] in ("batch_pending", "cancelled"):  # the data is not all there yet
+        raise UserError(f"generate: {manifest['message']}; then rerun `distill run`")
     model_dir = run.train(data_dir)
     onnx_dir = run.export(model_dir)
     return run.evaluate(onnx_dir, model_dir, opts.test or held_out_test(data_dir, log))
