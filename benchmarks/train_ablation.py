@@ -176,8 +176,8 @@ def write(args: argparse.Namespace, results: dict) -> None:
         em, ch = r["em"], r["chrf"]
         lines.append(
             f"| {name} | {r['steps']} | {r['best_epoch']} | {100 * em['value']:.1f} "
-            f"[{100 * em['ci'][0]:.1f}, {100 * em['ci'][1]:.1f}] | {ch['value']:.1f} "
-            f"[{ch['ci'][0]:.1f}, {ch['ci'][1]:.1f}] | {r['distinct_answers']} / "
+            f"[{100 * em['ci'][0]:.1f}, {100 * em['ci'][1]:.1f}] | {100 * ch['value']:.1f} "
+            f"[{100 * ch['ci'][0]:.1f}, {100 * ch['ci'][1]:.1f}] | {r['distinct_answers']} / "
             f"{args.test} | {r['train_seconds']} |"
         )
     (RESULTS / f"train_ablation_{args.task}.md").write_text("\n".join(lines) + "\n")
