@@ -3,7 +3,8 @@
 Arms (same data, same model init, same number of examples, one process each, in one run):
   ours             our loop: length-grouped batches, per-batch padding
   hf_grouped       Seq2SeqTrainer + DataCollatorForSeq2Seq (per-batch padding) +
-                   group_by_length=True: the strongest stock baseline, the one compared against
+                   group_by_length (transformers 5: train_sampling_strategy="group_by_length"):
+                   the strongest stock baseline, the one compared against
   hf_dynamic       Seq2SeqTrainer + DataCollatorForSeq2Seq, no grouping (plain per-batch padding)
   hf_pad_max       Seq2SeqTrainer, tokenizer padding='max_length' (the classic recipe; weakest)
 Reports samples/s, real (non-pad) tokens/s, ratios of ours to each baseline (wall clock and
@@ -168,7 +169,8 @@ def baseline(student: Path, rows, batch: int, tmp: Path, arm: str = "hf_pad_max"
         disable_tqdm=True,
         use_cpu=True,
         seed=0,
-        group_by_length=arm == "hf_grouped",
+        # transformers 5 spells group_by_length=True as train_sampling_strategy
+        train_sampling_strategy="group_by_length" if arm == "hf_grouped" else "random",
     )
     collator = None if arm == "hf_pad_max" else DataCollatorForSeq2Seq(tok, model=model)
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=ds, data_collator=collator)

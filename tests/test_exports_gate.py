@@ -111,7 +111,7 @@ def test_gate_passes_a_trained_model(trained, tmp_path):
         model_dir, tmp_path / "onnx", ExportConfig(), heldout=heldout, unlabelled=unlabelled
     )
     gate = report["gate"]
-    assert gate["fp32"]["exact_match"] >= 80.0  # it learned something: the gate is not vacuous
+    assert gate["fp32"]["exact_match"] >= 0.8  # it learned something: the gate is not vacuous
     assert gate["status"] == "passed" and report["runtime_precision"] == "int8"
     d = gate["decision"]
     assert d["n"] == gate["n"] >= 80 and gate["n_labelled"] == 20

@@ -28,7 +28,8 @@ ROWS = [
 
 
 def _run(cmd: list[str]) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     errors = [line for line in proc.stderr.splitlines() if "Error" in line or "rank1]" in line]
     assert proc.returncode == 0, "\n".join(errors[:40]) + proc.stderr[-2000:]
