@@ -131,13 +131,11 @@ def test_bad_student_same_one_line_in_train_and_run(
 
 
 def _check_scores(out: Path, report: dict) -> None:
-    """The scores are those of the predictions, on the held-out split, for every target."""
+    """The scores are those of the predictions, on the held-out test split, for every target."""
     from sacrebleu.metrics import CHRF
 
-    refs = [
-        json.loads(x)["output"]
-        for x in (out / "data" / "validation.jsonl").read_text().splitlines()
-    ]
+    assert report["test"] == str(out / "data" / "test.jsonl")
+    refs = [json.loads(x)["output"] for x in (out / "data" / "test.jsonl").read_text().splitlines()]
     onnx, torch_model, teacher = report["reports"]
     for rep in (onnx, torch_model, teacher):
         assert rep["n"] == len(refs) > 0

@@ -106,6 +106,8 @@ class SamplerState:
                 self.inputs_rejected += 1
             else:
                 self._queue_labels(group)
+        # Label mode labels every input it is given unless --num-examples caps it.
+        self.target = max(self.target, self.cfg.target(self.inputs_total))
 
     def _admit(self, text: str, row: dict[str, Any]) -> Group | None:
         """Open a group for a new input, or reject it (and say why) and return None."""
