@@ -59,20 +59,23 @@ def row(task: str, run: dict) -> dict:
         "student_p50_ms": s_ms,
         "speedup": t_ms / s_ms if s_ms else None,
         "targets": sorted(by_kind),
+        # what the export shipped: int8, or fp32 when int8 failed the gate
+        "precision": "int8" if "int8" in student["name"] else "fp32",
     }
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| task | metric | test n | teacher (95% CI) | int8 student (95% CI) | student / teacher "
-        "| p50 ms teacher / student | speed-up |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | metric | test n | teacher (95% CI) | ONNX student (95% CI) | shipped | "
+        "student / teacher | p50 ms teacher / student | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['task']} | {r['metric']} | {r['n']} | {r['teacher']:.1f} "
             f"[{r['teacher_ci'][0]:.1f}, {r['teacher_ci'][1]:.1f}] | {r['student']:.1f} "
-            f"[{r['student_ci'][0]:.1f}, {r['student_ci'][1]:.1f}] | {r['ratio']:.2f}x | "
+            f"[{r['student_ci'][0]:.1f}, {r['student_ci'][1]:.1f}] | {r['precision']} | "
+            f"{r['ratio']:.2f}x | "
             f"{r['teacher_p50_ms']:.0f} / {r['student_p50_ms']:.1f} | {r['speedup']:.0f}x |"
         )
     return "\n".join(lines) + "\n"
