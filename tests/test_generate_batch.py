@@ -344,3 +344,16 @@ def test_a_batch_that_runs_nothing_stops_instead_of_looping(tmp_path):
             server.submissions == 2 and server.batch_submissions[1] == server.batch_submissions[0]
         )
     assert m["complete"]
+
+
+def test_poll_interval_grows_but_stays_within_20x_the_first_and_5_minutes() -> None:
+    """1.5x per poll, capped at 20x --batch-poll-s (a short interval stays short) and 300 s."""
+    from distill.generate.batch import next_poll_wait
+
+    waits = [0.05]
+    for _ in range(12):
+        waits.append(next_poll_wait(waits[-1], 0.05))
+    assert waits[:4] == pytest.approx([0.05, 0.075, 0.1125, 0.16875])
+    assert max(waits) == pytest.approx(1.0) and waits[-1] == pytest.approx(1.0)
+    assert next_poll_wait(250.0, 60.0) == 300.0
+    assert next_poll_wait(10.0, 10.0) == 15.0

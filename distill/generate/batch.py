@@ -47,6 +47,16 @@ if TYPE_CHECKING:
 REQUESTS = "batch_requests.jsonl"  # every batch line ever prepared (resubmission reads it)
 BATCHES = "batches.jsonl"  # submitted / finished events of --batch (re-attach reads it)
 MAX_POLL_S = 300.0
+MAX_POLL_GROWTH = 20.0  # the interval never grows past 20x the first one (--batch-poll-s)
+
+
+def next_poll_wait(wait: float, first: float) -> float:
+    """The next wait between status polls: 1.5x the last, at most 20x the first and 5 min.
+
+    Capping by the first interval keeps a short --batch-poll-s short: a batch that finishes
+    late is then noticed within 20 intervals, not after a wait that grew without bound.
+    """
+    return min(wait * 1.5, first * MAX_POLL_GROWTH, MAX_POLL_S)
 
 
 def pending_batched(records: Iterable[dict[str, Any]]) -> dict[str, IssueRecord]:
@@ -431,14 +441,14 @@ async def _poll(batcher: _Batcher, client: BatchClient, live: _Live) -> BatchSta
     leaves the batch running and says how to re-attach."""
     from tqdm import tqdm
 
-    wait = batcher.session.cfg.batch_poll_s
+    wait = first = batcher.session.cfg.batch_poll_s
     started = time.monotonic()
     bar = tqdm(desc=f"batch {live.batch_id}", unit="req", dynamic_ncols=True)
     try:
         while not (status := await client.retrieve(live.batch_id)).finished:
             _show(bar, status, batcher, started)
             await asyncio.sleep(wait)
-            wait = min(wait * 1.5, MAX_POLL_S)
+            wait = next_poll_wait(wait, first)
         _show(bar, status, batcher, started)
         return status
     except (asyncio.CancelledError, KeyboardInterrupt):

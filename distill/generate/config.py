@@ -237,7 +237,9 @@ class GenerateConfig:
     )
     batch_poll_s: float = field(
         default=10.0,
-        metadata={"help": "first wait between batch status polls (grows 1.5x, up to 5 min)"},
+        metadata={
+            "help": "first wait between batch status polls (grows 1.5x, up to 20x this and 5 min)"
+        },
     )
 
     def __post_init__(self) -> None:
