@@ -209,6 +209,31 @@ def test_label_mode_rejects_out_of_set_and_canonicalises(tmp_path):
     assert m["counts"]["accepted_per_teacher_pair"] is None  # no synthesized pairs in label mode
 
 
+def test_label_mode_keeps_every_label_of_skewed_real_inputs(tmp_path):
+    """The label-lead cap balances synthesized data only: in label mode the inputs are the
+    user's real ones, so a skewed label distribution is kept whole (no label_over_share)."""
+    inputs = tmp_path / "inputs.jsonl"
+    texts = [f"a good kettle number {i}" for i in range(30)] + ["a bad toaster"]
+    inputs.write_text("".join(json.dumps({"input": t}) + "\n" for t in texts))
+    task = TaskSpec(
+        name="sentiment",
+        instruction="Is the review favourable?",
+        demonstrations=(Demonstration("love it", "positive"), Demonstration("awful", "negative")),
+    )
+    with FakeOpenAIServer(label_responder) as server:
+        cfg = GenerateConfig(
+            inputs=str(inputs),
+            labels=["positive", "negative"],
+            votes=1,
+            max_label_lead=2,
+            near_dup_threshold=1.0,
+        )
+        m = run_generate(task, cfg, teacher(server, in_flight=4), tmp_path / "run")
+    assert m["counts"]["per_label"]["accepted"] == {"positive": 30, "negative": 1}
+    assert m["counts"]["per_label"]["label_over_share"] == 0
+    assert m["counts"]["inputs"] == {"total": 31, "labelled": 31, "rejected": 0, "left": 0}
+
+
 def dates_responder(body: dict, index: int) -> str:
     """One well-formed date, one ISO date (wrong shape), one DD/MM date (month 20)."""
     seed = int(body["seed"]) % 1000

@@ -155,10 +155,10 @@ class GenerateConfig:
     max_label_lead: int = field(
         default=10,
         metadata={
-            "help": "with a label set, reject an example whose label is already this many "
-            "examples ahead of the least-filled label (scaled by the label weights) as "
+            "help": "with a label set, reject a synthesized example whose label is already this "
+            "many examples ahead of the least-filled label (scaled by the label weights) as "
             "label_over_share, so a teacher that drifts to one label cannot skew the set; "
-            "0 turns this off"
+            "label mode never applies it (given inputs keep their real labels); 0 turns it off"
         },
     )
     format_check: bool = field(

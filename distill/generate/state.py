@@ -442,7 +442,9 @@ class SamplerState:
         winner = vote.winner
         if self.labels is not None:  # a CoT winner is the parsed answer: spell it as the set
             winner = self.labels.canonical(winner) or winner
-            if over_share(self.labels, self.kept_by_label, winner, self.cfg.max_label_lead):
+            # The cap balances what the teacher writes; given inputs keep their real labels.
+            lead = self.cfg.max_label_lead if self.mode != "label" else 0
+            if over_share(self.labels, self.kept_by_label, winner, lead):
                 self._reject(F.LABEL_OVER_SHARE, {"input": group.input, "output": winner})
                 return
             self.kept_by_label[winner] += 1
