@@ -263,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate", type=int, help="examples to generate (overrides the size)")
     parser.add_argument("--test", type=int, help="test examples (overrides the size)")
     parser.add_argument(
+        "--tag",
+        help="suffix of the run dir and result files, e.g. g1000 for a larger training set "
+        "(copy another run's data/teacher_cache.sqlite in first to reuse its teacher answers)",
+    )
+    parser.add_argument(
         "--eval-limit", type=int, help="evaluate on the first N test examples only (time budget)"
     )
     parser.add_argument(
@@ -286,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         suffix += f"-t{sizes.test}"
     if args.data_mode != "label":
         suffix += f"-{args.data_mode}"
+    if args.tag:
+        suffix += f"-{args.tag}"
     run_dir = Path(args.runs) / f"{args.task}{suffix}"
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = LOADERS[args.task]()

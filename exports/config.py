@@ -43,7 +43,16 @@ class ExportConfig:
         default=200,
         metadata={
             "help": "inputs the quality gate compares: held-out pairs first, topped up with "
-            "training inputs (int8-vs-fp32 agreement needs no labels)"
+            "training pairs (int8 and fp32 are compared on the same references)"
+        },
+    )
+    gate_metric: str = field(
+        default="auto",
+        metadata={
+            "help": "what the int8 gate bounds: exact_match (a share of changed answers, exact "
+            "binomial), chrf (corpus chrF++ drop, paired bootstrap) or auto (exact_match when "
+            "the gate's references form a label set of at most 20 values, else chrf)",
+            "choices": ["auto", "exact_match", "chrf"],
         },
     )
     gate_batch_size: int = field(
@@ -53,6 +62,10 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if self.quantize not in ("int8", "none"):
             raise ValueError(f"quantize: must be 'int8' or 'none' (got {self.quantize!r})")
+        if self.gate_metric not in ("auto", "exact_match", "chrf"):
+            raise ValueError(
+                f"gate_metric: must be auto, exact_match or chrf (got {self.gate_metric!r})"
+            )
         if self.max_quality_drop < 0:
             raise ValueError(f"max_quality_drop: must be >= 0 (got {self.max_quality_drop})")
         if self.max_heldout < 0:

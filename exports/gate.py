@@ -2,9 +2,10 @@
 
 Two checks on the gate inputs (held-out pairs, topped up with unlabelled inputs): fp32 ONNX
 greedy must equal PyTorch greedy token for token (the export is faithful), and int8 must pass
-the decision rule of `exports.int8_rule` (an exact binomial bound on the share of inputs where
-int8 may be worse than fp32, within `max_quality_drop` points), which accounts for how many
-inputs were compared. Without inputs the gate fails closed: int8 does not ship. Exact match
+the decision rule of `exports.int8_rule` (on a label set, an exact binomial bound on the share of
+inputs where int8 may be worse than fp32; on free text, a paired-bootstrap bound on the corpus
+chrF++ drop; either within `max_quality_drop` points), which accounts for how many inputs were
+compared. Without inputs the gate fails closed: int8 does not ship. Exact match
 and chrF++ (0-1 fractions from `common.metrics`) of both precisions on the labelled inputs are
 reported for information.
 """
@@ -27,7 +28,7 @@ class GateReport(TypedDict):
     n: int  # gate inputs run
     int8_ok: bool  # int8 may ship
     reason: NotRequired[str]  # why it failed or was skipped
-    n_labelled: NotRequired[int]  # of which held-out pairs with a reference
+    n_labelled: NotRequired[int]  # of which with a reference (held-out, then training pairs)
     fp32_token_parity: NotRequired[float]  # share of inputs with identical greedy ids
     fp32: NotRequired[dict[str, float]]  # quality() of fp32 ONNX on the labelled inputs
     int8: NotRequired[dict[str, float]]  # quality() of int8 ONNX on the labelled inputs
@@ -64,7 +65,7 @@ def run_gate(
     if gate["status"] == "failed" or cfg.quantize != "int8":
         return gate
     int8_texts = OnnxSeq2Seq(out, precision="int8").generate(inputs, batch_size=cfg.gate_batch_size)
-    return _int8_verdict(gate, fp32_texts, int8_texts, refs, cfg.max_quality_drop)
+    return _int8_verdict(gate, fp32_texts, int8_texts, refs, cfg.max_quality_drop, cfg.gate_metric)
 
 
 def _no_inputs(cfg: ExportConfig) -> GateReport:
@@ -104,9 +105,10 @@ def _int8_verdict(
     int8_texts: list[str],
     refs: list[str | None],
     max_drop: float,
+    metric: str = "auto",
 ) -> GateReport:
-    """Pass int8 when the rule's 95% bound on possibly-worse inputs is within `max_drop`."""
-    from exports.int8_rule import decide
+    """Pass int8 when the rule's 95% bound (exact match or chrF++) is within `max_drop`."""
+    from exports.int8_rule import choose_metric, decide, decide_chrf
 
     labelled = [i for i, y in enumerate(refs) if y is not None]
     if labelled:
@@ -115,12 +117,14 @@ def _int8_verdict(
         gate["int8_drop_points"] = round(drop, 3)
     agree = sum(a == b for a, b in zip(int8_texts, fp32_texts, strict=True))
     gate["int8_agrees_with_fp32"] = agree / len(refs)
-    decision = decide(fp32_texts, int8_texts, refs, max_drop)
+    rule = decide_chrf if choose_metric(refs, metric) == "chrf" else decide
+    decision = rule(fp32_texts, int8_texts, refs, max_drop)
     gate["decision"] = decision.as_dict()
     if not decision.passed:
+        what = "a corpus chrF++ drop" if decision.metric == "chrf" else "a share of worse inputs"
         reason = (
             f"int8 may be worse than fp32 on {decision.possibly_worse}/{decision.n} gate "
-            f"inputs: 95% upper bound {decision.upper_bound_points:.2f} points > "
+            f"inputs: 95% upper bound on {what} {decision.upper_bound_points:.2f} points > "
             f"max_quality_drop {max_drop}; the int8 graphs were removed and fp32 kept"
         )
         return {**gate, "status": "failed", "reason": reason, "int8_ok": False}

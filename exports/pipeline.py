@@ -36,12 +36,13 @@ def export_model(
     cfg: ExportConfig,
     *,
     heldout: list[tuple[str, str]] | None = None,
+    training: list[tuple[str, str]] | None = None,
     unlabelled: list[str] | None = None,
 ) -> ExportReport:
     """Export `model_dir` into `out_dir` (replaced only when complete); returns the report.
 
-    The gate runs on `heldout` pairs first, then `unlabelled` inputs, `cfg.max_heldout` in
-    all. Raises ExportError (with the directory written, fp32 kept) when a gate fails.
+    The gate runs on `heldout` pairs first, then `training` pairs, then `unlabelled` inputs
+    (no reference), `cfg.max_heldout` in all. Raises ExportError (with the directory written, fp32 kept) when a gate fails.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / META_FILE).is_file():
@@ -49,7 +50,8 @@ def export_model(
             f"{model_dir / META_FILE}: not found (not a model dir from distill train?)"
         )
     with atomic_dir(out_dir) as tmp:
-        rows = _gate_rows(heldout or [], unlabelled or [], cfg.max_heldout)
+        extra = [*(training or []), *((x, None) for x in unlabelled or [])]
+        rows = _gate_rows(heldout or [], extra, cfg.max_heldout)
         report = _build(model_dir, tmp, cfg, rows)
     if report["gate"]["status"] == "failed":
         raise ExportError(report["gate"]["reason"], report)
@@ -57,17 +59,17 @@ def export_model(
 
 
 def _gate_rows(
-    heldout: list[tuple[str, str]], unlabelled: list[str], cap: int
+    heldout: list[tuple[str, str]], extra: list[tuple[str, str | None]], cap: int
 ) -> list[tuple[str, str | None]]:
-    """Labelled pairs first, then distinct unlabelled inputs (reference None), `cap` in all."""
+    """Held-out pairs first, then distinct extra rows (reference None if unlabelled), `cap` in all."""
     rows: list[tuple[str, str | None]] = list(heldout[:cap])
     seen = {x for x, _ in rows}
-    for x in unlabelled:
+    for x, y in extra:
         if len(rows) >= cap:
             break
         if x not in seen:
             seen.add(x)
-            rows.append((x, None))
+            rows.append((x, y))
     return rows
 
 

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from exports.int8_rule import decide, possibly_worse, rows_needed, upper_bound
+from common.metrics import chrf
+from exports.int8_rule import (
+    choose_metric,
+    decide,
+    decide_chrf,
+    possibly_worse,
+    rows_needed,
+    upper_bound,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -50,6 +58,53 @@ def test_possibly_worse_uses_references_when_there_are_some():
     assert not possibly_worse("x", "y", "z")  # both wrong: exact match cannot drop
     assert not possibly_worse("x", "y", "y")  # int8 right
     assert not possibly_worse("x ", "x", None)
+
+
+def test_choose_metric_exact_match_on_a_label_set_chrf_on_free_text():
+    labels = ["positive", "negative", "neutral"] * 30 + [None] * 10
+    free = [f"2024-01-{d:02d}" for d in range(1, 26)]
+    assert choose_metric(labels) == "exact_match"
+    assert choose_metric(free) == "chrf"  # 25 distinct references > 20
+    assert choose_metric(free[:20]) == "exact_match"  # 20 distinct: still a label set
+    assert choose_metric([None] * 100) == "exact_match"  # no references: the stricter rule
+    assert choose_metric(free, "exact_match") == "exact_match"  # an explicit choice wins
+
+
+def _dates(n: int) -> list[str]:
+    return [f"2024-{1 + i % 12:02d}-{1 + i % 28:02d} {i % 24:02d}:00" for i in range(n)]
+
+
+def test_chrf_rule_measures_the_corpus_drop_it_reports():
+    """The observed drop is corpus chrF++ of fp32 minus int8 against the same references, and
+    rows without a reference are scored against fp32's own output."""
+    refs = _dates(100)
+    fp32 = list(refs)
+    int8 = [r[:10] if i % 10 == 0 else r for i, r in enumerate(refs)]  # 10 lose their time
+    with_none: list[str | None] = [None if i % 2 else r for i, r in enumerate(refs)]
+    d = decide_chrf(fp32, int8, with_none, 5.0)
+    expected = 100.0 * (chrf(fp32, refs) - chrf(int8, refs))  # fp32 == refs, so None == ref
+    assert d.metric == "chrf" and d.possibly_worse == 10 and d.n == 100
+    assert d.mean_drop_points == pytest.approx(expected, abs=1e-3)
+    assert d.upper_bound_points > d.mean_drop_points > 0
+
+
+def test_chrf_rule_passes_small_changes_and_fails_large_ones():
+    """A few trimmed clock times on 200 dates pass a 5-point gate (the exact-match rule would
+    count every change as a loss and fail); garbling a third of the outputs fails."""
+    refs = _dates(200)
+    small = [r[:10] if i % 25 == 0 else r for i, r in enumerate(refs)]  # 8 of 200 changed
+    garbled = ["1999-12-31" if i % 3 == 0 else r for i, r in enumerate(refs)]
+    assert decide_chrf(refs, small, list(refs), 5.0).passed
+    assert not decide(refs, small, list(refs), 5.0).passed  # 8/200: bound 7.1 points > 5
+    failed = decide_chrf(refs, garbled, list(refs), 5.0)
+    assert not failed.passed and failed.upper_bound_points > 5.0
+
+
+def test_chrf_rule_fails_closed_on_too_few_rows():
+    refs = _dates(58)
+    assert not decide_chrf(refs, refs, list(refs), 5.0).passed  # no change, but 58 < 59 rows
+    assert decide_chrf(_dates(59), _dates(59), _dates(59), 5.0).passed
+    assert not decide_chrf([], [], [], 5.0).passed
 
 
 def _sample(rng: random.Random) -> str:

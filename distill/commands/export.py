@@ -62,12 +62,14 @@ def _print_summary(report: dict, out: Path, source: str) -> None:
         f"int8 {mb(sizes['onnx_int8_bytes'])}"
     )
     print(
-        f"  gate ({gate['n']} inputs, {gate.get('n_labelled', 0)} labelled from {source}): "
+        f"  gate ({gate['n']} inputs, {gate.get('n_labelled', 0)} with references: held-out "
+        f"from {source}, then training pairs): "
         f"{gate['status']}"
         + (f", fp32 token parity {gate['fp32_token_parity']:.3f}" if gate["n"] else "")
         + (f", int8 drop {gate['int8_drop_points']} points" if "int8_drop_points" in gate else "")
         + (
-            f", int8 possibly worse on {d['possibly_worse']}/{d['n']} (95% bound "
+            f", int8 changed or possibly worse on {d['possibly_worse']}/{d['n']} "
+            f"({d.get('metric', 'exact_match')} rule: 95% bound "
             f"{d['upper_bound_points']} <= {d['max_drop_points']}?)"
             if (d := gate.get("decision"))
             else ""

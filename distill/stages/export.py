@@ -49,12 +49,16 @@ def heldout_pairs(
     return pairs[:cap], f"{model_dir / META_FILE} (heldout)" if pairs else "none"
 
 
-def unlabelled_inputs(model_dir: Path) -> list[str]:
-    """Training inputs next to the model dir (RUN/data/train.jsonl): extra gate inputs."""
+def training_pairs(model_dir: Path) -> list[tuple[str, str]]:
+    """Training pairs next to the model dir (RUN/data/train.jsonl): extra gate rows.
+
+    Their outputs are the references both precisions are scored against: the gate compares
+    int8 with fp32 on the same targets, so the pairs need not be held out.
+    """
     path = model_dir.parent / "data" / "train.jsonl"
     if not path.is_file() or not path.stat().st_size:
         return []
-    return [r["input"] for r in read_jsonl(path)]
+    return [(r["input"], r["output"]) for r in read_jsonl(path)]
 
 
 def export_student(
@@ -71,7 +75,7 @@ def export_student(
     pairs, source = heldout_pairs(model_dir, heldout, cfg.max_heldout)
     try:
         report = export_model(
-            model_dir, out, cfg, heldout=pairs, unlabelled=unlabelled_inputs(model_dir)
+            model_dir, out, cfg, heldout=pairs, training=training_pairs(model_dir)
         )
         return ExportOutcome(report, source)
     except ExportError as exc:
