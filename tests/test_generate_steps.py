@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import unicodedata
 
+import numpy as np
 import pytest
+import xxhash
 
 from distill.generate import filters as F
 from distill.generate.config import GenerateConfig
-from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
+from distill.generate.dedup import LeakGuard, NearDupIndex, input_key, lsh_params
 from distill.generate.prompts import (
     PromptBudget,
     label_messages,
@@ -18,7 +22,8 @@ from distill.generate.prompts import (
     synth_messages,
 )
 from distill.generate.schedule import temperature_at
-from distill.generate.store import read_log, split_examples, truncate_torn_tail
+from distill.generate.state import SamplerState
+from distill.generate.store import LogWriter, read_log, split_examples, truncate_torn_tail
 from distill.generate.vote import final_answer, majority_vote, normalise_text
 
 
@@ -206,3 +211,139 @@ def test_journal_lines_of_the_old_format_replay_under_the_new_keys() -> None:
     }
     new = {"event": "done", "index": 3, "kind": "synth", "text": "[]"}
     assert upgrade_record(dict(new)) == new
+
+
+# ---------------------------------------------------------------- the sampler's hot path, pinned
+# The hot path (normalisation, MinHash, LSH bucket keys, journal lines) was rewritten for speed
+# (issue #16); these tests pin it to plain reference implementations and to exact values.
+
+BATTERY = "the battery died after two days and support never answered my emails"
+
+
+def _reference_normalise(text: str) -> str:
+    """`normalise_text(..., lowercase=True)` as first written: a regex over whitespace runs."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+def _reference_minhash(text: str, num_perm: int = 128, seed: int = 1) -> list[int]:
+    """MinHash the plain way: permutation i maps a shingle hash h to (a_i * h + b_i) mod 2^32,
+    with a_i, b_i drawn from RandomState(seed) (a_i odd); the signature is the min per i."""
+    rng = np.random.RandomState(seed)
+    a = [int(x) | 1 for x in rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64)]
+    b = [int(x) for x in rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64)]
+    words = _reference_normalise(text).split()
+    grams = set(words) | {f"{x} {y}" for x, y in itertools.pairwise(words)}
+    hashes = [xxhash.xxh32_intdigest(g.encode("utf-8")) for g in grams]
+    return [min((ai * h + bi) % (1 << 32) for h in hashes) for ai, bi in zip(a, b, strict=True)]
+
+
+def test_normalise_text_collapses_exactly_the_regex_whitespace():
+    everything = "".join(map(chr, itertools.chain(range(0xD800), range(0xE000, 0x110000))))
+    spaces = re.findall(r"\s", everything)
+    assert spaces == list(filter(str.isspace, everything))  # split() and \s agree everywhere
+    texts = [
+        "".join(spaces) + "A" + "".join(spaces) + "ｂ\u00a0c" + "".join(reversed(spaces)),
+        "  Ｆｕｌｌ\u3000width\tand\u2028line\x1cseparators\u0085 ",
+        "",
+        "plain",
+    ]
+    for text in texts:
+        assert normalise_text(text, lowercase=True) == _reference_normalise(text)
+    assert normalise_text(texts[1]) == "Full width and line separators"
+
+
+def test_minhash_equals_a_plain_reference_with_pinned_values():
+    idx = NearDupIndex(0.5)
+    others = [
+        BATTERY.replace("two", "three"),
+        "Ｔhe  battery died after TWO days and support never answered my emails!",
+        "sturdy quiet and it arrived a day early, would buy again",
+        "the battery died after two days",
+    ]
+    base = idx.minhash(BATTERY)
+    assert base is not None
+    assert base.values[:6].tolist() == [
+        34940361,
+        111887619,
+        200918583,
+        655789722,
+        97617647,
+        43587479,
+    ]
+    for text in [BATTERY, *others]:
+        sig = idx.minhash(text)
+        assert sig is not None and sig.values.dtype == np.uint32
+        assert sig.values.tolist() == _reference_minhash(text)
+        # bucket keys: each band's rows as raw bytes, as LSH indexes have always keyed them
+        bands, rows = lsh_params(0.5, 128)
+        assert (bands, rows) == (25, 5)
+        assert sig.bands == [sig.values[i * rows : (i + 1) * rows].tobytes() for i in range(bands)]
+    # equal signature rows out of 128: the Jaccard estimates the near-duplicate test compares
+    agree = [int(np.count_nonzero(idx.minhash(t).values == base.values)) for t in others]
+    assert agree == [105, 110, 3, 66]
+    assert idx.minhash("three words only") is None  # short: exact dedup only
+    assert NearDupIndex(1.0).minhash(BATTERY) is None  # disabled
+
+
+def test_admission_decisions_equal_the_separate_checks():
+    """The state normalises and hashes an input once for the duplicate, leak and near-duplicate
+    checks; its decisions must equal those of the public checks called one by one."""
+    long = "we waited for the delivery all week and the parcel finally came on a rainy friday"
+    crushed = "my order came two weeks late and the box was crushed but all of it still worked"
+    protected = ["red green blue", crushed]
+    inputs = [
+        long,
+        "  WE waited for the delivery all week and the parcel finally came on a rainy friday",
+        long.replace("rainy", "sunny"),  # near-duplicate
+        long.replace("parcel", "box").replace("week", "month").replace("rainy", "cold"),
+        "Red green BLUE",  # exact leak
+        crushed.upper() + " indeed",  # near leak
+        "20.08.2010",
+        "21.08.2010",
+        "20.08.2010 ",
+        "   ",
+        BATTERY,
+        "Ｔhe  battery died after TWO days and support never answered my emails",
+        "sturdy quiet and it arrived a day early, would buy again",
+    ]
+    rows: list[tuple[str, dict]] = []
+    state = SamplerState(
+        GenerateConfig(num_examples=100), protected, lambda k, r: rows.append((k, r))
+    )
+    guard, near, keys = LeakGuard(protected, 0.8), NearDupIndex(0.8), set()
+    expected = []
+    for n, text in enumerate(inputs):
+        if not text.strip():
+            reason = F.EMPTY_INPUT
+        elif input_key(text) in keys:
+            reason = F.DUPLICATE
+        elif guard.leaks(text):
+            reason = F.LEAK
+        elif near.query(text):
+            reason = F.NEAR_DUPLICATE
+        else:
+            reason = None
+            keys.add(input_key(text))
+            near.add(text)
+        expected.append(reason)
+        state.on_issue({"event": "issue", "index": n, "kind": "synth", "temperature": 0.5})
+        answer = json.dumps([{"input": text, "output": f"output {n}"}])
+        state.on_done({"event": "done", "index": n, "kind": "synth", "text": answer})
+    got = [r.get("reason") for _, r in rows]
+    assert got == expected
+    assert got[4:6] == [F.LEAK, F.LEAK] and got[2] == F.NEAR_DUPLICATE  # each path is taken
+
+
+def test_log_writer_lines_are_json_dumps_in_utf8(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"old": 1}\n{"torn": ')
+    rows = [
+        {"event": "done", "index": 3, "text": 'Zoë said "hi"\n\u2028 ☃ \x00', "error": None},
+        {"k": [1, 2.5, True, -0.0], "nested": {"ü": "\\"}},
+    ]
+    writer = LogWriter(path)
+    for row in rows:
+        writer(row)
+    writer.close()
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    assert path.read_bytes() == b'{"old": 1}\n' + lines.encode("utf-8")

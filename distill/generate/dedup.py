@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 import xxhash
@@ -21,12 +22,17 @@ from distill.generate.vote import normalise_text
 
 def input_key(text: str) -> str:
     """Stable 16-hex-digit key of a normalised input (the unit of dedup and of voting)."""
-    return xxhash.xxh3_64_hexdigest(normalise_text(text, lowercase=True).encode("utf-8"))
+    return normalised_key(normalise_text(text, lowercase=True))
+
+
+def normalised_key(norm: str) -> str:
+    """`input_key` of a text already normalised with `normalise_text(..., lowercase=True)`."""
+    return xxhash.xxh3_64_hexdigest(norm.encode("utf-8"))
 
 
 def _shingles(words: list[str]) -> set[str]:
     """Word unigrams and bigrams (of an already normalised text)."""
-    return set(words) | {f"{a} {b}" for a, b in itertools.pairwise(words)}
+    return {*words, *map(" ".join, itertools.pairwise(words))}
 
 
 @functools.lru_cache(maxsize=64)
@@ -45,6 +51,14 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
+class Signature(NamedTuple):
+    """A text's MinHash and its LSH bucket keys (valid for indexes with the same threshold,
+    `num_perm` and seed, which share permutations and bands)."""
+
+    values: np.ndarray  # (num_perm,) uint32: min over shingles of each permuted hash
+    bands: list[bytes]  # one key a band: the band's rows as raw bytes
+
+
 class NearDupIndex:
     """MinHash LSH over inputs: `query` says whether a similar input was already added.
 
@@ -53,7 +67,9 @@ class NearDupIndex:
     the buckets are verified against their stored signature (estimated Jaccard >= threshold),
     so the LSH's false positives are dropped. Why not datasketch itself: measured here at 256
     requests in flight it cost ~110 us an input (MinHash object set-up plus per-band byteswaps),
-    two thirds of the sampler's CPU; this costs ~25 us and gives the same estimates.
+    two thirds of the sampler's CPU; this costs ~12 us and gives the same estimates.
+    A text is hashed once (`Signature`, bucket keys included) for the leak guard's query, this
+    index's query and the add.
     """
 
     def __init__(self, threshold: float, *, num_perm: int = 128, min_words: int = 4, seed: int = 1):
@@ -65,24 +81,35 @@ class NearDupIndex:
         self._a = rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64).astype(np.uint32) | 1
         self._b = rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64).astype(np.uint32)
         bands, rows = lsh_params(threshold, num_perm) if self.enabled else (1, num_perm)
-        self._ranges = [(i * rows, (i + 1) * rows) for i in range(bands)]
+        # byte ranges of the bands in the signature's raw bytes (4 bytes a row)
+        self._ranges = [(4 * i * rows, 4 * (i + 1) * rows) for i in range(bands)]
         self._tables: list[dict[bytes, list[int]]] = [{} for _ in range(bands)]
         self._sigs: list[np.ndarray] = []
 
-    def minhash(self, text: str) -> np.ndarray | None:
-        """The (num_perm,) uint32 signature of `text`; None when disabled or the text is short."""
+    def minhash(self, text: str) -> Signature | None:
+        """The signature of `text`; None when disabled or the text is short."""
         if not self.enabled:
             return None
-        words = normalise_text(text, lowercase=True).split()
+        return self.minhash_normalised(normalise_text(text, lowercase=True))
+
+    def minhash_normalised(self, norm: str) -> Signature | None:
+        """`minhash` of a text already normalised with `normalise_text(..., lowercase=True)`."""
+        if not self.enabled:
+            return None
+        words = norm.split()
         if len(words) < self.min_words:
             return None
         grams = _shingles(words)
-        hv = np.fromiter((xxhash.xxh32_intdigest(g.encode()) for g in grams), np.uint32, len(grams))
-        # (grams, num_perm) permuted hashes; uint32 arithmetic wraps (mod 2^32) on purpose
-        with np.errstate(over="ignore"):
-            return (np.multiply.outer(hv, self._a) + self._b).min(axis=0)
+        hv = np.array(list(map(xxhash.xxh32_intdigest, map(str.encode, grams))), np.uint32)
+        # (grams, num_perm) permuted hashes; uint32 array arithmetic wraps (mod 2^32) on
+        # purpose, and numpy never warns about integer overflow in array operations.
+        permuted = np.multiply.outer(hv, self._a)
+        np.add(permuted, self._b, out=permuted)
+        values = permuted.min(axis=0)
+        raw = values.tobytes()
+        return Signature(values, [raw[lo:hi] for lo, hi in self._ranges])
 
-    def query(self, text: str, sig: np.ndarray | None = None) -> bool:
+    def query(self, text: str, sig: Signature | None = None) -> bool:
         """True when an added input has estimated Jaccard similarity >= threshold."""
         if not self._sigs:  # nothing indexed (e.g. only short protected inputs): no hashing
             return False
@@ -90,23 +117,24 @@ class NearDupIndex:
         if sig is None:
             return False
         seen: set[int] = set()
-        for table, (lo, hi) in zip(self._tables, self._ranges, strict=True):
-            for cand in table.get(sig[lo:hi].tobytes(), ()):
+        need = self.threshold * sig.values.size
+        for table, band in zip(self._tables, sig.bands, strict=True):
+            for cand in table.get(band, ()):
                 if cand not in seen:
                     seen.add(cand)
-                    if np.count_nonzero(self._sigs[cand] == sig) >= self.threshold * sig.size:
+                    if np.count_nonzero(self._sigs[cand] == sig.values) >= need:
                         return True
         return False
 
-    def add(self, text: str, sig: np.ndarray | None = None) -> None:
+    def add(self, text: str, sig: Signature | None = None) -> None:
         """Index `text` for later queries (no-op for short inputs or when disabled)."""
         sig = sig if sig is not None else self.minhash(text)
         if sig is None:
             return
         ident = len(self._sigs)
-        self._sigs.append(sig)
-        for table, (lo, hi) in zip(self._tables, self._ranges, strict=True):
-            table.setdefault(sig[lo:hi].tobytes(), []).append(ident)
+        self._sigs.append(sig.values)
+        for table, band in zip(self._tables, sig.bands, strict=True):
+            table.setdefault(band, []).append(ident)
 
     def check_and_add(self, text: str) -> bool:
         """Query then add when new; returns True if `text` was a near-duplicate."""
@@ -134,10 +162,11 @@ class LeakGuard:
             self._near.add(t)
         self.size = len(self._keys)
 
-    def leaks(self, text: str, m=None) -> bool:
+    def leaks(self, text: str, m: Signature | None = None, key: str | None = None) -> bool:
         """True when `text` matches a protected input exactly (normalised) or nearly.
 
         `m`: the text's signature from a NearDupIndex with the same threshold and seed (same
-        permutations), to hash each input once.
+        permutations), and `key` its `input_key`, to normalise and hash each input once.
         """
-        return input_key(text) in self._keys or self._near.query(text, m)
+        key = key if key is not None else input_key(text)
+        return key in self._keys or self._near.query(text, m)

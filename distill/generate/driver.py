@@ -61,6 +61,7 @@ class Driver:
         self.on_progress = on_progress
         self.budget = PromptBudget(teacher.context_length, cfg.max_tokens)
         self.label_prompts: dict[str, list[dict[str, str]]] = {}
+        self._conditions_of: dict[str | None, SynthConditions | None] = {}  # by target label
         self.sampler_s = 0.0
 
     def messages_for(self, rec: IssueRecord) -> list[dict[str, str]]:
@@ -103,8 +104,14 @@ class Driver:
 
     def _conditions(self, rec: IssueRecord) -> SynthConditions | None:
         """The label and attributes a synthesize request asks for (None: neither, which keeps
-        the prompt of a run without them byte-identical, and so its cache entries usable)."""
+        the prompt of a run without them byte-identical, and so its cache entries usable).
+        Built once a label: they only depend on the label and the settings."""
         label = rec.get("target_label")
+        if label not in self._conditions_of:
+            self._conditions_of[label] = self._make_conditions(label)
+        return self._conditions_of[label]
+
+    def _make_conditions(self, label: str | None) -> SynthConditions | None:
         if label is None and not self.cfg.attribute_prompts:
             return None
         return SynthConditions(

@@ -14,7 +14,7 @@ import functools
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 Pair = tuple[str, str]
@@ -235,13 +235,16 @@ def parse_pairs(text: str) -> list[Pair]:
     return [(a.strip(), b.strip()) for a, b in _IO_LINES.findall(text)]
 
 
-def _json_candidates(text: str) -> list[str]:
-    out = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+def _json_candidates(text: str) -> Iterator[str]:
+    """Fenced blocks, the whole text, then the outermost [...] and {...}; lazily, since the
+    first candidate that parses ends the search (usually the whole text)."""
+    for m in _FENCE.finditer(text):
+        yield m.group(1)
+    yield text
     for open_c, close_c in (("[", "]"), ("{", "}")):
         start, end = text.find(open_c), text.rfind(close_c)
         if 0 <= start < end:
-            out.append(text[start : end + 1])
-    return out
+            yield text[start : end + 1]
 
 
 def _pairs_from_json(candidate: str) -> list[Pair]:

@@ -20,13 +20,13 @@ from typing import Any
 
 from distill.generate import filters as F
 from distill.generate.config import GenerateConfig
-from distill.generate.dedup import LeakGuard, NearDupIndex, input_key
+from distill.generate.dedup import LeakGuard, NearDupIndex, normalised_key
 from distill.generate.labels import next_label, over_share
 from distill.generate.prompts import Pair, parse_label, parse_pairs
 from distill.generate.records import CancelRecord, DoneRecord, IssueRecord
 from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
-from distill.generate.vote import final_answer, majority_vote
+from distill.generate.vote import final_answer, majority_vote, normalise_text
 
 Emit = Callable[[str, dict[str, Any]], None]
 NO_VALID_OUTPUT = "no_valid_output"
@@ -109,21 +109,34 @@ class SamplerState:
         # Label mode labels every input it is given unless --num-examples caps it.
         self.target = max(self.target, self.cfg.target(self.inputs_total))
 
-    def _admit(self, text: str, row: dict[str, Any]) -> Group | None:
-        """Open a group for a new input, or reject it (and say why) and return None."""
+    def _admit(
+        self, text: str, row: dict[str, Any], norm: str | None = None, key: str | None = None
+    ) -> Group | None:
+        """Open a group for a new input, or reject it (and say why) and return None.
+
+        `norm` and `key`: the input's normalised text and key when the caller has them (each
+        input is normalised once: it is a third of the cost of its dedup).
+        """
         reason = F.check_input(text, self.cfg.max_input_chars)
-        key = input_key(text) if reason is None else ""
-        if reason is None and key in self.groups:
-            reason = F.DUPLICATE
-        m = self.near.minhash(text) if reason is None else None
-        if reason is None and self.leak_guard.leaks(text, m):
-            reason = F.LEAK
-        if reason is None and self.near.query(text, m):
-            reason = F.NEAR_DUPLICATE
         if reason is not None:
             self._reject(reason, row)
             return None
-        self.near.add(text, m)
+        norm = norm if norm is not None else normalise_text(text, lowercase=True)
+        key = key if key is not None else normalised_key(norm)
+        m = None
+        if key in self.groups:
+            reason = F.DUPLICATE
+        else:
+            m = self.near.minhash_normalised(norm)
+            if self.leak_guard.leaks(text, m, key):
+                reason = F.LEAK
+            elif self.near.query(text, m):
+                reason = F.NEAR_DUPLICATE
+        if reason is not None:
+            self._reject(reason, row)
+            return None
+        if m is not None:  # None: a short input, exact dedup only (or near-dup disabled)
+            self.near.add(text, m)
         group = Group(key, text)
         self.groups[key] = self.open[key] = group
         return group
@@ -326,11 +339,13 @@ class SamplerState:
         if reason is not None:
             self._reject(reason, row)
             return None
-        group = self.open.get(input_key(inp))
+        norm = normalise_text(inp, lowercase=True)
+        key = normalised_key(norm)
+        group = self.open.get(key)
         if group is not None and self.mode == "synthesize":
             self.repeats += 1  # the same input twice in one answer: a duplicate in effect
         if group is None:
-            group = self._admit(inp, row)
+            group = self._admit(inp, row, norm, key)
             if group is None:
                 return None
             self.groups_from_synth += 1

@@ -12,7 +12,6 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-_WS = re.compile(r"\s+")
 # "Final answer: X", "Answer: X", "#### X" (GSM8K style); the last match wins because
 # chain-of-thought text may quote an intermediate "answer" before the final one.
 _FINAL = re.compile(
@@ -21,8 +20,12 @@ _FINAL = re.compile(
 
 
 def normalise_text(text: str, *, lowercase: bool = False) -> str:
-    """NFKC, collapse whitespace runs to one space, strip; optionally lower-case."""
-    text = _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+    """NFKC, collapse whitespace runs to one space, strip; optionally lower-case.
+
+    `str.split()` splits where the regex `\\s+` matches (both test `Py_UNICODE_ISSPACE`; checked
+    over every code point in the tests) at a fifth of the cost: this runs for every input.
+    """
+    text = " ".join(unicodedata.normalize("NFKC", text).split())
     return text.lower() if lowercase else text
 
 
