@@ -96,8 +96,8 @@ def replay_cpu_s(task, cfg, journal: Path) -> float:
     state = SamplerState(cfg, [d.input for d in task.demonstrations], lambda k, r: None)
     for rec in records:
         sink.write(json.dumps(rec) + "\n")  # the journal line the live run wrote
+        state.apply(rec)
         if rec["event"] == "issue":
-            state.on_issue(rec)
             synth_messages(
                 task.instruction,
                 demos,
@@ -109,8 +109,6 @@ def replay_cpu_s(task, cfg, journal: Path) -> float:
                 n_pool=cfg.few_shot_accepted,
                 budget=budget,
             )
-        else:
-            state.on_done(rec)
     sink.close()
     return time.process_time() - cpu0
 

@@ -321,8 +321,8 @@ def _ingest_file(batcher: _Batcher, path: Path) -> DriveResult:
     batcher.ingest(answers)
     if (stop := batcher.stop_reason()) is not None:
         return stop
-    # Asking pops the label queue's stale entries (replay leaves them) without issuing
-    # anything: the session ends here, and the next one replays the journal afresh.
+    # Asking changes nothing (`next_request` only proposes): the session ends here, and the
+    # next one replays the journal afresh.
     wants_more = batcher.state.next_request() is not None
     if batcher.state.done or not (wants_more or batcher.pending):
         return DriveResult(None, "", 0.0)

@@ -24,7 +24,7 @@ from distill.generate.prompts import (
     label_messages,
     synth_messages,
 )
-from distill.generate.records import CancelRecord, DoneRecord, IssueRecord
+from distill.generate.records import CancelRecord, DoneRecord, IssueRecord, RefusedRecord
 from distill.generate.state import SamplerState
 
 if TYPE_CHECKING:
@@ -180,9 +180,17 @@ class Driver:
                 t0 = time.perf_counter()
                 tasks.pop(task)
                 done = task.result()
-                if "budget" in done:  # refused before sending: nothing to journal
+                if "budget" in done:  # refused before sending: journaled, so a replay undoes it
                     budget_msg = budget_msg or f"teacher budget reached: {done['budget']}"
-                    self.state.on_refused(done)
+                    refused: RefusedRecord = {
+                        "event": "refused",
+                        "index": done["index"],
+                        "kind": done["kind"],
+                    }
+                    if "key" in done:
+                        refused["key"] = done["key"]
+                    self.journal(refused)
+                    self.state.on_refused(refused)
                     continue
                 self.journal(done)
                 self.state.on_done(done)

@@ -46,7 +46,27 @@ class CancelRecord(TypedDict):
     key: NotRequired[str]
 
 
-JournalRecord = IssueRecord | DoneRecord | CancelRecord
+class RefusedRecord(TypedDict):
+    """A request the client refused to send (the budget): never sent, so not an attempt of
+    its vote (journal line, so a replay undoes its issue exactly as the live run did)."""
+
+    event: Literal["refused"]
+    index: int
+    kind: Kind
+    key: NotRequired[str]
+
+
+class ResumeRecord(TypedDict):
+    """The first line a resumed session journals: the requests the sessions before it left
+    unanswered are lost (batched ones excepted), as `SamplerState.forget_in_flight` says; the
+    replay forgets them at this line, as the live session did when it started."""
+
+    event: Literal["resume"]
+
+
+RESUME: ResumeRecord = {"event": "resume"}
+
+JournalRecord = IssueRecord | DoneRecord | CancelRecord | RefusedRecord | ResumeRecord
 
 
 def upgrade_record(rec: dict[str, Any]) -> JournalRecord:

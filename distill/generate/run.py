@@ -21,7 +21,7 @@ from distill.errors import UserError
 from distill.generate import store
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
 from distill.generate.driver import Driver, DriveResult
-from distill.generate.records import Manifest, upgrade_record
+from distill.generate.records import RESUME, IssueRecord, Manifest, upgrade_record
 from distill.generate.rules import OutputRules, resolve_rules
 from distill.generate.state import SamplerState
 from distill.task import TaskSpec
@@ -166,9 +166,11 @@ def run_generate(
         raise UserError(str(exc)) from None
     session = _Session(task, cfg, teacher_cfg, out_dir, fp, started)
     protected = [d.input for d in task.demonstrations] + list(exclude_inputs)
-    state, sink = _restore(cfg, protected, inputs, out_dir, rules)
+    state, sink, records = _restore(cfg, protected, inputs, out_dir, rules)
     replayed = len(sink.replayed["accepted"])
     journal = store.LogWriter(out_dir / store.JOURNAL)
+    if records:  # this session starts by forgetting what was in flight: say where, if it writes
+        journal.prefix_next(dict(RESUME))
     try:
         sink.go_live(out_dir)
         result, accounting = _drive(session, state, journal)
@@ -191,8 +193,32 @@ def _restore(
     inputs: list[str],
     out_dir: Path,
     rules: OutputRules | None = None,
-) -> tuple[SamplerState, _Sink]:
-    """A fresh state with the journal of an earlier session (if any) replayed into it."""
+) -> tuple[SamplerState, _Sink, list[dict[str, Any]]]:
+    """A fresh state with the journal of the earlier sessions (if any) replayed into it, and
+    the requests they left in flight forgotten (their votes queued again); and the records."""
+    state, sink, records = _replay(cfg, protected, inputs, out_dir, rules)
+    state.forget_in_flight(keep=_still_out(cfg, records))
+    return state, sink, records
+
+
+def _still_out(cfg: GenerateConfig, records: list[dict[str, Any]]) -> list[IssueRecord]:
+    """Of the requests `records` left unanswered, those not lost: a batch still holds them."""
+    if not cfg.batch_mode:
+        return []
+    from distill.generate.batch import pending_batched
+
+    return list(pending_batched(records).values())
+
+
+def _replay(
+    cfg: GenerateConfig,
+    protected: list[str],
+    inputs: list[str],
+    out_dir: Path,
+    rules: OutputRules | None = None,
+) -> tuple[SamplerState, _Sink, list[dict[str, Any]]]:
+    """A fresh state with the journal replayed into it: the state the last session had after
+    its last journaled record (its requests in flight included), and the records."""
     sink = _Sink()
     state = SamplerState(cfg, protected, sink, rules, n_inputs=len(inputs))
     if inputs:
@@ -201,16 +227,10 @@ def _restore(
         records = store.read_log(out_dir / store.JOURNAL)
     except ValueError as exc:
         raise UserError(f"{exc}; use --overwrite or a fresh --out directory") from None
-    fold = {"issue": state.on_issue, "done": state.on_done, "cancel": state.on_cancel}
-    for rec in map(upgrade_record, records):
-        fold[rec["event"]](rec)
-    if cfg.batch_mode:
-        from distill.generate.batch import pending_batched
-
-        state.forget_in_flight(keep=list(pending_batched(records).values()))
-    else:
-        state.forget_in_flight()
-    return state, sink
+    for n, rec in enumerate(map(upgrade_record, records)):
+        # a `resume` line: the next session forgot what was in flight, as `_restore` does
+        state.apply(rec, _still_out(cfg, records[:n]) if rec["event"] == "resume" else ())
+    return state, sink, records
 
 
 def _drive(

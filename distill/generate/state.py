@@ -3,7 +3,13 @@
 Every teacher answer becomes one `done` record; `SamplerState.on_done` turns it into accepted
 and rejected rows (through `emit`) and into follow-up label requests. Because the machine has no
 clock and no hidden randomness, replaying the journal after a crash reproduces the exact same
-rows, votes, few-shot pool and annealing position as the run that was killed.
+rows, votes, label queue, few-shot pool and annealing position as the run that was killed.
+
+Every change of state is one journal record applied by `apply` (the live run calls the same
+`on_*` methods right after journaling the record): `next_request` only proposes a request and
+changes nothing, so what the live run did between two records is exactly what a replay does.
+The label queue therefore only ever holds requests worth sending (`_unqueue` drops those a
+chance vote made unnecessary the moment it happens, not when they reach the head).
 
 A *group* is one distinct input (its normalised xxh3 key): it collects outputs until it has
 `votes` of them, then `majority_vote` decides it. Outputs for the same input arriving by chance
@@ -23,7 +29,13 @@ from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, normalised_key
 from distill.generate.labels import next_label, over_share
 from distill.generate.prompts import Pair, parse_label, parse_pairs
-from distill.generate.records import CancelRecord, DoneRecord, IssueRecord
+from distill.generate.records import (
+    CancelRecord,
+    DoneRecord,
+    IssueRecord,
+    JournalRecord,
+    RefusedRecord,
+)
 from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
 from distill.generate.vote import final_answer, majority_vote, normalise_text
@@ -151,17 +163,17 @@ class SamplerState:
         idle = not self.label_queue and not any(self.in_flight.values())
         return self.mode == "label" and idle and not self.open
 
-    def next_request(self) -> dict[str, Any] | None:
-        """The next issue record to send, or None when nothing is worth sending now."""
+    def next_request(self) -> IssueRecord | None:
+        """The next issue record to send, or None when nothing is worth sending now.
+
+        Changes nothing (asking twice gives the same record): `on_issue` takes the request
+        off the label queue, so replaying the journal does exactly what the live run did.
+        """
         if self.done:
             return None
-        while self.label_queue:
-            key = self.label_queue.popleft()
-            group = self.groups[key]
-            group.queued -= 1
-            # a vote may have filled up by chance since this request was queued
-            if key in self.open and len(group.outputs) + group.pending < self.votes:
-                return self._issue("label", key=key, temperature=self.cfg.label_temperature)
+        if self.label_queue:  # every queued request is worth sending (see `_unqueue`)
+            key = self.label_queue[0]
+            return self._issue("label", key=key, temperature=self.cfg.label_temperature)
         if self.mode != "label" and self._want_synth():
             temp = temperature_at(
                 len(self.accepted),
@@ -219,8 +231,27 @@ class SamplerState:
     def _issue(self, kind: str, **extra: Any) -> IssueRecord:
         return {"event": "issue", "index": self.next_index, "kind": kind, **extra}  # type: ignore[typeddict-item]
 
+    def apply(self, rec: JournalRecord, keep: Sequence[IssueRecord] = ()) -> None:
+        """Apply one journal record: what the live run did right after journaling it.
+
+        `keep`: for a `resume` line, the batched requests still out at that line.
+        """
+        event = rec["event"]
+        if event == "done":
+            self.on_done(rec)  # type: ignore[arg-type]
+        elif event == "issue":
+            self.on_issue(rec)  # type: ignore[arg-type]
+        elif event == "cancel":
+            self.on_cancel(rec)  # type: ignore[arg-type]
+        elif event == "refused":
+            self.on_refused(rec)  # type: ignore[arg-type]
+        elif event == "resume":
+            self.forget_in_flight(keep)
+        else:
+            raise ValueError(f"unknown journal event {event!r}")
+
     def on_issue(self, rec: IssueRecord) -> None:
-        """Count a request as sent (live, or replayed from the journal)."""
+        """Count a request as sent and take it off the label queue (live, or replayed)."""
         self.next_index = max(self.next_index, rec["index"] + 1)
         self.in_flight[rec["kind"]] += 1
         if "target_label" in rec:
@@ -228,11 +259,31 @@ class SamplerState:
             self.label_in_flight[rec["target_label"]] += 1
         if rec["kind"] == "label":
             group = self.groups[rec["key"]]
+            self._take_queued(group)
             group.pending += 1
             group.attempts += 1
 
-    def on_refused(self, rec: DoneRecord) -> None:
-        """Undo `on_issue` for a request the client refused to send (budget)."""
+    def _take_queued(self, group: Group) -> None:
+        """Take one queued request of `group` off the label queue: the one being sent.
+
+        It is the head when the record came from `next_request`; a journal written by an
+        older version (which dropped filled-up requests only when they reached the head) may
+        issue one further back, or one no longer queued at all.
+        """
+        if not group.queued:
+            return
+        if self.label_queue[0] == group.key:
+            self.label_queue.popleft()
+        else:
+            self.label_queue.remove(group.key)
+        group.queued -= 1
+
+    def on_refused(self, rec: DoneRecord | RefusedRecord) -> None:
+        """Undo `on_issue` for a request the client refused to send (budget).
+
+        The request stays off the label queue (as when it was issued): a later run re-queues
+        the votes open groups still miss.
+        """
         self.in_flight[rec["kind"]] -= 1
         self._label_done(rec["index"])
         if rec["kind"] == "label":
@@ -421,6 +472,26 @@ class SamplerState:
             self.label_queue.append(group.key)
             group.queued += 1
 
+    def _unqueue(self, group: Group, n: int) -> None:
+        """Take the last `n` queued requests of `group` off the label queue.
+
+        For requests a vote no longer needs (outputs arrived by chance, or the group is
+        decided): dropped when that happens, so the queue never holds a request not worth
+        sending and `next_request` never has to skip (and so change) anything. Rare (chance
+        arrivals while requests are queued), hence the linear scan.
+        """
+        n = min(n, group.queued)  # more outputs and pending than votes: none queued is left
+        if n <= 0:
+            return
+        group.queued -= n
+        queue = self.label_queue
+        for i in range(len(queue) - 1, -1, -1):
+            if queue[i] == group.key:
+                del queue[i]
+                n -= 1
+                if not n:
+                    return
+
     def _settle(self, group: Group) -> None:
         """Decide the group when its votes are in, or when no more votes can come."""
         if group.decided:
@@ -428,12 +499,16 @@ class SamplerState:
         if len(group.outputs) < self.votes:
             if self.mode == "synthesize":
                 return  # a synthesize group with no valid output simply waits for chance
+            # outputs that arrived by chance may have made queued requests unnecessary
+            excess = len(group.outputs) + group.pending + group.queued - self.votes
+            self._unqueue(group, excess)
             self._queue_labels(group)
             if group.pending or group.queued:
                 return
         self._decide(group)
 
     def _decide(self, group: Group) -> None:
+        self._unqueue(group, group.queued)
         group.decided = True
         self.open.pop(group.key, None)
         if not group.outputs:

@@ -2,10 +2,12 @@
 
 Files in `out_dir`:
 - `journal.jsonl`: one line when request i is issued and one when it completes, with the raw
-  teacher text. It is the source of truth for resume: replaying it through the same pure state
-  machine rebuilds counts, open votes, the few-shot pool and the annealing position exactly,
-  and nothing already answered is asked again. Lines are flushed (a SIGKILL keeps them: the
-  data is in the kernel), not fsync'd one by one (0.1+ ms each would cost more than the sampler).
+  teacher text (and one when it is cancelled, or refused by the budget; a `resume` line starts
+  what a resumed session wrote). It is the source of truth for resume: replaying it through the
+  same pure state machine rebuilds counts, the label queue, open votes, the few-shot pool and
+  the annealing position exactly, and nothing already answered is asked again. Lines are
+  flushed (a SIGKILL keeps them: the data is in the kernel), not fsync'd one by one (0.1+ ms
+  each would cost more than the sampler).
 - `examples.jsonl` / `rejected.jsonl`: accepted examples and rejections (with `reason`),
   appended and flushed as they happen, fsync'd in groups (`LogWriter`).
 - `state.json`: the fingerprint; `manifest.json`, `train.jsonl`, `validation.jsonl`,
@@ -63,11 +65,19 @@ class LogWriter:
         self.fh = open(path, "ab")  # noqa: SIM115 (closed in close())
         self.interval = fsync_interval_s
         self._dirty = False
+        self._prefix: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sync_loop, daemon=True, name="log-fsync")
         self._thread.start()
 
+    def prefix_next(self, row: dict[str, Any]) -> None:
+        """Write `row` just before the next row, if one is ever written."""
+        self._prefix = row
+
     def __call__(self, row: dict[str, Any]) -> None:
+        if self._prefix is not None:
+            prefix, self._prefix = self._prefix, None
+            self(prefix)
         self.fh.write((_encode(row) + "\n").encode("utf-8"))
         self.fh.flush()
         self._dirty = True
