@@ -53,6 +53,14 @@ TOPIC = "Classify the topic of the news headline as world, sports, business or s
             ["neutral", "positive"],
             ("positive", "negative", "neutral"),
         ),
+        # an aside with commas of its own inside the list: the label no demonstration shows
+        # ("negative") must not be lost (it was: 451 correct teacher answers were rejected)
+        (
+            "Answer with exactly one word: positive, negative, neutral (no opinion, only facts) "
+            "or ambivalent (both good and bad).",
+            ["positive", "neutral", "ambivalent"],
+            ("positive", "negative", "neutral", "ambivalent"),
+        ),
         ("Read the text and classify it as spam or ham", ["spam", "ham"], ("spam", "ham")),
         ("Is the claim supported? Answer 'yes' or 'no'.", ["yes", "no"], ("yes", "no")),
         ('Reply "Yes" or "No".', ["Yes", "No", "No"], ("Yes", "No")),

@@ -26,6 +26,7 @@ _SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _COMMA = re.compile(r"\s*[,;|]\s*")
 _CONJ = re.compile(r"(?:^|\s)(?:or|and)\s+", re.IGNORECASE)
 _EDGE = "\"'“”‘’`()[]{}*.!?:;"
+_ASIDE = re.compile(r"\s*\([^()]*\)|\s*\[[^\[\]]*\]")  # "(no opinion, only facts)"
 
 
 def label_key(text: str) -> str:
@@ -155,7 +156,9 @@ def _listed_labels(instruction: str, keys: set[str]) -> list[str] | None:
     quoted = [q for q in quoted if 0 < len(q.split()) <= MAX_LABEL_WORDS]
     if keys <= {label_key(q) for q in quoted}:
         return _dedup(quoted)
-    for sentence in _SENTENCE.split(instruction):
+    # asides explain a label and may hold commas of their own: "positive, neutral (no opinion,
+    # only facts) or ambivalent" is the list "positive, neutral or ambivalent"
+    for sentence in _SENTENCE.split(_ASIDE.sub("", instruction)):
         for items in _enumerations(sentence.strip().rstrip(".!?"), keys):
             if keys <= {label_key(x) for x in items}:
                 return _dedup(items)
