@@ -11,5 +11,7 @@ What lives here, because two or more layers need the very same logic:
 - `paths`: the user cache directory;
 - `metrics`: exact match and chrF++ (one normalisation, scores 0-1);
 - `meta`: the `distill.json` record a trained student and its export carry;
-- `errors`: UserError, the one exception for mistakes a user can fix.
+- `errors`: UserError, the one exception for mistakes a user can fix;
+- `cards`: the Hugging Face card format (YAML front matter, marked sections) of the data,
+  student and ONNX cards.
 """

@@ -5,6 +5,7 @@
     [[demonstrations]]
     input = "20.08.2010"
     output = "08/20/2010"
+    license = "cc-by-4.0"   # optional: the data and model cards' license (default "unknown")
     [generate]          # optional; keys mirror `distill generate` flags
     num_examples = 200
     [train]             # optional; keys mirror `distill train` flags
@@ -24,7 +25,14 @@ from distill.errors import UserError
 from distill.stages import STAGES
 
 TABLE_KEYS = STAGES  # one optional table per stage
-TOP_LEVEL_KEYS = ("name", "instruction", "demonstrations", "description", *TABLE_KEYS)
+TOP_LEVEL_KEYS = (
+    "name",
+    "instruction",
+    "demonstrations",
+    "description",
+    "license",
+    *TABLE_KEYS,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,9 @@ class TaskSpec:
     description: str = ""
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
+    # The license of the data and models made from this task (a hub license id such as
+    # "cc-by-4.0"); "" leaves it "unknown" on the cards: the teacher's terms may restrict use.
+    license: str = ""
 
     def table(self, name: str) -> dict[str, Any]:
         """The raw optional table (`generate`, `train`, ...), empty when absent."""
@@ -88,9 +99,12 @@ def parse_task(
     description = data.get("description", "")
     if not isinstance(description, str):
         raise UserError(f"{source}: key 'description' must be a string")
+    license_ = data.get("license", "")
+    if not isinstance(license_, str):
+        raise UserError(f"{source}: key 'license' must be a string (a license id, e.g. \"mit\")")
     demos = _demonstrations(data, source)
     tables = {k: _table(data, k, source) for k in TABLE_KEYS if k in data}
-    spec = TaskSpec(name, instruction, demos, description, tables, path)
+    spec = TaskSpec(name, instruction, demos, description, tables, path, license_.strip())
     validate_tables(spec, source)
     return spec
 

@@ -3,7 +3,8 @@
 Steps: export the three graphs with torch.onnx (dynamo, `onnx_export`), copy config, tokenizer
 and distill.json, quantise (`quantize`), then run the quality gate (`gate`): when it fails for
 int8, the int8 graphs are removed and fp32 kept (and without gate inputs int8 never ships). The directory is built under a temporary name
-and renamed into place; `export_report.json` records every number and which precision to load.
+and renamed into place; `export_report.json` records every number and which precision to load,
+and `README.md` is the model card (exports/card.py) the Hugging Face hub reads.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypedDict
 
+from common.cards import CARD_FILE
 from common.files import atomic_dir, files_size
-from common.meta import META_FILE
+from common.meta import META_FILE, read_meta
+from exports.card import CardFacts, onnx_card
 from exports.config import ExportConfig
 from exports.gate import GateReport, run_gate
 from exports.layout import CONFIG_FILES, GRAPHS, REPORT_FILE, TOKENIZER_FILES, graph_file
@@ -38,11 +41,13 @@ def export_model(
     heldout: list[tuple[str, str]] | None = None,
     training: list[tuple[str, str]] | None = None,
     unlabelled: list[str] | None = None,
+    card: CardFacts | None = None,
 ) -> ExportReport:
     """Export `model_dir` into `out_dir` (replaced only when complete); returns the report.
 
     The gate runs on `heldout` pairs first, then `training` pairs, then `unlabelled` inputs
     (no reference), `cfg.max_heldout` in all. Raises ExportError (with the directory written, fp32 kept) when a gate fails.
+    `card`: facts for the model card (README.md) that the model dir does not hold.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / META_FILE).is_file():
@@ -53,9 +58,17 @@ def export_model(
         extra = [*(training or []), *((x, None) for x in unlabelled or [])]
         rows = _gate_rows(heldout or [], extra, cfg.max_heldout)
         report = _build(model_dir, tmp, cfg, rows)
+        _write_card(tmp, report, card or {}, out_dir)
     if report["gate"]["status"] == "failed":
         raise ExportError(report["gate"]["reason"], report)
     return report
+
+
+def _write_card(out: Path, report: ExportReport, facts: CardFacts, where: Path) -> None:
+    """README.md: the model card (exports/card.py), written with the graphs it describes
+    into the temporary directory `out` that becomes `where`."""
+    text = onnx_card(out, report, read_meta(out), facts, where)
+    (out / CARD_FILE).write_text(text, encoding="utf-8")
 
 
 def _gate_rows(

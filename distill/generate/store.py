@@ -11,7 +11,7 @@ Files in `out_dir`:
 - `examples.jsonl` / `rejected.jsonl`: accepted examples and rejections (with `reason`),
   appended and flushed as they happen, fsync'd in groups (`LogWriter`).
 - `state.json`: the fingerprint; `manifest.json`, `train.jsonl`, `validation.jsonl`,
-  `test.jsonl` (splits.py), `hf/`:
+  `test.jsonl` (splits.py), `hf/`, and the dataset card `README.md` (card.py):
   written atomically at the end of every run (also a stopped one).
 A torn last line (a kill in the middle of a write) is dropped when reading.
 
@@ -44,7 +44,8 @@ STATE = "state.json"
 MANIFEST = "manifest.json"
 CACHE = "teacher_cache.sqlite"
 SPLIT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl")
-OUTPUTS = (JOURNAL, EXAMPLES, REJECTED, STATE, MANIFEST, *SPLIT_FILES)
+CARD = "README.md"  # the dataset card (card.py)
+OUTPUTS = (JOURNAL, EXAMPLES, REJECTED, STATE, MANIFEST, CARD, *SPLIT_FILES)
 
 
 # json.dumps(row, ensure_ascii=False) builds a JSONEncoder per call; this one is built once.

@@ -16,6 +16,7 @@ from common.meta import META_FILE, read_meta
 from distill.errors import UserError
 
 if TYPE_CHECKING:
+    from exports.card import CardFacts
     from exports.config import ExportConfig
 
 
@@ -61,6 +62,21 @@ def training_pairs(model_dir: Path) -> list[tuple[str, str]]:
     return [(r["input"], r["output"]) for r in read_jsonl(path)]
 
 
+def card_facts(model_dir: Path) -> CardFacts:
+    """What the ONNX model card needs beyond the model dir: license and teacher from the
+    generate manifest beside it (RUN/data), the base model from the student's name."""
+    from distill.stages.train import model_card_facts, read_manifest
+    from students.presets import base_model_id
+
+    manifest = read_manifest(model_dir.parent / "data")
+    facts: CardFacts = {"teacher": model_card_facts(manifest)["teacher"]}
+    if manifest.license:
+        facts["license"] = manifest.license
+    if base := base_model_id(read_meta(model_dir).student):
+        facts["base_model"] = base
+    return facts
+
+
 def export_student(
     model_dir: Path, out: Path, cfg: ExportConfig, heldout: str | Path | None = None
 ) -> ExportOutcome:
@@ -75,7 +91,12 @@ def export_student(
     pairs, source = heldout_pairs(model_dir, heldout, cfg.max_heldout)
     try:
         report = export_model(
-            model_dir, out, cfg, heldout=pairs, training=training_pairs(model_dir)
+            model_dir,
+            out,
+            cfg,
+            heldout=pairs,
+            training=training_pairs(model_dir),
+            card=card_facts(model_dir),
         )
         return ExportOutcome(report, source)
     except ExportError as exc:

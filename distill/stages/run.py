@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
+from common.cards import CARD_FILE, replace_section
 from common.files import atomic_write_json, atomic_write_text
 from common.jsonl import read_jsonl
 from common.meta import META_FILE
@@ -255,7 +256,25 @@ def _write_reports(
     table = compare_markdown(reports) + notes
     atomic_write_json(root / REPORT_JSON, {"test": str(test_path), "reports": reports})
     atomic_write_text(root / REPORT_MD, table + "\n")
+    add_eval_to_cards(root, test_path, table)
     log(table)
+
+
+def add_eval_to_cards(root: Path, test_path: Path, table: str) -> list[Path]:
+    """Put the student-vs-teacher table into the model cards of RUN/model and RUN/onnx (a
+    marked section, replaced on every evaluation); returns the cards updated."""
+    body = (
+        "## Student vs teacher\n\n"
+        f"Scored by `distill run` on `{test_path}` (also in {REPORT_MD} beside this folder).\n\n"
+        + table
+    )
+    updated = []
+    for card in (root / "model" / CARD_FILE, root / "onnx" / CARD_FILE):
+        if card.is_file():
+            text = replace_section(card.read_text(encoding="utf-8"), "eval", body)
+            atomic_write_text(card, text)
+            updated.append(card)
+    return updated
 
 
 def _test_notes(reports: list[EvalReport], *, teacher_labels: bool) -> str:

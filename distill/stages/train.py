@@ -88,6 +88,7 @@ class ManifestFacts:
     splits: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None
     mode: str | None = None
+    license: str | None = None  # the task file's `license`
 
     @classmethod
     def parse(cls, data: Any) -> ManifestFacts:
@@ -102,6 +103,7 @@ class ManifestFacts:
             splits=_dict(data.get("splits")),
             cost_usd=float(cost) if isinstance(cost, int | float) else None,
             mode=_str(data.get("mode")),
+            license=_str(task.get("license")),
         )
 
 
@@ -135,6 +137,8 @@ def model_card_facts(manifest: ManifestFacts | dict[str, Any]) -> dict[str, Any]
         card["teacher cost (USD)"] = facts.cost_usd
     if facts.mode:
         card["generation mode"] = facts.mode
+    if facts.license:
+        card["license"] = facts.license
     return card
 
 
