@@ -310,3 +310,29 @@ def test_over_share_caps_the_lead_of_one_label():
     muted = make_label_set(["x", "y", "z"], [1, 1, 0])
     assert not over_share(muted, {"x": 0, "y": 0, "z": 50}, "z", 1)  # weight 0: never capped
     assert not over_share(muted, {"x": 1, "y": 1, "z": 0}, "x", 1)  # ... nor waited for
+
+
+def test_done_message_warns_when_an_inferred_label_set_rejects_many_answers():
+    """More than 10% of answers outside an inferred set: the summary says a label may be
+    missing; a set from the task's `labels` key, or few rejections, give no warning."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from distill.generate import filters
+    from distill.generate.run import _done_message
+
+    inferred = make_label_set(["positive", "neutral"], source="inferred")
+    state = SimpleNamespace(
+        labels=inferred,
+        accepted=[{}] * 90,
+        target=90,
+        rejected=Counter({filters.OUT_OF_LABEL_SET: 11}),
+    )
+    message = _done_message(state)
+    assert message.startswith("90 examples accepted (target 90); warning: 11 answers")
+    assert "(positive, neutral)" in message and "set `labels` in the task file" in message
+    state.rejected = Counter({filters.OUT_OF_LABEL_SET: 10})  # 10 of 100: not more than 10%
+    assert _done_message(state) == "90 examples accepted (target 90)"
+    state.rejected = Counter({filters.OUT_OF_LABEL_SET: 50})
+    state.labels = make_label_set(["positive", "neutral"])  # the user's own set
+    assert _done_message(state) == "90 examples accepted (target 90)"

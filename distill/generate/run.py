@@ -18,6 +18,7 @@ from common.files import atomic_write_json
 from common.jsonl import read_jsonl
 from distill.configs import config_error
 from distill.errors import UserError
+from distill.generate import filters as F
 from distill.generate import store
 from distill.generate.card import write_dataset_card
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
@@ -400,5 +401,21 @@ def _finish(
 def _done_message(state: SamplerState) -> str:
     n = len(state.accepted)
     if n >= state.target:
-        return f"{n} examples accepted (target {state.target})"
-    return f"inputs exhausted: {n} of {state.target} examples accepted"
+        return f"{n} examples accepted (target {state.target})" + _label_set_warning(state)
+    return f"inputs exhausted: {n} of {state.target} examples accepted" + _label_set_warning(state)
+
+
+def _label_set_warning(state: SamplerState) -> str:
+    """A warning when an inferred label set rejected many answers: a label may be missing.
+
+    An inferred set is read from the instruction and demonstrations; if it misses a label the
+    teacher rightly uses, every such answer is thrown away (once 451 of 1,452 on a sentiment
+    task), so more than 10% out-of-set answers are worth the user's look.
+    """
+    labels, out = state.labels, state.rejected[F.OUT_OF_LABEL_SET]
+    if labels is None or labels.source != "inferred" or out <= 0.1 * (len(state.accepted) + out):
+        return ""
+    return (
+        f"; warning: {out} answers were outside the label set inferred from the task "
+        f"({', '.join(labels.labels)}): if a label is missing, set `labels` in the task file"
+    )
