@@ -90,12 +90,14 @@ def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data
         # the teacher labels real unlabelled inputs (gold outputs dropped, test inputs excluded);
         # greedy and one vote: the student learns exactly what the teacher answers
         extra.update(
-            inputs=str(run_dir / "unlabelled.jsonl"),
-            mode="label",
-            votes=1,
-            label_temperature=0.0,
-            max_tokens=64,
+            inputs=str(run_dir / "unlabelled.jsonl"), mode="label", votes=1, label_temperature=0.0
         )
+    if data_mode == "label-vote":
+        # generate's own label-mode defaults: a self-consistency vote of 3 samples at the label
+        # temperature, inputs without a majority rejected
+        extra.update(inputs=str(run_dir / "unlabelled.jsonl"), mode="label")
+    if data_mode != "synthesize":
+        extra["max_tokens"] = 64
     gen_cfg = build_config(GenerateConfig, task.table("generate"), extra=extra)
     teacher_cfg = _teacher_cfg(teacher)
     timings = {}
@@ -255,10 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default=str(HERE / "runs"), help="where run dirs go")
     parser.add_argument(
         "--data-mode",
-        choices=["label", "synthesize"],
+        choices=["label", "label-vote", "synthesize"],
         default="label",
         help="label: the teacher labels the real inputs left out of the test set (gold outputs "
-        "unused); synthesize: the teacher writes inputs and outputs from the task spec alone",
+        "unused), one greedy answer each; label-vote: the same inputs with generate's defaults "
+        "(a 3-sample self-consistency vote); synthesize: the teacher writes inputs and outputs "
+        "from the task spec alone",
     )
     parser.add_argument("--generate", type=int, help="examples to generate (overrides the size)")
     parser.add_argument("--test", type=int, help="test examples (overrides the size)")
