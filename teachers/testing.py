@@ -105,6 +105,8 @@ class FakeOpenAIServer:
             dict
         ] = []  # {"t": monotonic arrival, "status": int|None, "fault": str|None}
         self.api_keys_seen: set[str] = set()
+        self.in_flight = 0  # chat requests being handled now
+        self.max_in_flight = 0  # the most handled at once: what the client's concurrency reached
         # Batch API (/v1/files, /v1/batches): see `batch_outcomes` and `_batch_*` below.
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
@@ -246,6 +248,16 @@ class FakeOpenAIServer:
         event["status"], event["fault"] = status, fault
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._handle_chat(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
         auth = request.headers.get("Authorization", "")
         raw = await request.read()
