@@ -34,6 +34,7 @@ def write_inputs(path: Path, n: int = 6) -> Path:
 
 
 def label_cfg(inputs: Path, **kw) -> GenerateConfig:
+    kw.setdefault("votes", 3)  # the vote paths are what batching must keep
     return GenerateConfig(inputs=str(inputs), num_examples=50, **kw)
 
 
@@ -228,7 +229,7 @@ def interrupted_batch_run(tmp_path: Path, server: FakeOpenAIServer) -> str:
     cmd = _cli(
         "--task", str(_task_file(tmp_path)), "--out", str(tmp_path / "b"),
         "--inputs", str(inputs), "--num-examples", "50", "--teacher", server.base_url,
-        "--model", "fake", "--batch", "--batch-poll-s", "0.05",
+        "--model", "fake", "--batch", "--batch-poll-s", "0.05", "--votes", "3",
     )  # fmt: skip
     server.hold_batches = True  # the batch takes "hours"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

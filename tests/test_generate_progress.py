@@ -59,7 +59,9 @@ def test_votes_that_never_agree_stop_the_run(tmp_path):
     def refuse_late(body: dict, index: int) -> str | None:
         return "401" if index >= 600 else None
 
-    cfg = GenerateConfig(num_examples=20, mode="synthesize-label", max_consecutive_failures=5)
+    cfg = GenerateConfig(
+        num_examples=20, mode="synthesize-label", max_consecutive_failures=5, votes=3
+    )
     with FakeOpenAIServer(disagree, fault_fn=refuse_late) as server:
         with pytest.raises(UserError, match=r"accepted no example"):
             run_generate(TASK, cfg, teacher_cfg(server), tmp_path)

@@ -95,8 +95,10 @@ def make_cfg(mode: str, tmp_path: Path) -> GenerateConfig:
         texts = [phrase(n) for n in range(24)] + ["a hard one to call", phrase(3)]
         path = tmp_path / "inputs.jsonl"
         path.write_text("".join(json.dumps({"input": t}) + "\n" for t in texts))
-        return GenerateConfig(inputs=str(path), num_examples=100, seed=7)
-    return GenerateConfig(mode="synthesize-label", num_examples=24, pairs_per_request=2, seed=7)
+        return GenerateConfig(inputs=str(path), num_examples=100, seed=7, votes=3)
+    return GenerateConfig(
+        mode="synthesize-label", num_examples=24, pairs_per_request=2, seed=7, votes=3
+    )
 
 
 class Crash(RuntimeError):
@@ -245,7 +247,9 @@ def test_replay_equals_the_live_state_under_any_answer_order(monkeypatch, mode):
     import random
 
     rng = random.Random(mode)
-    cfg = GenerateConfig(mode=mode, inputs="unused.jsonl", num_examples=60, pairs_per_request=3)
+    cfg = GenerateConfig(
+        mode=mode, inputs="unused.jsonl", num_examples=60, pairs_per_request=3, votes=3
+    )
     protected = [d.input for d in TASK.demonstrations]
     live = SamplerState(cfg, protected, lambda kind, row: None)
     texts = [phrase(rng.randrange(40)) for _ in range(50)]

@@ -159,7 +159,7 @@ def test_label_mode_votes_and_rejects_low_agreement(tmp_path):
     texts = [phrase(n) for n in range(6)] + ["a hard one to call", phrase(0)]
     inputs.write_text("".join(json.dumps({"input": t}) + "\n" for t in texts))
     with FakeOpenAIServer(responder) as server:
-        cfg = GenerateConfig(inputs=str(inputs), num_examples=50)
+        cfg = GenerateConfig(inputs=str(inputs), num_examples=50, votes=3)
         m = run_generate(TASK, cfg, teacher(server), tmp_path / "run")
         label_reqs = [label_input(b) for b in server.requests]
     assert m["votes"] == 3 and m["mode"] == "label"
@@ -184,7 +184,7 @@ def test_chance_arrivals_join_the_vote(tmp_path):
         return json.dumps([{"input": p, "output": reverse(p)}] * 2)
 
     with FakeOpenAIServer(twice) as server:
-        cfg = GenerateConfig(num_examples=5, mode="synthesize-label", pairs_per_request=2)
+        cfg = GenerateConfig(num_examples=5, mode="synthesize-label", pairs_per_request=2, votes=3)
         m = run_generate(TASK, cfg, teacher(server), tmp_path)
         labels = [label_input(b) for b in server.requests if label_input(b) is not None]
     examples = rows(tmp_path / "examples.jsonl")
@@ -345,7 +345,7 @@ def test_label_mode_resumes_after_budget_stop_without_extra_requests(tmp_path):
     inputs = tmp_path / "inputs.jsonl"
     texts = [phrase(n) for n in range(12)]
     inputs.write_text("".join(json.dumps({"input": t}) + "\n" for t in texts))
-    cfg = GenerateConfig(inputs=str(inputs), num_examples=12, max_tokens=32)
+    cfg = GenerateConfig(inputs=str(inputs), num_examples=12, max_tokens=32, votes=3)
     with FakeOpenAIServer(responder) as server:
         low = teacher(server, budget_usd=1.0, prices_file=str(prices))
         m = run_generate(TASK, cfg, low, tmp_path / "run")

@@ -194,8 +194,22 @@ def test_config_validation_names_the_field():
         GenerateConfig(min_agreement=1.5)
     with pytest.raises(ValueError, match=r"^output_regex:"):
         GenerateConfig(output_regex="(")
-    assert GenerateConfig(inputs="x.jsonl").resolved_votes == 3
     assert GenerateConfig().resolved_mode == "synthesize"
+
+
+def test_label_defaults_are_one_greedy_vote_and_a_warm_vote_when_voting():
+    """Measured default (README, "Student vs teacher"): one greedy label per input; a vote
+    samples at 0.7 unless told otherwise; chain-of-thought votes over 3 reasoning paths."""
+    greedy = GenerateConfig(inputs="x.jsonl")
+    assert (greedy.resolved_votes, greedy.resolved_label_temperature) == (1, 0.0)
+    vote = GenerateConfig(inputs="x.jsonl", votes=3)
+    assert (vote.resolved_votes, vote.resolved_label_temperature) == (3, 0.7)
+    cot = GenerateConfig(inputs="x.jsonl", chain_of_thought=True)
+    assert (cot.resolved_votes, cot.resolved_label_temperature) == (3, 0.7)
+    mine = GenerateConfig(inputs="x.jsonl", votes=5, label_temperature=1.2)
+    assert (mine.resolved_votes, mine.resolved_label_temperature) == (5, 1.2)
+    with pytest.raises(ValueError, match=r"^label_temperature:"):
+        GenerateConfig(label_temperature=2.5)
 
 
 def test_journal_lines_of_the_old_format_replay_under_the_new_keys() -> None:

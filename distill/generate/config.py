@@ -76,8 +76,8 @@ class GenerateConfig:
     votes: int | None = field(
         default=None,
         metadata={
-            "help": "outputs sampled per distinct input for the majority vote "
-            "(default: 3 in label modes, 1 in synthesize)"
+            "help": "outputs sampled per distinct input for the majority vote (default: 1, "
+            "one greedy label; 3 with --chain-of-thought)"
         },
     )
     min_agreement: float = field(
@@ -107,8 +107,15 @@ class GenerateConfig:
         default="linear",
         metadata={"help": "temperature annealing schedule", "choices": SCHEDULES},
     )
-    label_temperature: float = field(
-        default=0.7, metadata={"help": "temperature of label (vote) requests"}
+    # Greedy single labels by default: on 500 real sentiment inputs the embedded teacher's
+    # greedy labels matched gold 60.8% of the time, a 3-sample vote at 0.7 only 57.6%
+    # (paired difference -3.2 points, 95% CI [-6.2, -0.4]; README "Student vs teacher").
+    label_temperature: float | None = field(
+        default=None,
+        metadata={
+            "help": "temperature of label (vote) requests (default: 0, greedy, with one vote; "
+            "0.7 when voting)"
+        },
     )
     max_tokens: int = field(default=512, metadata={"help": "max tokens of one teacher answer"})
     near_dup_threshold: float = field(
@@ -302,7 +309,7 @@ class GenerateConfig:
 
     def _check_ranges(self) -> None:
         for name in ("temperature_start", "temperature_end", "label_temperature"):
-            if not 0.0 <= getattr(self, name) <= 2.0:
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 2.0:
                 raise ValueError(f"{name}: must be in [0, 2] (got {getattr(self, name)})")
         if not 0.0 <= self.min_agreement <= 1.0:
             raise ValueError(f"min_agreement: must be in [0, 1] (got {self.min_agreement})")
@@ -378,10 +385,19 @@ class GenerateConfig:
 
     @property
     def resolved_votes(self) -> int:
-        """Votes per input after defaults: 3 when the teacher labels, 1 when it only writes pairs."""
+        """Votes per input after defaults: 1 (a greedy label), 3 when the teacher reasons
+        (self-consistency over reasoning paths, where it is known to help)."""
         if self.votes is not None:
             return self.votes
-        return 1 if self.resolved_mode == "synthesize" else 3
+        return 3 if self.chain_of_thought else 1
+
+    @property
+    def resolved_label_temperature(self) -> float:
+        """The label requests' temperature: as set, else greedy for one vote, 0.7 for several
+        (identical greedy samples would make a vote pointless)."""
+        if self.label_temperature is not None:
+            return self.label_temperature
+        return 0.7 if self.resolved_votes > 1 else 0.0
 
 
 def _floats(name: str, values: list) -> list[float]:

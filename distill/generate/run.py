@@ -79,7 +79,11 @@ def run_fingerprint(
     """The fingerprint and the settings it covers (what decides the produced data), with the
     resolved rules: a changed inference of the label set or format is a different run."""
     settings = {name: getattr(cfg, name) for name in FINGERPRINT_FIELDS}
-    settings.update(mode=cfg.resolved_mode, votes=cfg.resolved_votes)
+    settings.update(
+        mode=cfg.resolved_mode,
+        votes=cfg.resolved_votes,
+        label_temperature=cfg.resolved_label_temperature,
+    )
     rules = rules if rules is not None else run_rules(task, cfg)
     payload = {
         "settings": settings,

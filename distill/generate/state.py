@@ -173,7 +173,7 @@ class SamplerState:
             return None
         if self.label_queue:  # every queued request is worth sending (see `_unqueue`)
             key = self.label_queue[0]
-            return self._issue("label", key=key, temperature=self.cfg.label_temperature)
+            return self._issue("label", key=key, temperature=self.cfg.resolved_label_temperature)
         if self.mode != "label" and self._want_synth():
             temp = temperature_at(
                 len(self.accepted),
