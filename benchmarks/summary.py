@@ -1,6 +1,6 @@
 """One table and one learning-curve figure across the student-vs-teacher benchmark runs.
 
-    python benchmarks/summary.py sentiment-t300 temporal-t200 e2e-t213
+    python benchmarks/summary.py sentiment-t300-g1000 temporal-t200-g346 e2e-t200-synthesize
 
 For every task whose benchmark finished, the table shows the teacher's score against gold, the
 int8 ONNX student's, their ratio (student / teacher) with both 95% CIs, and the per-input p50
@@ -110,7 +110,12 @@ def learning_curves(tasks: list[str], path: Path) -> None:
 
 def main() -> int:
     # run names as the benchmark writes them: the task, plus "-t<N>" when --test was given
-    tasks = sys.argv[1:] or ["sentiment-t300", "temporal-t200", "e2e-t213"]
+    tasks = sys.argv[1:] or [
+        "sentiment-t300-g1000",
+        "sentiment-t300-label-vote-g500",
+        "temporal-t200-g346",
+        "e2e-t200-synthesize",
+    ]
     runs = load_runs(tasks)
     rows = [row(task, run) for task, run in runs.items()]
     (RESULTS / "student_vs_teacher_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
