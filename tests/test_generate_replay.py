@@ -16,50 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import xxhash
+from test_generate_run import TASK, phrase, reverse  # the shared word-phrase responder
 
 from distill.generate import run as run_module
 from distill.generate import run_generate
 from distill.generate.config import GenerateConfig
 from distill.generate.state import SamplerState
-from distill.task import Demonstration, TaskSpec
 from teachers.config import TeacherConfig
 from teachers.testing import FakeOpenAIServer
 
-TASK = TaskSpec(
-    name="reverse",
-    instruction="Reverse the order of the words.",
-    demonstrations=(
-        Demonstration("red green blue", "blue green red"),
-        Demonstration("one two", "two one"),
-    ),
-)
-WORDS = [
-    "amber",
-    "basil",
-    "cedar",
-    "dune",
-    "ember",
-    "fjord",
-    "grove",
-    "heath",
-    "inlet",
-    "juniper",
-    "kelp",
-    "larch",
-    "marsh",
-]
 # what the replayed state is compared on (the rest is configuration or derived indexes)
 NOT_STATE = {"emit", "rules", "leak_guard", "near", "cfg", "labels"}
-
-
-def phrase(n: int) -> str:
-    words = [WORDS[xxhash.xxh3_64_intdigest(f"{n}:{k}".encode()) % len(WORDS)] for k in range(5)]
-    return " ".join(words) + f" {n}"
-
-
-def reverse(text: str) -> str:
-    return " ".join(reversed(text.split()))
 
 
 def label_input(body: dict) -> str | None:
