@@ -63,7 +63,7 @@ def answer(body: dict, index: int) -> str:
 def one_run(server: FakeOpenAIServer, inputs: Path, out: Path, batch: bool) -> dict:
     cfg = GenerateConfig(
         inputs=str(inputs), num_examples=10**6, labels=["positive", "negative"],
-        batch=batch, batch_poll_s=0.05,
+        votes=3, batch=batch, batch_poll_s=0.05,
     )  # fmt: skip
     tcfg = TeacherConfig(teacher=server.base_url, model="gpt-4o-mini", max_in_flight=64)
     started = time.monotonic()
