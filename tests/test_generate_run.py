@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,6 +153,33 @@ def test_rerun_same_settings_sends_nothing_and_conflict_is_refused(tmp_path):
             TASK, GenerateConfig(num_examples=4, seed=5, overwrite=True), teacher(server), tmp_path
         )
         assert len(rows(tmp_path / "examples.jsonl")) == 4
+
+
+def test_fresh_and_overwritten_runs_keep_the_teacher_cache(tmp_path):
+    """A cache copied into a fresh directory, or kept across --overwrite, answers every request.
+
+    The cache key is the whole request, so replaying it can only return the answer the teacher
+    gave to that identical request: the examples are byte-identical and nothing is re-sent.
+    """
+    first, second = tmp_path / "first", tmp_path / "second"
+    with FakeOpenAIServer(responder) as server:
+        cfg = GenerateConfig(num_examples=10, pairs_per_request=2)
+        run_generate(TASK, cfg, teacher(server), first)
+        sent = len(server.requests)
+        second.mkdir()
+        shutil.copy(first / "teacher_cache.sqlite", second / "teacher_cache.sqlite")
+        run_generate(TASK, cfg, teacher(server), second)
+        assert len(server.requests) == sent
+        assert (second / "examples.jsonl").read_bytes() == (first / "examples.jsonl").read_bytes()
+        # --overwrite discards the run's files, not the answers it paid for
+        other = GenerateConfig(num_examples=10, pairs_per_request=2, seed=5, overwrite=True)
+        run_generate(TASK, other, teacher(server), second)  # another seed: new requests
+        after_other = len(server.requests)
+        assert after_other > sent
+        again = GenerateConfig(num_examples=10, pairs_per_request=2, overwrite=True)
+        run_generate(TASK, again, teacher(server), second)
+        assert len(server.requests) == after_other
+        assert (second / "examples.jsonl").read_bytes() == (first / "examples.jsonl").read_bytes()
 
 
 def test_label_mode_votes_and_rejects_low_agreement(tmp_path):

@@ -143,7 +143,9 @@ def prepare_run_dir(out_dir: Path, fp: str, settings: dict[str, Any], overwrite:
     """Check or claim `out_dir` for fingerprint `fp`; return True when resuming a run.
 
     A directory with another fingerprint (or with data but no state) is refused unless
-    `overwrite`, in which case our files are deleted first.
+    `overwrite`, in which case our files are deleted first. The teacher cache is kept: its key
+    is the whole request (model, messages, sampling, seed), so it can only replay an answer to
+    the identical request, and a cache copied in from another run saves paying for it twice.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / STATE
@@ -157,7 +159,7 @@ def prepare_run_dir(out_dir: Path, fp: str, settings: dict[str, Any], overwrite:
             f"{out_dir} holds a run with different settings (fingerprint {old}, now {fp}); "
             "use a fresh --out directory, or --overwrite to discard it"
         )
-    for name in (*OUTPUTS, CACHE, f"{CACHE}-wal", f"{CACHE}-shm", "hf"):
+    for name in (*OUTPUTS, "hf"):
         target = out_dir / name
         if target.is_dir():
             shutil.rmtree(target)
