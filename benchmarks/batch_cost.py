@@ -22,23 +22,9 @@ from distill.generate import run_generate
 from distill.generate.config import GenerateConfig
 from distill.task import Demonstration, TaskSpec
 from teachers.config import TeacherConfig
-from teachers.testing import FakeOpenAIServer
+from teachers.testing import FakeOpenAIServer, word_phrase
 
 RESULTS = Path(__file__).parent / "results"
-WORDS = [
-    "amber",
-    "basil",
-    "cedar",
-    "dune",
-    "ember",
-    "fjord",
-    "grove",
-    "heath",
-    "inlet",
-    "juniper",
-    "kelp",
-    "larch",
-]
 TASK = TaskSpec(
     name="polarity",
     instruction="Say whether the review is positive or negative.",
@@ -50,8 +36,7 @@ TASK = TaskSpec(
 
 
 def review(n: int) -> str:
-    words = [WORDS[xxhash.xxh3_64_intdigest(f"{n}:{k}".encode()) % len(WORDS)] for k in range(8)]
-    return " ".join(words) + f" number {n}"
+    return word_phrase(f"review {n}", 8)
 
 
 def answer(body: dict, index: int) -> str:

@@ -181,9 +181,26 @@ def load_e2e(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
+def load_questions(seed: int = 0) -> list[dict[str, str]]:
+    """linguistic_mappings/question_formation_json: a declarative sentence -> its yes/no question.
+
+    3,040 sentences BIG-bench's authors generated from word lists (simple and perfect tense,
+    singular and plural subjects, 760 each): do-support and subject-auxiliary inversion, e.g.
+    "she learns number theory" -> "does she learn number theory". Not natural text, but a
+    transformation with one right answer and a pool large enough to label 1,000+ real inputs.
+    """
+    task = bigbench_task("linguistic_mappings/question_formation_json")
+    rows = [
+        {"input": ex["input"].strip(), "output": ex["target"].strip()} for ex in task["examples"]
+    ]
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
 LOADERS = {
     "temporal": load_temporal,
     "spider": load_spider,
     "sentiment": load_sentiment,
     "e2e": load_e2e,
+    "questions": load_questions,
 }

@@ -24,46 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import xxhash
-
 RESULTS = Path(__file__).parent / "results"
-WORDS = [
-    "amber",
-    "basil",
-    "cedar",
-    "dune",
-    "ember",
-    "fjord",
-    "grove",
-    "heath",
-    "inlet",
-    "juniper",
-    "kelp",
-    "larch",
-    "marsh",
-    "nettle",
-    "orchid",
-    "pine",
-    "quartz",
-    "reed",
-    "sorrel",
-    "thistle",
-    "umber",
-    "vale",
-    "willow",
-    "yarrow",
-]
-
-
-def phrase(n: int) -> str:
-    """Distinct 8-word input for integer n."""
-    words = [WORDS[xxhash.xxh3_64_intdigest(f"{n}:{k}".encode()) % len(WORDS)] for k in range(8)]
-    return " ".join(words) + f" {n}"
 
 
 def responder(body: dict, index: int) -> str:
     """One fresh pair per request, derived from the request's seed (distinct per request)."""
-    p = phrase(int(body["seed"]))
+    from teachers.testing import word_phrase
+
+    p = word_phrase(int(body["seed"]), 8)
     return json.dumps([{"input": p, "output": " ".join(reversed(p.split()))}])
 
 

@@ -25,9 +25,52 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import xxhash
 from aiohttp import web
 
 Responder = Callable[[dict, int], str]
+
+# Inputs a responder can write: distinct, deterministic, and cheap to derive from a request.
+PHRASE_WORDS = [
+    "amber",
+    "basil",
+    "cedar",
+    "dune",
+    "ember",
+    "fjord",
+    "grove",
+    "heath",
+    "inlet",
+    "juniper",
+    "kelp",
+    "larch",
+    "marsh",
+    "nettle",
+    "orchid",
+    "pine",
+    "quartz",
+    "reed",
+    "sorrel",
+    "thistle",
+    "umber",
+    "vale",
+    "willow",
+    "yarrow",
+]
+
+
+def word_phrase(key: int | str, length: int = 5) -> str:
+    """A distinct word sequence for `key`: `length` words picked by xxh3, then the key itself.
+
+    Test and benchmark responders build their teacher's inputs with it, so an answer is a pure
+    function of the request (its seed) and a resumed or replayed run can be checked exactly.
+    """
+    words = [
+        PHRASE_WORDS[xxhash.xxh3_64_intdigest(f"{key}:{k}".encode()) % len(PHRASE_WORDS)]
+        for k in range(length)
+    ]
+    return " ".join(words) + f" {key}"
+
 
 # Fault names a script may contain. "4xx"/"5xx" codes are answered with a JSON error body.
 ERROR_CODES = {"400", "401", "403", "404", "408", "409", "500", "502", "503"}

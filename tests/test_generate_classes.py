@@ -11,31 +11,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import xxhash
-
 from distill.cli import main
 from distill.generate import run_generate
 from distill.generate.config import GenerateConfig
 from distill.generate.splits import pick_test_set
 from distill.task import Demonstration, TaskSpec
 from teachers.config import TeacherConfig
-from teachers.testing import FakeOpenAIServer
+from teachers.testing import FakeOpenAIServer, word_phrase
 
-WORDS = [
-    "amber",
-    "basil",
-    "cedar",
-    "dune",
-    "ember",
-    "fjord",
-    "grove",
-    "heath",
-    "inlet",
-    "juniper",
-    "kelp",
-    "larch",
-    "marsh",
-]
 ASKED = re.compile(r'must have the output "([^"]+)"')
 
 NEWS = TaskSpec(
@@ -59,11 +42,8 @@ DATES = TaskSpec(
 
 
 def headline(seed: int, j: int) -> str:
-    """A distinct headline-like input for (seed, j): five words picked by xxh3, then the ids."""
-    words = [
-        WORDS[xxhash.xxh3_64_intdigest(f"{seed}:{j}:{k}".encode()) % len(WORDS)] for k in range(5)
-    ]
-    return " ".join(words) + f" {seed}-{j}"
+    """A distinct headline-like input for (seed, j)."""
+    return word_phrase(f"{seed}-{j}")
 
 
 def is_synth(body: dict) -> bool:

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import xxhash
 
 from distill.errors import UserError
 from distill.generate import run_generate
@@ -25,33 +24,7 @@ from distill.generate.dedup import input_key
 from distill.task import Demonstration, TaskSpec
 from teachers.config import TeacherConfig
 from teachers.testing import FakeOpenAIServer
-
-WORDS = [
-    "amber",
-    "basil",
-    "cedar",
-    "dune",
-    "ember",
-    "fjord",
-    "grove",
-    "heath",
-    "inlet",
-    "juniper",
-    "kelp",
-    "larch",
-    "marsh",
-    "nettle",
-    "orchid",
-    "pine",
-    "quartz",
-    "reed",
-    "sorrel",
-    "thistle",
-    "umber",
-    "vale",
-    "willow",
-    "yarrow",
-]
+from teachers.testing import word_phrase as phrase
 
 TASK = TaskSpec(
     name="reverse",
@@ -61,14 +34,6 @@ TASK = TaskSpec(
         Demonstration("one two", "two one"),
     ),
 )
-
-
-def phrase(n: int, length: int = 5) -> str:
-    """A distinct word sequence for integer n (xxh3 picks the words)."""
-    words = [
-        WORDS[xxhash.xxh3_64_intdigest(f"{n}:{k}".encode()) % len(WORDS)] for k in range(length)
-    ]
-    return " ".join(words) + f" {n}"
 
 
 def reverse(text: str) -> str:
