@@ -4,6 +4,8 @@ POST /v1/generate  {"inputs": ["...", ...]} or {"input": "..."}, optional "max_n
                    "num_beams"  ->  {"outputs": [...]} (and "output" for a single "input")
 GET  /healthz      -> {"status": "ok", ...}
 GET  /metrics      -> Prometheus text: requests by path and status, latency histogram, batch sizes
+GET  /             -> a page to try the model (exports/static/index.html: static HTML and JS)
+GET  /v1/info      -> what the page shows: task, demonstrations, model facts, gate, scores, limits
 
 Concurrent requests with the same options are micro-batched (up to `max_batch` inputs, waiting
 at most `max_wait_ms` for company) and run in a one-thread pool so the event loop stays free.
@@ -13,21 +15,27 @@ Every rejection of user input is a 4xx JSON `{"error": ...}`; never a 500.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import re
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from exports.config import ServeConfig
+from exports.info import service_info
 from exports.runtime import OnnxSeq2Seq
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 OPTIONS = {"max_new_tokens", "num_beams"}
+PATHS = ("/", "/v1/info", "/v1/generate", "/healthz", "/metrics")  # metric labels; else "other"
 
 
 class RequestError(Exception):
@@ -227,6 +235,17 @@ def build_app(model: OnnxSeq2Seq, settings: ServeConfig | None = None) -> web.Ap
     async def metrics_view(request: web.Request) -> web.Response:
         return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
 
+    info = service_info(model.onnx_dir, model.meta, model.precision, s)
+    page, page_headers = _page()
+
+    async def info_view(request: web.Request) -> web.Response:
+        return web.json_response(info)
+
+    async def page_view(request: web.Request) -> web.Response:
+        return web.Response(
+            text=page, content_type="text/html", charset="utf-8", headers=page_headers
+        )
+
     async def start(app: web.Application) -> None:
         batcher.task = asyncio.create_task(batcher.run())
 
@@ -238,6 +257,8 @@ def build_app(model: OnnxSeq2Seq, settings: ServeConfig | None = None) -> web.Ap
     app.router.add_post("/v1/generate", generate)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/", page_view)
+    app.router.add_get("/v1/info", info_view)
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     return app
@@ -253,11 +274,32 @@ def _errors_middleware(metrics: Metrics) -> Any:
             response = web.json_response({"error": str(exc)}, status=exc.status)
         except web.HTTPException as exc:  # 404, 405, 413 from aiohttp itself: JSON too
             response = web.json_response({"error": exc.reason}, status=exc.status)
-        path = request.path if request.path in ("/v1/generate", "/healthz", "/metrics") else "other"
+        path = request.path if request.path in PATHS else "other"
         metrics.observe(path, response.status, time.perf_counter() - t0)
         return response
 
     return middleware
+
+
+def _page() -> tuple[str, dict[str, str]]:
+    """The page's HTML (package data) and its headers: a Content-Security-Policy that admits
+    only the page's own inline script and style (by hash) and requests to this service, so
+    text that slipped into the DOM as markup could still not run code."""
+    html = resources.files("exports").joinpath("static", "index.html").read_text("utf-8")
+
+    def hashes(tag: str) -> str:
+        # the page's own blocks start a line (a `<script>` in a comment or a string must not)
+        blocks = re.findall(rf"^<{tag}>(.*?)</{tag}>", html, re.DOTALL | re.MULTILINE)
+        digests = (base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() for b in blocks)
+        return " ".join(f"'sha256-{d}'" for d in digests)
+
+    policy = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    headers = {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff"}
+    return html, headers
 
 
 def serve(onnx_dir: str | Path, cfg: ServeConfig, shutdown_timeout: float = 10.0) -> None:

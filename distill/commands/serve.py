@@ -3,7 +3,8 @@
     distill serve --model runs/dates/onnx                    # http://127.0.0.1:8000
     curl -s localhost:8000/v1/generate -d '{"inputs": ["next friday"]}'
 
-POST /v1/generate, GET /healthz, GET /metrics (Prometheus). Stops gracefully on SIGINT/SIGTERM.
+POST /v1/generate, GET /healthz, GET /metrics (Prometheus), and a page to try the model at GET /
+(its facts from GET /v1/info). Stops gracefully on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
