@@ -6,7 +6,8 @@ Reuses a finished student-vs-teacher run directory (its teacher-labelled data/tr
 validation split and real test.jsonl): no teacher call is made. For each size N it trains the
 default student on the first N training rows (the order the teacher produced them), scores it
 greedily with PyTorch on the real test set (bootstrap 95% CIs), and adds the run's own full-size
-student when its report exists. Writes benchmarks/results/learning_curve_<run>.{json,md,png}.
+student when its report exists. Writes benchmarks/results/learning_curve_<run>.{json,md,png}
+and RUN/learning_curve.json (the learning-curve section of `distill report RUN`).
 """
 
 from __future__ import annotations
@@ -87,37 +88,30 @@ def main() -> int:
         )
         points[n] = score(model, test, metric)
         print(f"n={n}: {json.dumps(points[n])}", flush=True)
-    write(run.name, metric, points)
+    write(run, metric, points)
     return 0
 
 
-def write(name: str, metric: str, points: dict[int, dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def write(run: Path, metric: str, points: dict[int, dict]) -> None:
+    """results/learning_curve_<run>.{json,md,png}, and RUN/learning_curve.json, which
+    RUN/report.html (`distill report RUN`) shows as its learning-curve section."""
+    from common.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from distill.evaluation.plots import learning_curve_png
+    from distill.stages.report import LEARNING_CURVE
 
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"learning_curve_{name}"
-    stem.with_suffix(".json").write_text(json.dumps({"metric": metric, "points": points}, indent=2))
+    stem = RESULTS / f"learning_curve_{run.name}"
+    curve = {"metric": metric, "points": points}
+    atomic_write_json(stem.with_suffix(".json"), curve)
+    atomic_write_json(run / LEARNING_CURVE, curve)
     scale = 100.0  # scores are 0-1; the table and figure show percentages
     lines = [f"| teacher examples | steps | {metric} (95% CI) |", "|---|---|---|"]
     for n, p in points.items():
         lo, hi = (scale * v for v in p["ci95"])
         lines.append(f"| {n} | {p['steps']} | {scale * p['score']:.1f} [{lo:.1f}, {hi:.1f}] |")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xs = list(points)
-    ys = [scale * points[n]["score"] for n in xs]
-    err = [[y - scale * points[n]["ci95"][0] for n, y in zip(xs, ys, strict=True)],
-           [scale * points[n]["ci95"][1] - y for n, y in zip(xs, ys, strict=True)]]  # fmt: skip
-    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3)
-    ax.set_xlabel("teacher-labelled training examples")
-    ax.set_ylabel(f"{metric} on the real test set")
-    ax.set_title(f"{name}: what more teacher examples buy")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=110)
-    plt.close(fig)
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
+    title = f"{run.name}: what more teacher examples buy"
+    atomic_write_bytes(stem.with_suffix(".png"), learning_curve_png(points, metric, title))
 
 
 if __name__ == "__main__":

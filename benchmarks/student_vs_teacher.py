@@ -217,38 +217,11 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def chart(reports: list[dict], path: Path, title: str) -> None:
-    """Two panels: quality (EM, chrF++ with 95% CIs) and p50 latency (log scale)."""
-    import matplotlib
+    """Quality (EM, chrF++ with 95% CIs) and p50 latency: the chart RUN/report.html shows."""
+    from common.files import atomic_write_bytes
+    from distill.evaluation.plots import quality_latency_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r["name"].split(" (")[0] for r in reports]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.38
-    for j, (metric, scale) in enumerate((("em", 100.0), ("chrf", 100.0))):
-        vals = [r["metrics"][metric]["score"] * scale for r in reports]
-        cis = [
-            r["metrics"][metric].get("ci95") or [v / scale] * 2
-            for r, v in zip(reports, vals, strict=True)
-        ]
-        err = [[v - lo * scale for v, (lo, _) in zip(vals, cis, strict=True)],
-               [hi * scale - v for v, (_, hi) in zip(vals, cis, strict=True)]]  # fmt: skip
-        xs = [i + (j - 0.5) * width for i in range(len(reports))]
-        ax1.bar(xs, vals, width, yerr=err, capsize=3, label="EM %" if metric == "em" else "chrF++")
-    ax1.set_xticks(range(len(reports)), names, rotation=10)
-    ax1.set_ylim(0, 100)
-    ax1.set_title("quality on the real test set (95% CI)")
-    ax1.legend()
-    lat = [r["latency_ms"]["p50"] if r.get("latency_ms") else 0 for r in reports]
-    ax2.bar(names, lat, color=["#c44", "#48c", "#4a4"][: len(reports)])
-    ax2.set_yscale("log")
-    ax2.set_ylabel("p50 latency per input, ms (log)")
-    ax2.set_title("latency")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    atomic_write_bytes(path, quality_latency_png(reports, title, metrics=("em", "chrf")))
 
 
 def main(argv: list[str] | None = None) -> int:

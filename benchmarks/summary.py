@@ -83,12 +83,10 @@ def markdown(rows: list[dict]) -> str:
 
 def learning_curves(tasks: list[str], path: Path) -> None:
     """Validation score against optimizer steps, one line per task's student."""
-    import matplotlib
+    from common.files import atomic_write_bytes
+    from distill.evaluation.plots import training_curves_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    curves = {}
     for task in tasks:
         metrics = HERE / "runs" / task / "model" / "metrics.json"
         if not metrics.is_file():
@@ -96,16 +94,12 @@ def learning_curves(tasks: list[str], path: Path) -> None:
         m = json.loads(metrics.read_text())
         per_epoch = m["global_steps"] / max(m["epochs_run"], 1)
         key = "val_exact_match" if HEADLINE.get(task.split("-")[0]) == "em" else "val_chrf"
-        xs = [h["epoch"] * per_epoch for h in m["history"]]
-        ys = [_pct(key, h[key]) for h in m["history"]]
-        ax.plot(xs, ys, marker="o", label=f"{task} ({key[4:]})")
-    ax.set_xlabel("optimizer steps")
-    ax.set_ylabel("validation score (%)")
-    ax.set_title("student learning curves (teacher-labelled validation split)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        curves[f"{task} ({key[4:]})"] = [
+            (h["epoch"] * per_epoch, _pct(key, h[key])) for h in m["history"]
+        ]
+    title = "student learning curves (teacher-labelled validation split)"
+    png = training_curves_png(curves, "optimizer steps", "validation score (%)", title)
+    atomic_write_bytes(path, png)
 
 
 def main() -> int:

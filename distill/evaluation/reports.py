@@ -12,7 +12,7 @@ from distill.evaluation.records import EvalReport, ExampleScore
 PERCENT_METRICS = ("em", "em_squad", "em_nospace", "chrf", "accuracy", "macro_f1", "bertscore")
 
 
-def _fmt_metric(name: str, block: dict) -> str:
+def fmt_metric(name: str, block: dict) -> str:
     """'61.5 [55.0, 68.0]': built-in 0-1 metrics shown as percentages, others as they are."""
     scale = 100.0 if name in PERCENT_METRICS else 1.0
     text = f"{block['score'] * scale:.1f}"
@@ -53,7 +53,7 @@ def compare_markdown(reports: list[EvalReport]) -> str:
         cells = [
             rep.get("name") or rep["target"],
             str(rep["n"]),
-            *[_fmt_metric(m, rep["metrics"][m]) if m in rep["metrics"] else "-" for m in names],
+            *[fmt_metric(m, rep["metrics"][m]) if m in rep["metrics"] else "-" for m in names],
             _fmt(lat.get("p50"), ".1f"),
             _fmt(lat.get("p95"), ".1f"),
             _fmt(rep.get("throughput_per_s"), ".2f"),

@@ -62,6 +62,7 @@ class RunOptions:
     test: Path | None = None  # labelled test JSONL; None: the generated test split
     force: bool = False  # redo train/export/eval even when up to date
     skip_teacher_eval: bool = False
+    show_errors: int = 10  # worst examples per target in RUN/report.html
 
 
 def check_run(cfgs: StageConfigs, opts: RunOptions) -> list[str]:
@@ -69,6 +70,8 @@ def check_run(cfgs: StageConfigs, opts: RunOptions) -> list[str]:
 
     A typo in any stage's settings must fail in a second, not after the teacher has run.
     """
+    if opts.show_errors < 0:
+        raise UserError(f"--show-errors: must be >= 0 (got {opts.show_errors})")
     check_generate(cfgs.generate)
     check_train(cfgs.train)
     check_eval(cfgs.eval)
@@ -81,8 +84,11 @@ def run_pipeline(
     """Run the stages in order, skipping those already done with the same inputs.
 
     Returns the evaluation reports (student ONNX, student torch, teacher unless skipped) and
-    writes them to RUN/report.json and the comparison table to RUN/report.md.
+    writes them to RUN/report.json, the comparison table to RUN/report.md and the page a person
+    reads (table, charts, data, worst errors) to RUN/report.html.
     """
+    from distill.stages.report import write_run_report
+
     exclude = check_run(cfgs, opts)
     run = _Pipeline(task, cfgs, opts, RunState(opts.root / STATE_FILE, force=opts.force), log)
     data_dir = opts.root / "data"
@@ -95,7 +101,9 @@ def run_pipeline(
         raise UserError(f"generate: {manifest['message']}; then rerun `distill run`")
     model_dir = run.train(data_dir)
     onnx_dir = run.export(model_dir)
-    return run.evaluate(onnx_dir, model_dir, opts.test or held_out_test(data_dir, log))
+    reports = run.evaluate(onnx_dir, model_dir, opts.test or held_out_test(data_dir, log))
+    log(f"wrote {write_run_report(opts.root, opts.show_errors)}")
+    return reports
 
 
 # Below this many test rows one disagreement moves a score by more than 2 points: the table
@@ -208,7 +216,7 @@ class _Pipeline:
                 continue
             reports.append(self._score(target, test_path))
             marks[key] = fp
-        notes = _test_notes(reports, teacher_labels=self.opts.test is None)
+        notes = eval_notes(reports, teacher_labels=self.opts.test is None)
         _write_reports(self.opts.root, test_path, reports, notes, self.log)
         for key, fp in marks.items():  # only once the reports they stand for are on disk
             self.state.mark(key, fp)
@@ -277,7 +285,7 @@ def add_eval_to_cards(root: Path, test_path: Path, table: str) -> list[Path]:
     return updated
 
 
-def _test_notes(reports: list[EvalReport], *, teacher_labels: bool) -> str:
+def eval_notes(reports: list[EvalReport], *, teacher_labels: bool) -> str:
     """What the reader must know about the test set under the table ("" when nothing)."""
     notes = []
     n = min((r["n"] for r in reports), default=0)
