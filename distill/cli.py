@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "eval": "eval",
     "serve": "serve",
+    "push": "push",
     "init": "init",
     "retrieve-data": "retrieve_data",
     "retrieve-model": "retrieve_model",
