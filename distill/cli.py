@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "report": "report",
     "serve": "serve",
+    "push": "push",
     "init": "init",
     "retrieve-data": "retrieve_data",
     "retrieve-model": "retrieve_model",

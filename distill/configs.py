@@ -55,12 +55,18 @@ def _default_of(f: dataclasses.Field) -> Any:
     return None
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+def add_config_args(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    title: str | None = None,
+) -> None:
     """Add one flag per dataclass field; defaults are shown in --help but parsed as None.
 
     Parsing to None lets `build_config` tell a flag the user typed from one they did not.
+    `title` names the --help group of a config that has no task.toml table.
     """
-    group = parser.add_argument_group(f"{cls.__name__} (also settable in task.toml)")
+    group = parser.add_argument_group(title or f"{cls.__name__} (also settable in task.toml)")
     for f, tp in _fields(cls):
         if f.name in skip:
             continue
