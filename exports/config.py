@@ -12,11 +12,13 @@ class ExportConfig:
     quantize: str = field(
         default="int8", metadata={"help": "weight quantisation", "choices": ["int8", "none"]}
     )
-    per_channel: bool = field(
-        default=False,
+    int8_scales: str = field(
+        default="auto",
         metadata={
-            "help": "int8 scales per output channel instead of per tensor (slower to run, "
-            "sometimes more accurate)"
+            "help": "int8 weight scales: per_tensor (fastest), per_channel (one scale per output "
+            "channel: changes fewer answers, ~20%% slower) or auto (per_tensor, and per_channel "
+            "when per_tensor fails the quality gate, before falling back to fp32)",
+            "choices": ["auto", "per_tensor", "per_channel"],
         },
     )
     keep_fp32: list[str] = field(
@@ -62,6 +64,10 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if self.quantize not in ("int8", "none"):
             raise ValueError(f"quantize: must be 'int8' or 'none' (got {self.quantize!r})")
+        if self.int8_scales not in ("auto", "per_tensor", "per_channel"):
+            raise ValueError(
+                f"int8_scales: must be auto, per_tensor or per_channel (got {self.int8_scales!r})"
+            )
         if self.gate_metric not in ("auto", "exact_match", "chrf"):
             raise ValueError(
                 f"gate_metric: must be auto, exact_match or chrf (got {self.gate_metric!r})"

@@ -35,6 +35,7 @@ class GateReport(TypedDict):
     int8_agrees_with_fp32: NotRequired[float]
     int8_drop_points: NotRequired[float]  # worst labelled drop, percentage points (info)
     decision: NotRequired[dict[str, Any]]  # exports.int8_rule.GateDecision: the rule's numbers
+    per_tensor_try: NotRequired[dict[str, Any]]  # int8_scales auto: why per-tensor int8 failed
 
 
 def quality(predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -94,6 +94,7 @@ class ExportReport(TypedDict):
     graphs: dict[str, dict[str, Any]]  # "fp32" / "int8" -> graph -> op counts (and quant stats)
     gate: GateReport
     runtime_precision: str  # "int8" only when quantised and the gate let int8 through
+    int8_scales: str | None  # the shipped int8's scales: per_tensor or per_channel (None: fp32)
     sizes: dict[str, Any]  # bytes of safetensors, fp32 and int8 graphs; fp32/int8 ratio
     seconds: dict[str, float]  # export, quantize, gate
 
@@ -108,16 +109,25 @@ def _build(
     model, paths = _export_fp32(model_dir, out)
     graphs = {"fp32": {g: op_counts(paths[g]) for g in GRAPHS}}
     t_export = time.perf_counter() - t0
+    scales = "per_channel" if cfg.int8_scales == "per_channel" else "per_tensor"
     if cfg.quantize == "int8":
-        graphs["int8"] = _quantize_all(paths, out, cfg)
+        graphs["int8"] = _quantize_all(paths, out, cfg, scales == "per_channel")
     t_quant = time.perf_counter() - t0 - t_export
     gate = run_gate(model, out, cfg, heldout)
+    if _retry_per_channel(cfg, gate):
+        first = gate
+        scales = "per_channel"
+        graphs["int8"] = _quantize_all(paths, out, cfg, per_channel=True)
+        gate = run_gate(model, out, cfg, heldout)
+        gate["per_tensor_try"] = {k: first[k] for k in ("reason", "decision") if k in first}
+    runtime = _keep_int8_or_remove(out, cfg, gate)
     report: ExportReport = {
         "model_dir": str(model_dir),
         "settings": asdict(cfg),
         "graphs": graphs,
         "gate": gate,
-        "runtime_precision": _keep_int8_or_remove(out, cfg, gate),
+        "runtime_precision": runtime,
+        "int8_scales": scales if runtime == "int8" else None,
         "sizes": _sizes(model_dir, out),
         "seconds": {
             "export": round(t_export, 2),
@@ -147,7 +157,19 @@ def _export_fp32(model_dir: Path, out: Path) -> tuple[Any, dict[str, Path]]:
     return model, paths
 
 
-def _quantize_all(paths: dict[str, Path], out: Path, cfg: ExportConfig) -> dict[str, Any]:
+def _retry_per_channel(cfg: ExportConfig, gate: GateReport) -> bool:
+    """int8_scales auto: per-tensor int8 failed the quality rule itself (fp32 was faithful)."""
+    return (
+        cfg.quantize == "int8"
+        and cfg.int8_scales == "auto"
+        and not gate["int8_ok"]
+        and "decision" in gate
+    )
+
+
+def _quantize_all(
+    paths: dict[str, Path], out: Path, cfg: ExportConfig, per_channel: bool
+) -> dict[str, Any]:
     """int8 twins of the three graphs; returns each one's quantisation report."""
     from exports.quantize import quantize_graph
 
@@ -155,7 +177,7 @@ def _quantize_all(paths: dict[str, Path], out: Path, cfg: ExportConfig) -> dict[
         g: quantize_graph(
             paths[g],
             out / graph_file(g, "int8"),
-            per_channel=cfg.per_channel,
+            per_channel=per_channel,
             keep_fp32=cfg.keep_fp32,
             optimize=cfg.optimize,
         )

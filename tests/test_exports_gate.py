@@ -168,14 +168,16 @@ def test_gate_passes_a_trained_model(trained, tmp_path):
     gate = report["gate"]
     assert gate["fp32"]["exact_match"] >= 0.8  # it learned something: the gate is not vacuous
     assert gate["status"] == "passed" and report["runtime_precision"] == "int8"
+    assert report["int8_scales"] == "per_tensor" and "per_tensor_try" not in gate
     d = gate["decision"]
     assert d["n"] == gate["n"] >= 80 and gate["n_labelled"] == 20
     assert d["upper_bound_points"] <= d["max_drop_points"] == 5.0
     assert OnnxSeq2Seq(tmp_path / "onnx").precision == "int8"
 
 
-def _break_int8(monkeypatch) -> None:
-    """Quantise as usual, then scramble every int8 weight table of the quantised graph."""
+def _break_int8(monkeypatch, only_per_tensor: bool = False) -> None:
+    """Quantise as usual, then scramble every int8 weight table of the quantised graph
+    (of the per-tensor graphs only, when `only_per_tensor`)."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -186,6 +188,8 @@ def _break_int8(monkeypatch) -> None:
 
     def broken(src, dst, **kw):
         res = real(src, dst, **kw)
+        if only_per_tensor and kw["per_channel"]:
+            return res
         model = onnx.load(str(dst))
         rng = np.random.default_rng(0)
         for init in model.graph.initializer:
@@ -220,9 +224,40 @@ def test_gate_fails_a_broken_int8_and_fp32_is_served(trained, tmp_path, monkeypa
         export_model(
             model_dir, tmp_path / "onnx", ExportConfig(), heldout=heldout, unlabelled=unlabelled
         )
-    d = err.value.report["gate"]["decision"]
+    report = err.value.report
+    d = report["gate"]["decision"]
     assert not d["passed"] and d["upper_bound_points"] > 5.0
+    # int8_scales auto tried per-tensor, then per-channel; both failed, fp32 ships
+    assert not report["gate"]["per_tensor_try"]["decision"]["passed"]
+    assert report["int8_scales"] is None
     _assert_fp32_served(tmp_path / "onnx", "the int8 graphs were removed and fp32 kept")
+
+
+@pytest.mark.slow  # trains a tiny model, then two real exports
+def test_per_channel_ships_when_per_tensor_fails_the_gate(trained, tmp_path, monkeypatch):
+    """int8_scales auto: a per-tensor int8 that fails the gate is re-quantised per channel and
+    gated again; per-channel passing ships int8 (not fp32). An explicit per_tensor does not retry."""
+    from exports.config import ExportConfig
+    from exports.pipeline import ExportError, export_model
+    from exports.runtime import OnnxSeq2Seq
+
+    _break_int8(monkeypatch, only_per_tensor=True)
+    model_dir, heldout, unlabelled = trained
+    report = export_model(
+        model_dir, tmp_path / "auto", ExportConfig(), heldout=heldout, unlabelled=unlabelled
+    )
+    assert report["gate"]["status"] == "passed" and report["runtime_precision"] == "int8"
+    assert report["int8_scales"] == "per_channel"
+    first = report["gate"]["per_tensor_try"]
+    assert "may be worse than fp32" in first["reason"] and not first["decision"]["passed"]
+    assert OnnxSeq2Seq(tmp_path / "auto").precision == "int8"
+    with pytest.raises(ExportError, match=r"may be worse than fp32") as err:
+        export_model(
+            model_dir, tmp_path / "pt", ExportConfig(int8_scales="per_tensor"),
+            heldout=heldout, unlabelled=unlabelled,
+        )  # fmt: skip
+    assert "per_tensor_try" not in err.value.report["gate"]
+    _assert_fp32_served(tmp_path / "pt", "the int8 graphs were removed and fp32 kept")
 
 
 @pytest.mark.slow  # trains a tiny model, then a real export (~1 min each here)

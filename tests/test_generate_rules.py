@@ -128,6 +128,10 @@ def test_derived_format_accepts_and_rejects_the_right_strings():
     assert not spaced.fullmatch("May") and not spaced.fullmatch("3 May")
     # no shared shape, or too little evidence: no check
     assert derive_format(["blue green red", "two one"]) is None
+    # same word count, words only: a coincidence, not a format (a 7-word answer is fine)
+    assert derive_format(["does the baker sell bread", "have my cousins painted it"]) is None
+    assert derive_format(["New York", "Los Angeles"]) is None
+    assert re.compile(derive_format(["3 apples", "12 pears"])).fullmatch("7 plums")
     assert derive_format(["08/20/2010", "2021-12-25"]) is None
     assert derive_format(["08/20/2010"]) is None
     assert derive_format(["12", "-7"]) is None

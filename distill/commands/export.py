@@ -2,7 +2,7 @@
 
     distill export --model runs/dates/model --out runs/dates/onnx
     distill export --model runs/dates/model --out runs/dates/onnx --quantize none
-    distill export --model M --out O --heldout test.jsonl --keep-fp32 DenseReluDense.wo --per-channel
+    distill export --model M --out O --heldout test.jsonl --keep-fp32 DenseReluDense.wo --int8-scales per_channel
 
 Held-out inputs for the gate: --heldout FILE.jsonl, else RUN/data/validation.jsonl next to the
 model dir, else the `heldout` list in the model dir's distill.json; then topped up with the
