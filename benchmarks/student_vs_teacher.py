@@ -196,19 +196,57 @@ def evaluate_all(
     return reports
 
 
-def ratios_markdown(reports: list[dict]) -> str:
-    """Student vs teacher: latency speed-up, size ratio, quality difference (points)."""
+def paired_diff(teacher: list[float], student: list[float], samples: int = 2000) -> dict:
+    """Student minus teacher on the same examples (points), with a paired bootstrap 95% CI.
+
+    Resampling the examples once for both keeps their pairing: the interval is about the
+    difference itself, much narrower than two overlapping per-model CIs. Also counts the
+    examples only the student gets right (`student_only`) and only the teacher (`teacher_only`).
+    """
+    import numpy as np
+
+    d = 100.0 * (np.asarray(student, float) - np.asarray(teacher, float))
+    draws = np.random.default_rng(0).integers(0, len(d), size=(samples, len(d)))
+    low, high = np.quantile(d[draws].mean(axis=1), [0.025, 0.975])
+    return {
+        "diff": round(float(d.mean()), 2),
+        "ci95": [round(float(low), 2), round(float(high), 2)],
+        "student_only": int((d > 0).sum()),
+        "teacher_only": int((d < 0).sum()),
+    }
+
+
+def paired_em(run_dir: Path, reports: list[dict]) -> dict[str, dict]:
+    """`paired_diff` of exact match for each student against the teacher (the eval keys)."""
+
+    def em(key: str) -> list[float]:
+        path = run_dir / "eval" / f"{key}.predictions.jsonl"
+        return [json.loads(x)["scores"]["em"] for x in path.read_text().splitlines() if x]
+
+    keys = ["student_torch", "student_onnx"][: len(reports) - 1]
+    return {k: paired_diff(em("teacher"), em(k)) for k in keys}
+
+
+def ratios_markdown(reports: list[dict], paired: dict[str, dict] | None = None) -> str:
+    """Student vs teacher: quality difference (points; EM with its paired 95% CI), speed-up."""
     teacher = reports[0]
     lines = [
-        "| student | EM diff (pts) | chrF++ diff | p50 latency speed-up | throughput ratio |",
+        "| student | EM diff (pts, paired 95% CI) | chrF++ diff | p50 latency speed-up "
+        "| throughput ratio |",
         "|---|---|---|---|---|",
     ]
-    for rep in reports[1:]:
+    pairs = list((paired or {}).values())
+    for i, rep in enumerate(reports[1:]):
         em = (rep["metrics"]["em"]["score"] - teacher["metrics"]["em"]["score"]) * 100
+        if i < len(pairs):
+            lo, hi = pairs[i]["ci95"]
+            em_cell = f"{em:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+        else:
+            em_cell = f"{em:+.1f}"
         chrf = (rep["metrics"]["chrf"]["score"] - teacher["metrics"]["chrf"]["score"]) * 100
         speed = _ratio(teacher["latency_ms"]["p50"], rep["latency_ms"]["p50"])
         thr = _ratio(rep.get("throughput_per_s"), teacher.get("throughput_per_s"))
-        lines.append(f"| {rep['name']} | {em:+.1f} | {chrf:+.1f} | {speed} | {thr} |")
+        lines.append(f"| {rep['name']} | {em_cell} | {chrf:+.1f} | {speed} | {thr} |")
     return "\n".join(lines) + "\n"
 
 
@@ -316,9 +354,12 @@ def write_results(
         "timings_s": timings,
         "generate_manifest_counts": manifest.get("counts"),
         "reports": [{k: v for k, v in r.items() if k != "examples"} for r in reports],
+        "paired_em_vs_teacher": paired_em(run_dir, reports),
     }
     atomic_write_json(stem.with_suffix(".json"), summary)
-    table = compare_markdown(reports) + "\n" + ratios_markdown(reports)
+    table = (
+        compare_markdown(reports) + "\n" + ratios_markdown(reports, summary["paired_em_vs_teacher"])
+    )
     title = f"{task}: teacher vs student ({reports[0]['n']} real test examples)"
     atomic_write_text(stem.with_suffix(".md"), f"### {title}\n\n{table}")
     chart(reports, stem.with_suffix(".png"), title)

@@ -1,4 +1,4 @@
-"""The benchmark data loaders: ctparse's labels turned into our output format, no German left."""
+"""Benchmark helpers: ctparse labels turned into our output format, the paired student-teacher CI."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ def test_load_temporal_is_english_unique_and_seeded() -> None:
     for german in ("morgen", "uhr ", "nächste", "dienstag", "ä", "ü"):
         assert german not in texts
     assert rows == load_temporal()  # same order every time
+
+
+def test_paired_diff_counts_and_bounds_the_student_minus_teacher_difference() -> None:
+    """Exact on hand-made pairs: the mean difference in points, who alone got which right, and
+    a CI that collapses to the difference when every pair differs the same way."""
+    from student_vs_teacher import paired_diff
+
+    mixed = paired_diff([1, 0, 0, 1, 1], [1, 1, 0, 0, 1])
+    assert mixed["diff"] == 0.0 and (mixed["student_only"], mixed["teacher_only"]) == (1, 1)
+    low, high = mixed["ci95"]
+    assert -60.0 <= low < 0.0 < high <= 60.0  # resampling 5 pairs: at most +-3/5 either way
+    better = paired_diff([0, 0, 1, 1], [1, 1, 1, 1])
+    assert better["diff"] == 50.0 and better["student_only"] == 2 and better["teacher_only"] == 0
+    same = paired_diff([0.5, 1.0], [1.0, 1.5])
+    assert same == {"diff": 50.0, "ci95": [50.0, 50.0], "student_only": 2, "teacher_only": 0}
