@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--generate", type=int, help="examples to generate (overrides the size)")
     parser.add_argument("--test", type=int, help="test examples (overrides the size)")
+    parser.add_argument("--epochs", type=int, help="training epochs (overrides the size: 3)")
     parser.add_argument(
         "--tag",
         help="suffix of the run dir and result files, e.g. g1000 for a larger training set "
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes(
         test=args.test or sizes.test,
         generate=args.generate or sizes.generate,
-        epochs=sizes.epochs,
+        epochs=args.epochs or sizes.epochs,
         latency_samples=sizes.latency_samples,
     )
     suffix = "-quick" if args.quick else ""
