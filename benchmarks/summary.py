@@ -1,6 +1,6 @@
 """One table and one learning-curve figure across the student-vs-teacher benchmark runs.
 
-    python benchmarks/summary.py sentiment-t300-g1000 temporal-t200-g346 e2e-t200-synthesize
+    python benchmarks/summary.py questions sentiment-t300-g3000 temporal-t200-g346
 
 For every task whose benchmark finished, the table shows the teacher's score against gold, the
 int8 ONNX student's, their ratio (student / teacher) with both 95% CIs, and the per-input p50
@@ -20,7 +20,13 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 # The headline metric per task: exact match for a closed label set, chrF++ for free text.
-HEADLINE = {"sentiment": "em", "temporal": "chrf", "e2e": "chrf", "spider": "chrf"}
+HEADLINE = {
+    "sentiment": "em",
+    "questions": "em",
+    "temporal": "chrf",
+    "e2e": "chrf",
+    "spider": "chrf",
+}
 
 
 def _pct(metric: str, value: float) -> float:
@@ -61,21 +67,25 @@ def row(task: str, run: dict) -> dict:
         "targets": sorted(by_kind),
         # what the export shipped: int8, or fp32 when int8 failed the gate
         "precision": "int8" if "int8" in student["name"] else "fp32",
+        # ONNX student minus teacher in EM points, paired bootstrap 95% CI (newer runs only)
+        "paired_em": (run.get("paired_em_vs_teacher") or {}).get("student_onnx"),
     }
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| task | metric | test n | teacher (95% CI) | ONNX student (95% CI) | shipped | "
-        "student / teacher | p50 ms teacher / student | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "student / teacher | EM diff, paired 95% CI | p50 ms teacher / student | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        pe = r.get("paired_em")
+        diff = f"{pe['diff']:+.1f} [{pe['ci95'][0]:+.1f}, {pe['ci95'][1]:+.1f}]" if pe else "-"
         lines.append(
             f"| {r['task']} | {r['metric']} | {r['n']} | {r['teacher']:.1f} "
             f"[{r['teacher_ci'][0]:.1f}, {r['teacher_ci'][1]:.1f}] | {r['student']:.1f} "
             f"[{r['student_ci'][0]:.1f}, {r['student_ci'][1]:.1f}] | {r['precision']} | "
-            f"{r['ratio']:.2f}x | "
+            f"{r['ratio']:.2f}x | {diff} | "
             f"{r['teacher_p50_ms']:.0f} / {r['student_p50_ms']:.1f} | {r['speedup']:.0f}x |"
         )
     return "\n".join(lines) + "\n"
@@ -105,9 +115,11 @@ def learning_curves(tasks: list[str], path: Path) -> None:
 def main() -> int:
     # run names as the benchmark writes them: the task, plus "-t<N>" when --test was given
     tasks = sys.argv[1:] or [
+        "questions",
+        "sentiment-t300-g3000",
+        "temporal-t200-g346",
         "sentiment-t300-g1000",
         "sentiment-t300-label-vote-g500",
-        "temporal-t200-g346",
         "e2e-t200-synthesize",
     ]
     runs = load_runs(tasks)

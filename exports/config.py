@@ -16,7 +16,7 @@ class ExportConfig:
         default="auto",
         metadata={
             "help": "int8 weight scales: per_tensor (fastest), per_channel (one scale per output "
-            "channel: changes fewer answers, ~20%% slower) or auto (per_tensor, and per_channel "
+            "channel: changes fewer answers, up to ~20%% slower) or auto (per_tensor, and per_channel "
             "when per_tensor fails the quality gate, before falling back to fp32)",
             "choices": ["auto", "per_tensor", "per_channel"],
         },

@@ -82,3 +82,11 @@ def test_documented_commands_parse(where: str, line: str) -> None:
     """Each command names a real subcommand with real flags and every required argument."""
     args = build_parser().parse_args(shlex.split(line)[1:])  # exits 2 on a bad flag
     assert args.command == line.split()[1], where
+
+
+def test_readme_student_vs_teacher_table_is_the_benchmark_summary() -> None:
+    """The README's student-vs-teacher table is benchmarks/summary.py's output, byte for byte:
+    a figure edited by hand, or a rerun not copied into the README, fails here."""
+    table = (ROOT / "benchmarks" / "results" / "student_vs_teacher_summary.md").read_text()
+    assert table.startswith("| task | metric |") and table.count("\n") >= 4
+    assert table in (ROOT / "README.md").read_text(encoding="utf-8")
