@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 import xxhash
 from aiohttp import web
@@ -98,7 +98,81 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-class FakeOpenAIServer:
+class LoopbackServer:
+    """An aiohttp app on 127.0.0.1, served by its own event loop in a daemon thread.
+
+    Sync test code uses it as a context manager while the client under test runs its own loop.
+    Subclasses build their app in `_app`; the socket is bound in `start` (port 0: any free one).
+    """
+
+    _name = "loopback"
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._sock: socket.socket | None = None
+
+    def _app(self) -> web.Application:
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None, "server not started"
+        return self._sock.getsockname()[1]
+
+    def start(self) -> Self:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self._port))
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(started,), daemon=True, name=self._name
+        )
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError(f"{type(self).__name__} did not start within 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        fut.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _serve(self, started: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._startup())
+        started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _startup(self) -> None:
+        # access_log=None: per-request logging would cost more CPU than the whole handler.
+        # shutdown_timeout: a scripted slow answer must not hold up stop().
+        self._runner = web.AppRunner(
+            self._app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock, backlog=4096).start()
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class FakeOpenAIServer(LoopbackServer):
     """OpenAI chat-completions on 127.0.0.1:PORT/v1, scriptable, logging every request.
 
     responder(body, index) gives the assistant text; `index` counts completions (each of the n
@@ -111,6 +185,8 @@ class FakeOpenAIServer:
     refuse_n: answer 400 to any request with n > 1 (like llama.cpp with too few slots).
     ratelimit_headers: extra headers (e.g. x-ratelimit-limit-requests) on every 200 answer.
     """
+
+    _name = "fake-openai"
 
     def __init__(
         self,
@@ -142,7 +218,7 @@ class FakeOpenAIServer:
         self.ratelimit_headers = dict(ratelimit_headers or {})
         self.error_message = error_message
         self.model = model
-        self._port = port
+        super().__init__(port)
         self.requests: list[dict] = []  # every parsed request body, in arrival order
         self.events: list[
             dict
@@ -162,21 +238,12 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self._faults: collections.deque[str] = collections.deque()
         self.add_faults(*faults)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._sock: socket.socket | None = None
 
     def _latency(self, index: int) -> float:
         """Seconds to wait before answering request `index`."""
         return self.latency_s * _spread_factor(index, self.latency_spread)
 
     # ----------------------------------------------------------------- lifecycle
-
-    @property
-    def port(self) -> int:
-        assert self._sock is not None, "server not started"
-        return self._sock.getsockname()[1]
 
     @property
     def base_url(self) -> str:
@@ -200,43 +267,7 @@ class FakeOpenAIServer:
             if (fault is None or e["fault"] == fault) and (status is None or e["status"] == status)
         )
 
-    def start(self) -> FakeOpenAIServer:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", self._port))
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(started,), daemon=True, name="fake-openai"
-        )
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("FakeOpenAIServer did not start within 10 s")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        fut.result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _serve(self, started: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._startup())
-        started.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _startup(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
@@ -246,17 +277,7 @@ class FakeOpenAIServer:
         app.router.add_post("/v1/batches", self._batch_create)
         app.router.add_get("/v1/batches/{batch_id}", self._batch_retrieve)
         app.router.add_post("/v1/batches/{batch_id}/cancel", self._batch_cancel)
-        # access_log=None: per-request logging would cost more CPU than the whole handler.
-        # shutdown_timeout: a scripted slow answer must not hold up stop().
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
-        )
-        await self._runner.setup()
-        await web.SockSite(self._runner, self._sock, backlog=4096).start()
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     # ----------------------------------------------------------------- handlers
 

@@ -18,15 +18,14 @@ never repeats it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import socket
-import threading
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+from teachers.testing import LoopbackServer
 
 
 @dataclass
@@ -49,22 +48,18 @@ class Seen:
     body: bytes
 
 
-class FakeHub:
+class FakeHub(LoopbackServer):
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}  # "type:owner/name" -> Repo
         self.requests: list[Seen] = []
         self.unknown: list[str] = []
         self.fail_status: int | None = None
         self.fail_route = ""  # fail only requests whose path contains this
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         return self.repos[f"{repo_type}:{repo_id}"]
@@ -74,48 +69,14 @@ class FakeHub:
         every one, or those whose path contains `route` ("/commit/": after the repo exists)."""
         self.fail_status, self.fail_route = status, route
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeHub:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("FakeHub did not start within 10 s")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> FakeHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _serve(self, started: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._startup())
-        started.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _startup(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[self._record])
         app.router.add_post("/api/repos/create", self._create)
         app.router.add_post("/api/validate-yaml", self._validate_yaml)
         app.router.add_post("/api/{type}s/{owner}/{name}/preupload/{rev}", self._preupload)
         app.router.add_post("/api/{type}s/{owner}/{name}/commit/{rev}", self._commit)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.SockSite(self._runner, self._sock).start()
+        return app
 
     # ------------------------------------------------------------------- handlers
 
