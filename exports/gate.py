@@ -12,6 +12,7 @@ reported for information.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
@@ -46,14 +47,32 @@ def quality(predictions: list[str], references: list[str]) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class Fp32Check:
+    """The fp32 half of the gate, kept so that a per-channel int8 retry is judged against the
+    same fp32 outputs without running fp32 ONNX and PyTorch greedy again."""
+
+    gate: GateReport
+    refs: list[str | None]
+    texts: list[str]  # fp32 ONNX greedy outputs, one per gate input
+    inputs: list[str]
+
+
 def run_gate(
     model: Any, out: Path, cfg: ExportConfig, rows: list[tuple[str, str | None]]
 ) -> GateReport:
     """fp32 parity (token for token vs PyTorch greedy), then the int8 decision rule."""
+    if not rows:
+        return no_inputs(cfg)
+    return judge_int8(check_fp32(model, out, cfg, rows), out, cfg)
+
+
+def check_fp32(
+    model: Any, out: Path, cfg: ExportConfig, rows: list[tuple[str, str | None]]
+) -> Fp32Check:
+    """fp32 ONNX greedy on the gate inputs against PyTorch greedy, and its quality."""
     from exports.runtime import OnnxSeq2Seq
 
-    if not rows:
-        return _no_inputs(cfg)
     inputs, refs = [x for x, _ in rows], [y for _, y in rows]
     labelled = [i for i, y in enumerate(refs) if y is not None]
     fp32 = OnnxSeq2Seq(out, precision="fp32")
@@ -63,13 +82,22 @@ def run_gate(
     gate["n_labelled"] = len(labelled)
     if labelled:
         gate["fp32"] = quality([fp32_texts[i] for i in labelled], [refs[i] for i in labelled])
+    return Fp32Check(gate, refs, fp32_texts, inputs)
+
+
+def judge_int8(check: Fp32Check, out: Path, cfg: ExportConfig) -> GateReport:
+    """The gate's verdict: the fp32 check's own when it failed (or int8 is off), else the int8
+    rule on the int8 graphs now in `out` against the fp32 outputs of `check`."""
+    from exports.runtime import OnnxSeq2Seq
+
+    gate: GateReport = {**check.gate}  # type: ignore[typeddict-item]
     if gate["status"] == "failed" or cfg.quantize != "int8":
         return gate
-    int8_texts = OnnxSeq2Seq(out, precision="int8").generate(inputs, batch_size=cfg.gate_batch_size)
-    return _int8_verdict(gate, fp32_texts, int8_texts, refs, cfg.max_quality_drop, cfg.gate_metric)
+    int8 = OnnxSeq2Seq(out, precision="int8").generate(check.inputs, batch_size=cfg.gate_batch_size)
+    return _int8_verdict(gate, check.texts, int8, check.refs, cfg.max_quality_drop, cfg.gate_metric)
 
 
-def _no_inputs(cfg: ExportConfig) -> GateReport:
+def no_inputs(cfg: ExportConfig) -> GateReport:
     """Fail closed: nothing to compare int8 with fp32 on means int8 does not ship."""
     from exports.int8_rule import rows_needed
 

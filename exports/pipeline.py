@@ -21,7 +21,7 @@ from common.files import atomic_dir, files_size
 from common.meta import META_FILE, read_meta
 from exports.card import CardFacts, onnx_card
 from exports.config import ExportConfig
-from exports.gate import GateReport, run_gate
+from exports.gate import GateReport, check_fp32, judge_int8, no_inputs
 from exports.layout import CONFIG_FILES, GRAPHS, REPORT_FILE, TOKENIZER_FILES, graph_file
 
 
@@ -113,12 +113,13 @@ def _build(
     if cfg.quantize == "int8":
         graphs["int8"] = _quantize_all(paths, out, cfg, scales == "per_channel")
     t_quant = time.perf_counter() - t0 - t_export
-    gate = run_gate(model, out, cfg, heldout)
-    if _retry_per_channel(cfg, gate):
+    fp32 = check_fp32(model, out, cfg, heldout) if heldout else None
+    gate = judge_int8(fp32, out, cfg) if fp32 else no_inputs(cfg)
+    if fp32 and _retry_per_channel(cfg, gate):
         first = gate
         scales = "per_channel"
         graphs["int8"] = _quantize_all(paths, out, cfg, per_channel=True)
-        gate = run_gate(model, out, cfg, heldout)
+        gate = judge_int8(fp32, out, cfg)  # against the same fp32 outputs: not recomputed
         gate["per_tensor_try"] = {k: first[k] for k in ("reason", "decision") if k in first}
     runtime = _keep_int8_or_remove(out, cfg, gate)
     report: ExportReport = {

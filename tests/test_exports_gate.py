@@ -236,16 +236,27 @@ def test_gate_fails_a_broken_int8_and_fp32_is_served(trained, tmp_path, monkeypa
 @pytest.mark.slow  # trains a tiny model, then two real exports
 def test_per_channel_ships_when_per_tensor_fails_the_gate(trained, tmp_path, monkeypatch):
     """int8_scales auto: a per-tensor int8 that fails the gate is re-quantised per channel and
-    gated again; per-channel passing ships int8 (not fp32). An explicit per_tensor does not retry."""
+    gated again against the same fp32 outputs (PyTorch greedy runs once, not per try);
+    per-channel passing ships int8 (not fp32). An explicit per_tensor does not retry."""
+    from exports import gate as gate_module
     from exports.config import ExportConfig
     from exports.pipeline import ExportError, export_model
     from exports.runtime import OnnxSeq2Seq
 
     _break_int8(monkeypatch, only_per_tensor=True)
+    greedy_calls = []
+    torch_greedy = gate_module._torch_greedy
+
+    def counted(*args, **kwargs):
+        greedy_calls.append(1)
+        return torch_greedy(*args, **kwargs)
+
+    monkeypatch.setattr(gate_module, "_torch_greedy", counted)
     model_dir, heldout, unlabelled = trained
     report = export_model(
         model_dir, tmp_path / "auto", ExportConfig(), heldout=heldout, unlabelled=unlabelled
     )
+    assert len(greedy_calls) == 1  # the per-channel retry reused the fp32 check
     assert report["gate"]["status"] == "passed" and report["runtime_precision"] == "int8"
     assert report["int8_scales"] == "per_channel"
     first = report["gate"]["per_tensor_try"]
