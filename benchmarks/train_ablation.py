@@ -1,7 +1,7 @@
 """Which training settings keep the embedded student from collapsing? One run, several arms.
 
-    python benchmarks/train_ablation.py --task temporal            # ~30 min on 2 cores
-    python benchmarks/train_ablation.py --task sentiment --arms floor,floor+xself
+    python benchmarks/train_ablation.py --task questions             # ~40 min on 2 cores
+    python benchmarks/train_ablation.py --task temporal --arms input-only,default
 
 Every arm fine-tunes the embedded 49M student on the same real training rows (gold labels of a
 real task: this isolates the training recipe from the teacher's mistakes), picks its best epoch
@@ -35,18 +35,36 @@ RUNS = HERE / "runs" / "train_ablation"
 
 FLOOR = 150  # optimizer steps; 400 were measured at ~45 min an arm on the shared machine
 # Each arm: TrainConfig overrides plus how the embedded student's cross-attention starts.
-# "old" is the recipe before this ablation: 3 epochs, the instruction in every source,
-# random cross-attention, one learning rate.
+# Every setting an arm is about is pinned here, never left to TrainConfig's defaults (which
+# change as this ablation decides them). "default" is the embedded preset's recipe (with the
+# ablation's step floor); each "default-X" removes one change, "default+X" adds one; "old" is
+# the recipe before this ablation: 3 epochs, the instruction in every source, random
+# cross-attention, one learning rate.
+_DEFAULT = {"min_steps": FLOOR, "new_lr_scale": 10.0}
 ARMS: dict[str, dict[str, Any]] = {
-    "old": {"cross": "random", "train": {"source_template": "{instruction}\nInput: {input}"}},
-    "input-only": {"cross": "random", "train": {}},
-    "floor": {"cross": "random", "train": {"min_steps": FLOOR}},
-    "floor+xself": {"cross": "self", "train": {"min_steps": FLOOR}},
-    "floor+xself+newlr": {"cross": "self", "train": {"min_steps": FLOOR, "new_lr_scale": 10.0}},
-    "floor+xself+ls": {"cross": "self", "train": {"min_steps": FLOOR, "label_smoothing": 0.1}},
-    "floor+xself+lr3e-4": {"cross": "self", "train": {"min_steps": FLOOR, "lr": 3e-4}},
+    "old": {
+        "cross": "random",
+        "train": {
+            "min_steps": 0,
+            "new_lr_scale": 1.0,
+            "source_template": "{instruction}\nInput: {input}",
+        },
+    },
+    "input-only": {"cross": "random", "train": {"min_steps": 0, "new_lr_scale": 1.0}},
+    "default": {"cross": "self", "train": _DEFAULT},
+    "default-floor": {"cross": "self", "train": {**_DEFAULT, "min_steps": 0}},
+    "default-xself": {"cross": "random", "train": _DEFAULT},
+    "default-newlr": {"cross": "self", "train": {**_DEFAULT, "new_lr_scale": 1.0}},
+    "default+ls": {"cross": "self", "train": {**_DEFAULT, "label_smoothing": 0.1}},
+    "default+lr3e-4": {"cross": "self", "train": {**_DEFAULT, "lr": 3e-4}},
 }
-BASE = {"epochs": 3, "patience": 3, "source_template": "{input}", "threads": 1}
+BASE = {
+    "epochs": 3,
+    "patience": 3,
+    "source_template": "{input}",
+    "threads": 1,
+    "label_smoothing": 0.0,
+}
 
 
 def split(task: str, n_test: int, n_val: int, n_train: int) -> dict[str, list[dict]]:
@@ -78,13 +96,23 @@ def train_arm(name: str, arm: dict, data: dict[str, Path], instruction: str, out
     from students.train import train_student
 
     metrics_file = out / "metrics.json"
-    if metrics_file.is_file():
-        return json.loads(metrics_file.read_text())
     embedded = preset_for("embedded")
     settings = {**BASE, **arm["train"]}
     settings.setdefault("lr", embedded.lr)
+    settings["student"] = str(student_dir(arm["cross"]).resolve())
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        had = {
+            **metrics["settings"],
+            "student": str(Path(metrics["settings"]["student"]).resolve()),
+        }
+        stale = {k: v for k, v in settings.items() if had.get(k) != v}
+        if stale:  # trained under another definition of this arm: never reuse it silently
+            raise SystemExit(
+                f"{out}: trained with other settings than arm {name} ({stale}); delete it"
+            )
+        return metrics
     cfg = TrainConfig(
-        student=str(student_dir(arm["cross"])),
         batch_size=embedded.batch_size,
         max_target_length=embedded.max_target_length,
         **settings,
