@@ -117,6 +117,7 @@ def main() -> int:
     tasks = sys.argv[1:] or [
         "questions",
         "sentiment-t300-g3000",
+        "sentiment-t300-g3000-e6",
         "temporal-t200-g346",
         "sentiment-t300-g1000",
         "sentiment-t300-label-vote-g500",
