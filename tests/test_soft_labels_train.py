@@ -201,3 +201,23 @@ def test_task_file_keys_reach_the_train_config(tmp_path: Path) -> None:
     )
     cfg = stage_config("train", load_task(path), None)
     assert (cfg.soft_label_weight, cfg.soft_label_temperature) == (0.5, 2.0)
+
+
+def test_generated_label_probs_train_the_student(tmp_path: Path) -> None:
+    """What `distill generate --top-logprobs` writes is what `distill train` reads: every
+    training row of the run carries a distribution and the soft term is trained on."""
+    from test_soft_labels_generate import TASK, greedy, label_cfg, server_logprobs, teacher
+
+    from distill.generate import run_generate
+    from distill.stages.train import train_model
+    from teachers.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer(greedy, logprobs_fn=server_logprobs) as server:
+        run_generate(TASK, label_cfg(tmp_path, top_logprobs=5), teacher(server), tmp_path / "d")
+    n_train = len((tmp_path / "d" / "train.jsonl").read_text().splitlines())
+    cfg = TrainConfig(student=str(tiny_t5_dir(tmp_path / "s")), epochs=1, batch_size=4,
+                      threads=1, min_steps=0, soft_label_weight=0.5)  # fmt: skip
+    metrics = train_model(TASK, cfg, tmp_path / "d", tmp_path / "m")
+    assert metrics["soft_labels"]["labels"] == ["positive", "negative", "neutral"]
+    assert metrics["soft_labels"]["train_examples_with_probs"] == n_train > 0
+    assert metrics["history"][0]["train_soft_kl"] > 0
