@@ -15,9 +15,11 @@ as T changes (Hinton et al. 2015). The KL is averaged over the rows of the batch
 distribution.
 
 Cost: the encoder runs once; the decoder runs once over the batch's targets and each soft row's
-L label sequences together (one forward of B + K*L short rows, K rows with a distribution):
-about L extra decoder passes per soft row, so a 4-label task costs some 2-3x the decoder time
-of plain imitation per step, and nothing when the weight is 0.
+L label sequences together (one forward and backward of B + K*L rows, K rows with a
+distribution): (1 + L) times the decoder rows of plain imitation, each as short as a label, and
+nothing more when the weight is 0. On a classification task, whose targets are a few tokens and
+inputs tens of tokens, the encoder is most of a step and the extra rows a fraction of it; not
+timed here.
 """
 
 from __future__ import annotations
