@@ -80,6 +80,25 @@ def test_mapping_prefix_shared_prefix_and_token_that_starts_before_the_answer() 
     assert got == pytest.approx({k: v / total for k, v in mass.items()}, rel=1e-12)
 
 
+def test_mapping_splits_a_shared_first_token_along_the_chosen_path() -> None:
+    """The teacher wrote "Ne" + "utral": "Ne" begins negative and neutral, and was chosen, so
+    its 0.6 is split by the next position (conditioned on "Ne"): 0.7 : 0.2 ("Ne." is no
+    label). A shared token the teacher did not choose ("ne", 0.1) is split equally."""
+    labels = make_label_set(LABELS)
+    tokens = [
+        {"token": "Ne", "top": [["Ne", lp(0.6)], ["Pos", lp(0.2)], ["ne", lp(0.1)]]},
+        {"token": "utral", "top": [["utral", lp(0.7)], ["gative", lp(0.2)], [".", lp(0.05)]]},
+    ]
+    got = label_probs_from_logprobs(tokens, "Neutral", "Neutral", labels, last=False)
+    mass = {
+        "positive": 0.2,
+        "negative": 0.6 * 0.2 / 0.9 + 0.05,
+        "neutral": 0.6 * 0.7 / 0.9 + 0.05,
+    }
+    total = sum(mass.values())
+    assert got == pytest.approx({k: v / total for k, v in mass.items()}, rel=1e-12)
+
+
 def test_mapping_caps_unlisted_labels_at_the_smallest_listed_probability() -> None:
     """Listed 0.5 + 0.1 (both "yes"): 0.4 is left for two unlisted labels, 0.2 each, but a
     token not listed is less likely than every listed one: each gets 0.1."""

@@ -12,11 +12,12 @@ sources, in order of preference:
      character is the answer's first token;
    - each alternative there is normalised like a label (`labels.label_key`: case, quotes,
      surrounding spaces and end punctuation do not count) and gives its probability to the
-     label it spells exactly, else to the one label it begins, else in equal parts to every
-     label it begins (two labels sharing a first token, "not spam" / "not sure": the one
-     position cannot tell them apart); alternatives that begin no label ("The", "I") are
-     dropped, which conditions on "the answer is a label", as the rejection of out-of-set
-     answers does;
+     label it spells exactly, else to the one label it begins; an alternative that begins
+     several labels ("Ne": negative, neutral) is split by the next position's alternatives
+     when the teacher chose it (they are conditioned on it), else in equal parts (the
+     listed alternatives say nothing about what would follow a token not chosen);
+     alternatives that begin no label ("The", "I") are dropped, which conditions on "the
+     answer is a label", as the rejection of out-of-set answers does;
    - a label that no alternative begins has a probability below every listed one: such labels
      share what the listed alternatives leave (1 - their sum), each at most the smallest listed
      probability (so a large K gives them almost nothing, a small K a bounded guess);
@@ -70,40 +71,69 @@ def label_probs_from_logprobs(
         return None
     offset = start - sum(len(t["token"]) for t in tokens[:pos])
     prefix = tokens[pos]["token"][:offset]  # what the answer's first token holds before it
-    return _map_alternatives(tokens[pos]["top"], prefix, labels)
-
-
-def _map_alternatives(
-    top: Sequence[Sequence[Any]], prefix: str, labels: LabelSet
-) -> LabelProbs | None:
-    """Alternatives of the answer's first token -> probabilities over the labels (module doc)."""
     keys = [label_key(x) for x in labels.labels]
-    mass = [0.0] * len(keys)
-    listed = [math.exp(float(lp)) for _, lp in top]
-    for (token, _), p in zip(top, listed, strict=True):
-        piece = token[len(prefix) :] if prefix and token.startswith(prefix) else token
-        begun = _labels_begun(label_key(piece), keys)
-        for i in begun:
-            mass[i] += p / len(begun)
+    listed = [math.exp(float(lp)) for _, lp in tokens[pos]["top"]]
+    mass = _spread(tokens, pos, prefix, "", keys, range(len(keys)))
     if not any(mass):
         return None
+    _share_the_rest(mass, listed)
+    total = sum(mass)
+    return {label: m / total for label, m in zip(labels.labels, mass, strict=True)}
+
+
+def _spread(
+    tokens: Sequence[dict[str, Any]],
+    pos: int,
+    prefix: str,
+    typed: str,
+    keys: Sequence[str],
+    allowed: Sequence[int],
+) -> list[float]:
+    """Probability mass per label from the alternatives at `pos`, after the answer's text so
+    far (`typed`): each alternative goes to the label it completes, else to the one it
+    begins, else, when several labels share it, along the teacher's own next token if the
+    teacher chose this alternative (its next position is conditioned on it), else equally.
+    Only the labels in `allowed` (those `typed` begins) can receive mass."""
+    mass = [0.0] * len(keys)
+    chosen = tokens[pos]["token"]
+    for token, lp in tokens[pos]["top"]:
+        p = math.exp(float(lp))
+        piece = token[len(prefix) :] if prefix and token.startswith(prefix) else token
+        text = typed + piece
+        key = label_key(text)
+        begun = _labels_begun(key, keys, allowed)
+        if typed and key == label_key(typed) and not any(keys[i] == key for i in begun):
+            continue  # adds only spaces or punctuation ("Ne" + "."): ends short of a label
+        if len(begun) > 1 and token == chosen and pos + 1 < len(tokens):
+            deeper = _spread(tokens, pos + 1, "", text, keys, begun)
+            if any(deeper):
+                norm = sum(deeper)
+                for i in begun:
+                    mass[i] += p * deeper[i] / norm
+                continue
+        for i in begun:
+            mass[i] += p / len(begun)
+    return mass
+
+
+def _share_the_rest(mass: list[float], listed: Sequence[float]) -> None:
+    """Labels no listed alternative begins share what the list leaves, each at most the
+    smallest listed probability (an unlisted token is less likely than every listed one)."""
     unseen = [i for i, m in enumerate(mass) if m == 0.0]
     if unseen:
         left = max(0.0, 1.0 - sum(listed))
         each = min(left / len(unseen), min(listed))
         for i in unseen:
             mass[i] = each
-    total = sum(mass)
-    return {label: m / total for label, m in zip(labels.labels, mass, strict=True)}
 
 
-def _labels_begun(piece: str, keys: Sequence[str]) -> list[int]:
-    """The labels an alternative token gives its probability to: the one it spells exactly,
-    else every one it begins (empty for a token that begins none, or is only punctuation)."""
+def _labels_begun(piece: str, keys: Sequence[str], allowed: Sequence[int]) -> list[int]:
+    """Of the `allowed` labels, the one `piece` spells exactly, else every one it begins
+    (empty for a piece that begins none, or is only punctuation)."""
     if not piece:
         return []
-    exact = [i for i, k in enumerate(keys) if k == piece]
-    return exact or [i for i, k in enumerate(keys) if k.startswith(piece)]
+    exact = [i for i in allowed if keys[i] == piece]
+    return exact or [i for i in allowed if keys[i].startswith(piece)]
 
 
 def vote_shares(answers: Sequence[str], labels: LabelSet) -> LabelProbs | None:
