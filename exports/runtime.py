@@ -111,6 +111,35 @@ class OnnxSeq2Seq:
             out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens)
         return out
 
+    def label_scores(
+        self, inputs: list[str], labels: list[str], *, batch_size: int = 16
+    ) -> np.ndarray:
+        """(len(inputs), len(labels)) log-probabilities of each label's whole token sequence
+        (its tokens, then the end token), teacher-forced: the scores soft-label training
+        uses (students.soft_labels), for calibration. One decoder step per label token."""
+        seqs = [[*self.tokenizer.encode(x, add_special_tokens=False).ids, self.eos] for x in labels]
+        out = []
+        for i in range(0, len(inputs), batch_size):
+            ids, mask = self.encode(inputs[i : i + batch_size])
+            states = self.sessions["encoder_model"].run(
+                None, {"input_ids": ids, "attention_mask": mask}
+            )[0]
+            out.append(np.stack([self._sequence_logprob(states, mask, s) for s in seqs], axis=1))
+        return np.concatenate(out) if out else np.zeros((0, len(labels)))
+
+    def _sequence_logprob(self, states: np.ndarray, mask: np.ndarray, seq: list[int]) -> np.ndarray:
+        """(batch,) sum of log p(seq[t] | seq[:t], input) over the sequence."""
+        step = _Stepper(self, states, mask)
+        tokens = np.full((len(states), 1), self.start, dtype=np.int64)
+        total = np.zeros(len(states), dtype=np.float64)
+        for tok in seq:
+            logits = step(tokens, None).astype(np.float64)  # (batch, vocab)
+            top = logits.max(axis=1, keepdims=True)
+            logz = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+            total += logits[:, tok] - logz
+            tokens = np.full((len(states), 1), tok, dtype=np.int64)
+        return total
+
     def _decode_batch(
         self, ids: np.ndarray, mask: np.ndarray, max_new: int, num_beams: int, min_new: int
     ) -> list[list[int]]:

@@ -42,6 +42,23 @@ class TrainConfig:
     label_smoothing: float = field(
         default=0.0, metadata={"help": "label smoothing of the token cross-entropy (0: off)"}
     )
+    soft_label_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the soft-label term: loss = token cross-entropy + this * T^2 * "
+            "KL(teacher_T || student_T) over the label set, for training rows that carry "
+            "the teacher's `label_probs` (generate --top-logprobs, or --votes > 1, on a task "
+            "with a label set); costs one extra decoder pass per label over those rows "
+            "(0: off, plain imitation)"
+        },
+    )
+    soft_label_temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "temperature T of both distributions in the soft-label term (T > 1 "
+            "flattens them; the T^2 factor keeps the gradient scale)"
+        },
+    )
     lr: float | None = field(
         default=None, metadata={"help": "peak learning rate (default: the preset's measured value)"}
     )
@@ -142,6 +159,15 @@ class TrainConfig:
             raise ValueError(f"new_lr_scale: must be > 0 (got {self.new_lr_scale})")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing: must be in [0, 1) (got {self.label_smoothing})")
+        if not (0 <= self.soft_label_weight < float("inf")):
+            raise ValueError(
+                f"soft_label_weight: must be a finite number >= 0 (got {self.soft_label_weight})"
+            )
+        if not (0 < self.soft_label_temperature < float("inf")):
+            raise ValueError(
+                "soft_label_temperature: must be a finite number > 0 "
+                f"(got {self.soft_label_temperature})"
+            )
         for name in (
             "weight_decay",
             "max_grad_norm",

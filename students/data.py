@@ -14,24 +14,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserError
 from common.jsonl import check_row, read_jsonl
 
 IGNORE_INDEX = -100  # label positions the loss skips (padding)
 
 
-def read_examples(path: Path) -> list[dict[str, str]]:
+def read_examples(path: Path) -> list[dict[str, Any]]:
     """Rows with string `input` and `output` from a JSONL file or a `datasets` save dir.
 
     A bad file is a UserError naming the file and line (the same check as every JSONL the
-    user hands to distill); other fields of a row are dropped.
+    user hands to distill); `label_probs` (the teacher's distribution over a label set, from
+    `distill generate`) is kept and checked; other fields of a row are dropped.
     """
     if path.is_dir():
         return _read_datasets_dir(path)
-    return [_pair(row) for row in read_jsonl(path)]
+    return [_pair(row, f"{path}:{n}") for n, row in enumerate(read_jsonl(path), start=1)]
 
 
-def _pair(row: dict[str, Any]) -> dict[str, str]:
-    return {"input": row["input"], "output": row["output"]}
+def _pair(row: dict[str, Any], where: str) -> dict[str, Any]:
+    pair = {"input": row["input"], "output": row["output"]}
+    if row.get("label_probs") is not None:
+        pair["label_probs"] = check_label_probs(row["label_probs"], where)
+    return pair
+
+
+def check_label_probs(value: Any, where: str) -> dict[str, float]:
+    """`value` as {label: probability}: non-empty, numbers >= 0 that sum to 1 (within 1e-4,
+    what a rounded file may hold); else a UserError naming `where`."""
+    ok = isinstance(value, dict) and value and all(isinstance(k, str) for k in value)
+    probs = value if ok else {}
+    if not ok or not all(_is_prob(v) for v in probs.values()):
+        raise UserError(f"{where}: field 'label_probs' must map labels to numbers in [0, 1]")
+    total = sum(probs.values())
+    if abs(total - 1.0) > 1e-4:
+        raise UserError(f"{where}: field 'label_probs' must sum to 1 (got {total:.6f})")
+    return {k: float(v) for k, v in probs.items()}
+
+
+def _is_prob(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
 
 
 def _read_datasets_dir(path: Path) -> list[dict[str, str]]:
@@ -42,10 +64,21 @@ def _read_datasets_dir(path: Path) -> list[dict[str, str]]:
         if "train" not in ds:
             raise ValueError(f"{path}: datasets dir has no 'train' split (has {list(ds)})")
         ds = ds["train"]
-    rows = [_pair(check_row(f"{path} row {i}", r, ("input", "output"))) for i, r in enumerate(ds)]
+    rows = [
+        _pair(_hf_row(check_row(f"{path} row {i}", r, ("input", "output"))), f"{path} row {i}")
+        for i, r in enumerate(ds)
+    ]
     if not rows:
         raise ValueError(f"{path}: no examples")
     return rows
+
+
+def _hf_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An Arrow row's `label_probs` (a list of {label, prob}, empty: none) as a dict."""
+    items = row.get("label_probs")
+    if isinstance(items, list):
+        row = {**row, "label_probs": {x["label"]: x["prob"] for x in items} or None}
+    return row
 
 
 def parse_source_spec(spec: str) -> tuple[Path, float]:
@@ -81,10 +114,34 @@ def mix_sources(
 
 @dataclass
 class Encoded:
-    """Token ids of one example: source with the tokenizer's specials, target ending in eos."""
+    """Token ids of one example: source with the tokenizer's specials, target ending in eos;
+    `probs`: the teacher's distribution over the run's label list (soft labels), if any."""
 
     source: list[int]
     target: list[int]
+    probs: list[float] | None = None
+
+
+def label_list(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The labels the rows' `label_probs` name, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row.get("label_probs") or {}))
+    return list(seen)
+
+
+def attach_probs(
+    encoded: list[Encoded], rows: Sequence[dict[str, Any]], labels: Sequence[str]
+) -> int:
+    """Set each example's `probs` over `labels` (a label its row does not name: 0); returns
+    how many examples carry one."""
+    n = 0
+    for enc, row in zip(encoded, rows, strict=True):
+        probs = row.get("label_probs")
+        if probs:
+            enc.probs = [float(probs.get(x, 0.0)) for x in labels]
+            n += 1
+    return n
 
 
 @dataclass
@@ -184,7 +241,9 @@ class EpochBatches:
 
 
 def collate(examples: list[Encoded], pad_id: int) -> dict[str, Any]:
-    """Pad to the longest in the batch: input_ids/attention_mask (B, S), labels (B, T)."""
+    """Pad to the longest in the batch: input_ids/attention_mask (B, S), labels (B, T); when
+    an example carries soft labels, also label_probs (B, L) and soft_mask (B,) (rows without
+    a distribution: zeros, mask False). `model_inputs` drops those two before a forward."""
     import torch
 
     s_max = max(len(e.source) for e in examples)
@@ -196,4 +255,20 @@ def collate(examples: list[Encoded], pad_id: int) -> dict[str, Any]:
         ids[i, : len(e.source)] = torch.tensor(e.source)
         mask[i, : len(e.source)] = 1
         labels[i, : len(e.target)] = torch.tensor(e.target)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    width = next((len(e.probs) for e in examples if e.probs is not None), 0)
+    if width:
+        batch["label_probs"] = torch.tensor(
+            [e.probs if e.probs is not None else [0.0] * width for e in examples],
+            dtype=torch.float32,
+        )
+        batch["soft_mask"] = torch.tensor([e.probs is not None for e in examples])
+    return batch
+
+
+SOFT_KEYS = ("label_probs", "soft_mask")
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch without the soft-label tensors: what the model's forward accepts."""
+    return {k: v for k, v in batch.items() if k not in SOFT_KEYS}

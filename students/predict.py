@@ -61,6 +61,32 @@ class TorchPredictor:
         """The source the model was trained on for a raw input."""
         return self.meta.source_text(text)
 
+    def label_scores(self, inputs: list[str], labels: list[str], *, batch_size: int = 16) -> Any:
+        """(len(inputs), len(labels)) numpy array: log-probability of each label's whole token
+        sequence given each input, teacher-forced (students.soft_labels.label_scores)."""
+        import numpy as np
+        import torch
+
+        from students.soft_labels import label_scores, label_token_ids
+
+        ids = label_token_ids(self.tokenizer, labels, self.meta.eos_token_id)
+        encoder = self.model.get_encoder()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), batch_size):
+                enc = self.tokenizer(
+                    [self.source_text(t) for t in inputs[start : start + batch_size]],
+                    truncation=True,
+                    max_length=self.meta.max_source_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.model.device)
+                scores = label_scores(
+                    self.model, encoder, enc["input_ids"], enc["attention_mask"], ids
+                )
+                out.append(scores.double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(labels)))
+
     def generate(
         self,
         inputs: list[str],

@@ -27,8 +27,11 @@ from students.config import TrainConfig
 from students.data import (
     IGNORE_INDEX,
     EpochBatches,
+    attach_probs,
     collate,
+    label_list,
     mix_sources,
+    model_inputs,
     parse_source_spec,
     plan_lengths,
     read_examples,
@@ -46,6 +49,7 @@ from students.presets import (
     preset_for,
     resolve_student,
 )
+from students.soft_labels import SoftLabels, label_token_ids, soft_label_loss
 
 CHECKPOINTS = "checkpoints"
 
@@ -163,6 +167,26 @@ class _Run:
         self.val = truncate(*self._tokenize(self.val_rows), self.plan) if self.val_rows else []
         self.n_train, self.n_extra = len(rows), len(rows) - len(read_examples(train_path))
         self.not_roundtrip = _count_not_roundtrip(tok, [r["output"] for r in rows])
+        self.soft = self._soft_labels(rows)
+
+    def _soft_labels(self, rows: list[dict[str, Any]]) -> SoftLabels | None:
+        """The soft-label setup when `soft_label_weight` > 0: the label list the rows'
+        `label_probs` name, tokenised like targets, and each example's distribution."""
+        cfg = self.cfg
+        if not cfg.soft_label_weight:
+            return None
+        labels = label_list(rows)
+        if len(labels) < 2:
+            raise ValueError(
+                "soft_label_weight: no training example carries `label_probs` over two or more "
+                "labels (generate them with --top-logprobs, or --votes > 1, on a task with a "
+                "label set), or set it to 0"
+            )
+        self.n_soft = attach_probs(self.train, rows, labels)
+        # cut at the target cap, not the data's longest target: a label no train target
+        # shows may be longer than every one that does
+        ids = label_token_ids(self.tokenizer, labels, self.eos, self.cap_target)
+        return SoftLabels(tuple(labels), ids, cfg.soft_label_weight, cfg.soft_label_temperature)
 
     def _tokenize(self, rows: list[dict[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
         sources = [format_source(self.template, self.instruction, r["input"]) for r in rows]
@@ -241,6 +265,7 @@ class _Run:
         )
         self.model.train()
         seen, start, running = 0, time.perf_counter(), None
+        self.soft_kl_sum, self.soft_batches = 0.0, 0
         # Starting to iterate a DataLoader draws a seed from torch's global RNG. The run being
         # resumed made that draw before its checkpoint, so a resumed epoch undoes its own draw
         # (or every dropout mask after the resume point would shift).
@@ -277,10 +302,19 @@ class _Run:
         return float(loss.detach())
 
     def _loss(self, batch: dict[str, Any]) -> Any:
-        """The model's token cross-entropy, or the same with label smoothing."""
+        """The model's token cross-entropy, or the same with label smoothing; plus the
+        soft-label term for a batch with teacher distributions (students.soft_labels)."""
         import torch.nn.functional as F
 
-        out = self.model(**batch)
+        if self.soft is not None and "soft_mask" in batch:
+            encoder = self.acc.unwrap_model(self.model).get_encoder()
+            total, _, kl = soft_label_loss(
+                self.model, encoder, batch, self.soft, self.cfg.label_smoothing
+            )
+            self.soft_kl_sum += float(kl.detach())
+            self.soft_batches += 1
+            return total
+        out = self.model(**model_inputs(batch))
         if not self.cfg.label_smoothing:
             return out.loss
         logits = out.logits  # (batch, target_len, vocab)
@@ -293,6 +327,9 @@ class _Run:
 
     def _end_epoch(self) -> None:
         metrics = {"epoch": self.state["epoch"] + 1, "train_loss": self.epoch_train_loss}
+        if self.soft is not None and self.soft_batches:
+            # mean distillation term (T^2 * KL) over this epoch's batches with soft rows
+            metrics["train_soft_kl"] = self.soft_kl_sum / self.soft_batches
         metrics.update(self.validate())
         self.state["history"].append(metrics)
         self.state["epoch"] += 1
@@ -340,7 +377,7 @@ class _Run:
                 batch = collate(chunk, self.tokenizer.pad_token_id)
                 batch = {k: v.to(self.acc.device) for k, v in batch.items()}
                 with self.acc.autocast():
-                    sums[0] += float(model(**batch).loss) * len(chunk)
+                    sums[0] += float(model(**model_inputs(batch)).loss) * len(chunk)
                 sums[1] += len(chunk)
         total, count = self.acc.reduce(sums, reduction="sum").tolist()
         rows = self.val_rows[: self.cfg.max_eval_examples][rank::world]
@@ -433,6 +470,7 @@ class _Run:
             "history": self.state["history"],
             "lengths": asdict(self.plan),
             "targets_not_roundtrip": self.not_roundtrip,
+            "soft_labels": self._soft_metrics(),
             "settings": {
                 **asdict(self.cfg),
                 "lr": self.lr,
@@ -440,6 +478,16 @@ class _Run:
                 "source_template": self.template,
                 "min_steps": self.min_steps,
             },
+        }
+
+    def _soft_metrics(self) -> dict[str, Any] | None:
+        if self.soft is None:
+            return None
+        return {
+            "labels": list(self.soft.labels),
+            "train_examples_with_probs": self.n_soft,
+            "weight": self.soft.weight,
+            "temperature": self.soft.temperature,
         }
 
     def _write_model_dir(self, model: Any, task_name: str, card: dict, metrics: dict) -> None:

@@ -27,11 +27,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from teachers.accounting import FREE, Accounting, find_price, load_prices
-from teachers.cache import RequestCache, canonical_key
+from teachers.cache import RequestCache, TokenTop, canonical_key
 from teachers.config import TeacherConfig, parse_teacher_spec
 from teachers.errors import RequestFailed, TeacherError, TeacherFatalError
 from teachers.limits import AdaptiveLimiter, RateLimits
@@ -52,6 +53,9 @@ class ChatResult:
     prompt_tokens: int = 0  # usage of requests sent for this call (0 when cached)
     completion_tokens: int = 0
     finish_reasons: list[str | None] = field(default_factory=list)
+    # One entry per text when `top_logprobs` was asked: the answer's tokens with their top
+    # alternatives (`TokenTop`s), or None where the server returned none.
+    logprobs: list[list[TokenTop] | None] = field(default_factory=list)
 
 
 class _Retry(Exception):
@@ -72,6 +76,7 @@ class _Completion:
     finish_reasons: list[str | None]
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[list[TokenTop] | None] = field(default_factory=list)
 
 
 def chat_request(
@@ -84,9 +89,15 @@ def chat_request(
     stop: list[str] | None = None,
     seed: int | None = None,
     response_format: dict | None = None,
+    top_logprobs: int = 0,
 ) -> dict:
-    """The canonical request of one chat call: what the cache key (and a batch custom_id) hashes."""
-    return {
+    """The canonical request of one chat call: what the cache key (and a batch custom_id) hashes.
+
+    `top_logprobs` > 0 adds `logprobs: true, top_logprobs: k`; the keys are absent otherwise,
+    so the key of a request without them is what it always was (existing caches stay valid)
+    and a request with them never finds an answer cached without its log-probabilities.
+    """
+    request = {
         "model": model,
         "messages": messages,
         "temperature": temperature,
@@ -96,6 +107,9 @@ def chat_request(
         "seed": seed,
         "response_format": response_format,
     }
+    if top_logprobs:
+        request.update(logprobs=True, top_logprobs=top_logprobs)
+    return request
 
 
 def wire_body(request: dict, sample_index: int) -> dict:
@@ -208,13 +222,18 @@ class Teacher:
         seed: int | None = None,
         response_format: dict | None = None,
         sample_index: int = 0,
+        top_logprobs: int = 0,
     ) -> ChatResult:
         """`n` completions of `messages`; sample k of this call is cached as sample_index + k.
 
+        `top_logprobs` > 0 asks for each answer token's k most likely alternatives
+        (`ChatResult.logprobs`); they are cached with the text.
         Raises RequestFailed (count it, move on), BudgetExceeded or TeacherFatalError (stop).
         """
         if n < 1:
             raise ValueError(f"n: must be >= 1 (got {n})")
+        if top_logprobs < 0:
+            raise ValueError(f"top_logprobs: must be >= 0 (got {top_logprobs})")
         request = chat_request(
             self.model_name,
             messages,
@@ -224,29 +243,37 @@ class Teacher:
             stop=stop,
             seed=seed,
             response_format=response_format,
+            top_logprobs=top_logprobs,
         )
-        if self.cache is None:
-            keys: list[str] = []
-            texts: list[str | None] = [None] * n
-        else:
-            keys = [canonical_key(request, sample_index + i) for i in range(n)]
-            texts = [self.cache.get(k) for k in keys]
+        texts: list[str | None] = [None] * n
+        logprobs: list[list[TokenTop] | None] = [None] * n
+        if self.cache is not None:
+            for i in range(n):
+                hit = self.cache.get_entry(canonical_key(request, sample_index + i))
+                # an entry without log-probabilities cannot answer a request that wants them
+                if hit is not None and (not top_logprobs or hit.logprobs is not None):
+                    texts[i], logprobs[i] = hit.text, hit.logprobs
         missing = [i for i, t in enumerate(texts) if t is None]
         self.accounting.cache_hits += n - len(missing)
         if not missing:
             return ChatResult(
-                [t for t in texts if t is not None], cached=True, finish_reasons=[None] * n
+                [t for t in texts if t is not None],
+                cached=True,
+                finish_reasons=[None] * n,
+                logprobs=logprobs,
             )
         done = await self._complete(request, [sample_index + i for i in missing])
         finish: list[str | None] = [None] * n
-        for i, text, reason in zip(missing, done.texts, done.finish_reasons, strict=True):
-            texts[i], finish[i] = text, reason
+        got = done.logprobs or [None] * len(done.texts)
+        for i, text, reason, lp in zip(missing, done.texts, done.finish_reasons, got, strict=True):
+            texts[i], finish[i], logprobs[i] = text, reason, lp
         return ChatResult(
             [t for t in texts if t is not None],
             False,
             done.prompt_tokens,
             done.completion_tokens,
             finish,
+            logprobs,
         )
 
     # ----------------------------------------------------------------- sampling plan
@@ -289,8 +316,15 @@ class Teacher:
     def _store(self, request: dict, samples: list[int], done: _Completion) -> None:
         if self.cache is None:
             return
-        for s, text, reason in zip(samples, done.texts, done.finish_reasons, strict=False):
-            self.cache.put(canonical_key(request, s), self.model_name, text, reason, None)
+        logprobs = done.logprobs or [None] * len(done.texts)
+        # asked, but the server sent none: [] (not NULL, "never asked"), so a rerun replays
+        # the answer instead of paying for it again to get nothing new
+        asked: list[TokenTop] | None = [] if request.get("logprobs") else None
+        for s, text, reason, lp in zip(
+            samples, done.texts, done.finish_reasons, logprobs, strict=False
+        ):
+            lp = lp if lp is not None else asked
+            self.cache.put(canonical_key(request, s), self.model_name, text, reason, None, lp)
 
     # ----------------------------------------------------------------- one HTTP request with retries
 
@@ -400,7 +434,9 @@ class Teacher:
         )
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         self.accounting.record_usage(prompt, completion, cached)
-        return _Completion(texts, [c.get("finish_reason") for c in choices], prompt, completion)
+        logprobs = [parse_logprobs(c.get("logprobs")) for c in choices]
+        finish = [c.get("finish_reason") for c in choices]
+        return _Completion(texts, finish, prompt, completion, logprobs)
 
     async def _wait_pause(self) -> None:
         """After a 429 every worker waits out the same pause before sending again."""
@@ -454,9 +490,47 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+def parse_logprobs(block: Any) -> list[TokenTop] | None:
+    """A choice's `logprobs` object (OpenAI, vLLM and llama.cpp share its shape:
+    `{"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}, ...]}, ...]}`)
+    in the compact form the cache and the journal keep; None when absent or malformed (a
+    server that ignores the request field: callers fall back, they do not fail)."""
+    content = block.get("content") if isinstance(block, dict) else None
+    if not isinstance(content, list):
+        return None
+    out: list[TokenTop] = []
+    for entry in content:
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+            return None
+        top = [
+            [_utf8(alt["token"]), float(alt["logprob"])]
+            for alt in entry.get("top_logprobs") or []
+            if isinstance(alt, dict)
+            and isinstance(alt.get("token"), str)
+            and isinstance(alt.get("logprob"), int | float)
+        ]
+        out.append({"token": _utf8(entry["token"]), "top": top})
+    return out
+
+
+def _utf8(token: str) -> str:
+    """A token as text the journal and the cache can store: a piece of a multi-byte character
+    may arrive as a lone surrogate ("\\ud83d"), which UTF-8 cannot encode; it becomes "?"
+    (such an answer then no longer spells its text, and gives no distribution)."""
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return token.encode("utf-8", "replace").decode("utf-8")
+    return token
+
+
 def _trim(done: _Completion, k: int) -> _Completion:
     return _Completion(
-        done.texts[:k], done.finish_reasons[:k], done.prompt_tokens, done.completion_tokens
+        done.texts[:k],
+        done.finish_reasons[:k],
+        done.prompt_tokens,
+        done.completion_tokens,
+        done.logprobs[:k],
     )
 
 
@@ -466,6 +540,7 @@ def _merge(parts: list[_Completion]) -> _Completion:
         [r for p in parts for r in p.finish_reasons],
         sum(p.prompt_tokens for p in parts),
         sum(p.completion_tokens for p in parts),
+        [lp for p in parts for lp in (p.logprobs or [None] * len(p.texts))],
     )
 
 

@@ -29,6 +29,9 @@ import xxhash
 from aiohttp import web
 
 Responder = Callable[[dict, int], str]
+# (request body, completion index, answer text) -> the choice's `logprobs.content` list, or None
+# to send no `logprobs` at all (a server that ignores the request field).
+LogprobsFn = Callable[[dict, int, str], list[dict] | None]
 
 # Inputs a responder can write: distinct, deterministic, and cheap to derive from a request.
 PHRASE_WORDS = [
@@ -91,6 +94,16 @@ def default_responder(body: dict, index: int) -> str:
         (m.get("content", "") for m in reversed(body["messages"]) if m.get("role") == "user"), ""
     )
     return f"answer {index} to: {last}"
+
+
+def word_logprobs(body: dict, index: int, text: str) -> list[dict]:
+    """The default `logprobs.content`: one token per word (a space in front of all but the
+    first), each certain (logprob 0) and its own only alternative."""
+    words = text.split(" ")
+    tokens = [w if i == 0 else " " + w for i, w in enumerate(words)]
+    return [
+        {"token": t, "logprob": 0.0, "top_logprobs": [{"token": t, "logprob": 0.0}]} for t in tokens
+    ]
 
 
 def count_tokens(text: str) -> int:
@@ -184,6 +197,8 @@ class FakeOpenAIServer(LoopbackServer):
     the last rpm_window_s seconds (a short window makes RPM tests fast).
     refuse_n: answer 400 to any request with n > 1 (like llama.cpp with too few slots).
     ratelimit_headers: extra headers (e.g. x-ratelimit-limit-requests) on every 200 answer.
+    logprobs_fn: what a request with `logprobs: true` gets as each choice's `logprobs.content`
+    (default `word_logprobs`); a request without it never gets `logprobs`, as with OpenAI.
     """
 
     _name = "fake-openai"
@@ -205,8 +220,10 @@ class FakeOpenAIServer(LoopbackServer):
         error_message: str = "scripted failure",
         model: str = "fake-model",
         port: int = 0,
+        logprobs_fn: LogprobsFn | None = None,
     ) -> None:
         self.responder = responder or default_responder
+        self.logprobs_fn = logprobs_fn or word_logprobs
         self.latency_s = latency_s
         self.latency_spread = latency_spread  # latency varies +-spread x latency_s per request
         self.fault_fn = fault_fn
@@ -406,7 +423,12 @@ class FakeOpenAIServer(LoopbackServer):
             text = " ".join(words)
             completion_tokens += count_tokens(text)
             message = {"role": "assistant", "content": text}
-            choices.append({"index": i, "message": message, "finish_reason": finish})
+            choice = {"index": i, "message": message, "finish_reason": finish}
+            if body.get("logprobs"):
+                content = self.logprobs_fn(body, index, text)
+                if content is not None:
+                    choice["logprobs"] = {"content": content}
+            choices.append(choice)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) + 3 for m in body["messages"])
         usage = {
             "prompt_tokens": prompt_tokens,

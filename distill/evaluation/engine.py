@@ -26,6 +26,8 @@ from distill.evaluation.targets import (
 from distill.task import TaskSpec
 
 if TYPE_CHECKING:
+    from distill.evaluation.calibration import Calibration
+    from distill.generate.labels import LabelSet
     from teachers.config import TeacherConfig
 
 
@@ -49,8 +51,14 @@ def evaluate_target(
         rows = rows[: cfg.limit]
     inputs = [r["input"] for r in rows]
     refs = [r["output"] for r in rows]
-    preds = predict(target, inputs, refs, task=task, cfg=cfg, teacher_cfg=teacher_cfg)
+    labels = task_label_set(task) if cfg.calibration or cfg.teacher_top_logprobs else None
+    preds = predict(
+        target, inputs, refs, task=task, cfg=cfg, teacher_cfg=teacher_cfg, labels=labels
+    )
     report = build_report(target, preds, inputs, refs, cfg)
+    calibration = calibration_of(target, preds, inputs, refs, labels, cfg)
+    if calibration is not None:
+        report["calibration"] = dict(calibration)
     report["data"] = str(data_path)
     report["task_name"] = task.name if task else None
     return report
@@ -64,6 +72,7 @@ def predict(
     task: TaskSpec | None,
     cfg: EvalConfig,
     teacher_cfg: TeacherConfig | None,
+    labels: LabelSet | None = None,
 ) -> Predictions:
     """Dispatch on the kind of target."""
     kind = target_kind(target)
@@ -72,12 +81,74 @@ def predict(
 
         single_line = not any("\n" in r.strip() for r in refs)
         teacher = _teacher_for(target, teacher_cfg)
-        return predict_teacher(teacher, _task_for(target, task), inputs, cfg, single_line)
+        task = _task_for(target, task)
+        return predict_teacher(teacher, task, inputs, cfg, single_line, labels)
     if kind == "predictions":
         return read_prediction_file(Path(target), len(inputs))
     if kind == "onnx":
         return predict_onnx(Path(target), inputs, cfg)
     return predict_model(Path(target), inputs, cfg)
+
+
+def task_label_set(task: TaskSpec | None) -> LabelSet | None:
+    """The task's closed label set, as generate resolves it (the `labels` key of [generate],
+    else one inferred from the instruction and demonstrations); None for free text."""
+    if task is None:
+        return None
+    from distill.generate.config import GenerateConfig
+    from distill.generate.rules import resolve_rules
+
+    table = task.table("generate")
+    cfg = GenerateConfig(
+        labels=table.get("labels"),
+        label_weights=table.get("label_weights"),
+        infer_labels=table.get("infer_labels", True),
+    )
+    return resolve_rules(cfg, task.instruction, [d.output for d in task.demonstrations]).label_set
+
+
+def calibration_of(
+    target: str,
+    preds: Predictions,
+    inputs: list[str],
+    refs: list[str],
+    labels: LabelSet | None,
+    cfg: EvalConfig,
+) -> Calibration | None:
+    """The target's ECE over the label set: a student's softmax over its label-sequence
+    scores, a teacher's logprob distributions (when asked); None where neither exists."""
+    from distill.evaluation.calibration import calibration_block, softmax_rows
+
+    if labels is None or not inputs:
+        return None
+    if preds.kind == "teacher":
+        dists, source = preds.label_probs, "teacher logprobs"
+    elif preds.kind in ("model", "onnx") and cfg.calibration:
+        scores = student_label_scores(target, preds.kind, inputs, list(labels.labels), cfg)
+        dists, source = softmax_rows(scores, list(labels.labels)), "label scores"
+    else:
+        return None
+    if not dists:
+        return None
+    return calibration_block(
+        dists, refs, labels, source, samples=cfg.bootstrap_samples, seed=cfg.seed
+    )
+
+
+def student_label_scores(
+    target: str, kind: str, inputs: list[str], labels: list[str], cfg: EvalConfig
+) -> np.ndarray:
+    """(n, L) log-probabilities of every label's token sequence for every input."""
+    if kind == "onnx":
+        from exports.runtime import OnnxSeq2Seq
+
+        runtime = OnnxSeq2Seq(
+            Path(target), threads=cfg.student_threads, precision=cfg.onnx_precision
+        )
+        return runtime.label_scores(inputs, labels, batch_size=cfg.batch_size)
+    from students.predict import TorchPredictor
+
+    return TorchPredictor(Path(target)).label_scores(inputs, labels, batch_size=cfg.batch_size)
 
 
 def _task_for(target: str, task: TaskSpec | None) -> TaskSpec:

@@ -53,4 +53,7 @@ class EvalReport(TypedDict, total=False):
     settings: dict[str, Any]  # the EvalConfig
     extra: dict[str, Any]  # target-specific details
     examples: list[ExampleScore]
+    # with a label set: expected calibration error of the target's label distribution
+    # (distill.evaluation.calibration.Calibration); absent when there is none
+    calibration: dict[str, Any]
     predictions_file: str  # written reports: the JSONL that holds `examples`

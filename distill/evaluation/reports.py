@@ -22,6 +22,25 @@ def fmt_metric(name: str, block: dict) -> str:
     return text
 
 
+def fmt_ece(report: EvalReport) -> str:
+    """'4.2 [2.9, 6.1]': the report's expected calibration error in percent, '-' without one."""
+    calib = report.get("calibration")
+    if not calib:
+        return "-"
+    return fmt_metric(
+        "ece",
+        {
+            "score": calib["ece"] * 100,
+            "ci95": [x * 100 for x in calib["ci95"]] if calib.get("ci95") else None,
+        },
+    )
+
+
+def has_calibration(reports: list[EvalReport]) -> bool:
+    """Any report with a `calibration` block: the tables get an ECE column."""
+    return any(rep.get("calibration") for rep in reports)
+
+
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -30,15 +49,18 @@ def compare_markdown(reports: list[EvalReport]) -> str:
     """One Markdown table row per report: quality with 95% CIs, latency, throughput, cost, size.
 
     Metrics are the union over reports, in order of first appearance; 0-1 metrics are shown
-    as percentages. Missing values are '-'.
+    as percentages. Missing values are '-'. With a label set, "ECE %" is the expected
+    calibration error of each target's label distribution (lower is better; calibration.py).
     """
     names: list[str] = []
     for rep in reports:
         names += [m for m in rep["metrics"] if m not in names]
+    ece = has_calibration(reports)
     header = [
         "target",
         "n",
         *[f"{m} (95% CI)" for m in names],
+        *(["ECE % (95% CI)"] if ece else []),
         "p50 ms",
         "p95 ms",
         "inputs/s",
@@ -54,6 +76,7 @@ def compare_markdown(reports: list[EvalReport]) -> str:
             rep.get("name") or rep["target"],
             str(rep["n"]),
             *[fmt_metric(m, rep["metrics"][m]) if m in rep["metrics"] else "-" for m in names],
+            *([fmt_ece(rep)] if ece else []),
             _fmt(lat.get("p50"), ".1f"),
             _fmt(lat.get("p95"), ".1f"),
             _fmt(rep.get("throughput_per_s"), ".2f"),

@@ -36,6 +36,9 @@ class Predictions:
     wall_s: float = 0.0  # time of the (batched or concurrent) pass that produced `texts`
     size_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # teachers asked for logprobs on a task with a label set: each answer's distribution over
+    # the labels (None where it gave none); students: computed later, from label scores
+    label_probs: list[dict[str, float] | None] | None = None
 
 
 def target_kind(target: str) -> str:

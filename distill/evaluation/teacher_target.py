@@ -17,6 +17,7 @@ from distill.evaluation.targets import Predictions
 from distill.task import TaskSpec
 
 if TYPE_CHECKING:
+    from distill.generate.labels import LabelSet
     from teachers.client import Teacher
     from teachers.config import TeacherConfig
 
@@ -51,9 +52,16 @@ def predict_teacher(
     inputs: list[str],
     cfg: EvalConfig,
     single_line: bool,
+    labels: LabelSet | None = None,
 ) -> Predictions:
-    """Latency at concurrency 1 on a sample, then throughput at `max_in_flight`."""
-    return asyncio.run(_TeacherRun(teacher_cfg, task, inputs, cfg, single_line).predict())
+    """Latency at concurrency 1 on a sample, then throughput at `max_in_flight`.
+
+    With `labels` and `cfg.teacher_top_logprobs`, every request asks for log-probabilities
+    and `Predictions.label_probs` holds each answer's distribution over the labels
+    (distill.generate.soft: read at the answer's first token).
+    """
+    run = _TeacherRun(teacher_cfg, task, inputs, cfg, single_line, labels)
+    return asyncio.run(run.predict())
 
 
 @dataclass
@@ -70,7 +78,12 @@ class _TeacherRun:
     inputs: list[str]
     cfg: EvalConfig
     single_line: bool  # the references are one line: keep the answer's first line only
+    labels: LabelSet | None = None
     failures: int = 0
+
+    def __post_init__(self) -> None:
+        self.top_logprobs = self.cfg.teacher_top_logprobs if self.labels is not None else 0
+        self.label_probs: list[dict[str, float] | None] = [None] * len(self.inputs)
 
     async def predict(self) -> Predictions:
         from teachers import open_teacher
@@ -101,7 +114,8 @@ class _TeacherRun:
             "latency_concurrency": 1,
             "throughput_concurrency": self.teacher_cfg.max_in_flight,
         }
-        return Predictions("teacher", texts, latencies[:k], wall, None, extra)
+        probs = self.label_probs if self.top_logprobs else None
+        return Predictions("teacher", texts, latencies[:k], wall, None, extra, probs)
 
     async def _one(
         self,
@@ -122,8 +136,20 @@ class _TeacherRun:
                     temperature=0.0,
                     max_tokens=self.cfg.max_new_tokens,
                     seed=self.cfg.seed,
+                    top_logprobs=self.top_logprobs,
                 )
                 texts[i] = clean_answer(res.texts[0], self.single_line)
+                if self.top_logprobs and res.logprobs and res.logprobs[0]:
+                    self.label_probs[i] = self._distribution(
+                        res.texts[0], texts[i], res.logprobs[0]
+                    )
             except RequestFailed:
                 self.failures += 1  # scored as an empty (wrong) answer, counted in the report
             latencies[i] = time.perf_counter() - t0
+
+    def _distribution(self, raw: str, answer: str, tokens: list) -> dict[str, float] | None:
+        """The answer's distribution over the labels from its tokens' log-probabilities."""
+        from distill.generate.soft import label_probs_from_logprobs
+
+        assert self.labels is not None
+        return label_probs_from_logprobs(tokens, raw, answer, self.labels, last=False)

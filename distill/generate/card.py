@@ -42,6 +42,7 @@ def dataset_card(out_dir: Path, manifest: Manifest) -> str:
         _settings(manifest),
         _counts(manifest),
         _labels(out_dir, manifest),
+        _soft_labels(manifest),
         _splits_and_cost(manifest),
         _loading(out_dir, manifest),
         _license(manifest),
@@ -166,6 +167,23 @@ def _labels(out_dir: Path, m: Manifest) -> str:
     )
 
 
+def _soft_labels(m: Manifest) -> str:
+    """Where the examples' `label_probs` came from (nothing without a label set)."""
+    soft = m.get("soft_labels")
+    if not soft:
+        return ""
+    text = (
+        "## Soft labels\n\n"
+        "Examples with a `label_probs` field carry the teacher's probability of every label "
+        f"(source: {soft['source'] or 'none'}; `top_logprobs` {soft['top_logprobs']}): read "
+        "from the log-probabilities of the answer's first token, else the vote shares "
+        '(docs/generate.md, "Soft labels").\n\n'
+    )
+    rows = [*soft["examples_by_source"].items()]
+    rows.append(("answers without usable logprobs", soft["answers_without_usable_logprobs"]))
+    return text + _table("Soft label sources", ("source", "examples"), rows)
+
+
 def _shares(counts: dict[str, int]) -> list[tuple[Any, ...]]:
     total = sum(counts.values()) or 1
     return [(label, n, f"{100 * n / total:.1f}%") for label, n in counts.items()]
@@ -198,8 +216,9 @@ def _loading(out_dir: Path, m: Manifest) -> str:
             f'ds = datasets.load_dataset("json", data_files={files!r})',
             "```",
             "",
-            'Each row is `{"input": ..., "output": ...}`. `examples.jsonl` holds every accepted '
-            "example, `rejected.jsonl` every rejection with its reason, `manifest.json` every "
+            'Each row is `{"input": ..., "output": ...}` (with `"label_probs": {label: p}` where '
+            "the teacher's distribution over the label set is known). `examples.jsonl` holds "
+            "every accepted example, `rejected.jsonl` every rejection with its reason, `manifest.json` every "
             "number above.",
             "",
         ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 MODES = ("synthesize", "label", "synthesize-label")
 SCHEDULES = ("linear", "cosine", "constant")
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit; vLLM and llama.cpp accept it too
 DEFAULT_NUM_EXAMPLES = (
     100  # target when the teacher writes the inputs (no --inputs, not label mode)
 )
@@ -187,6 +188,16 @@ class GenerateConfig:
         default=None,
         metadata={"help": "topics drawn by --attribute-prompts (unset: 16 built-in topics)"},
     )
+    top_logprobs: int = field(
+        default=0,
+        metadata={
+            "help": "with a label set, ask every label request for the top K log-probabilities "
+            "of the answer tokens (chat-completions `logprobs`/`top_logprobs`; at most 20) and "
+            "store the teacher's distribution over the labels with each example (`label_probs`) "
+            "for `distill train --soft-label-weight`; 0: do not ask (with --votes > 1 the "
+            "vote shares are stored instead)"
+        },
+    )
     validation_fraction: float = field(
         default=0.1, metadata={"help": "share of accepted examples put in validation.jsonl"}
     )
@@ -265,6 +276,11 @@ class GenerateConfig:
             raise ValueError("cancel: cancels the running batch of --batch (got no --batch)")
         if self.batch_poll_s <= 0:
             raise ValueError(f"batch_poll_s: must be > 0 (got {self.batch_poll_s})")
+        if self.top_logprobs and self.batch_mode:
+            raise ValueError(
+                "top_logprobs: not supported with --batch, --batch-file or --batch-results yet "
+                "(stream the requests, or use --votes > 1 for vote-share soft labels)"
+            )
 
     @property
     def batch_mode(self) -> bool:
@@ -306,6 +322,15 @@ class GenerateConfig:
         for name in ("few_shot_demos", "few_shot_accepted"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (got {getattr(self, name)})")
+        if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise ValueError(
+                f"top_logprobs: must be in [0, {MAX_TOP_LOGPROBS}] (got {self.top_logprobs})"
+            )
+        if self.top_logprobs and self.resolved_mode == "synthesize":
+            raise ValueError(
+                "top_logprobs: needs mode label or synthesize-label (log-probabilities are "
+                "read from label requests; synthesize mode sends none)"
+            )
 
     def _check_ranges(self) -> None:
         for name in ("temperature_start", "temperature_end", "label_temperature"):

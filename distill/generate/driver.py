@@ -128,6 +128,7 @@ class Driver:
         done: DoneRecord = {"event": "done", "index": rec["index"], "kind": rec["kind"]}
         if "key" in rec:
             done["key"] = rec["key"]
+        top_logprobs = self.top_logprobs(rec)
         try:
             res = await self.teacher.chat(
                 messages,
@@ -137,13 +138,23 @@ class Driver:
                 sample_index=rec[
                     "index"
                 ],  # the client sends seed + sample_index: distinct per request
+                top_logprobs=top_logprobs,
             )
             done["text"] = res.texts[0]
+            if top_logprobs:
+                done["logprobs"] = res.logprobs[0] if res.logprobs else None
         except RequestFailed as exc:
             done["text"], done["error"] = None, str(exc)[:300]
         except BudgetExceeded as exc:
             done["budget"] = str(exc)
         return done
+
+    def top_logprobs(self, rec: IssueRecord) -> int:
+        """Log-probabilities asked of request `rec`: label requests of a run with a label set
+        and --top-logprobs (only there is the answer a label whose alternatives mean something)."""
+        if rec["kind"] != "label" or self.state.labels is None:
+            return 0
+        return self.cfg.top_logprobs
 
     def _fill(self, queue: asyncio.Queue, tasks: dict[asyncio.Task, IssueRecord]) -> None:
         """Issue requests until the slots are full or the state wants nothing more now."""

@@ -34,6 +34,10 @@ class DoneRecord(TypedDict):
     text: NotRequired[str | None]
     error: NotRequired[str]  # the request failed (retries exhausted); text is None
     budget: NotRequired[str]  # the budget stopped it before it was sent
+    # label requests with --top-logprobs: the answer's tokens and their alternatives
+    # (teachers.cache.TokenTop), None when the server sent none; journaled so that a replay
+    # rebuilds every example's `label_probs` exactly
+    logprobs: NotRequired[list[dict[str, Any]] | None]
 
 
 class CancelRecord(TypedDict):
@@ -116,3 +120,4 @@ class Manifest(TypedDict):
     sessions: list[dict[str, Any]]  # one accounting snapshot (+ wall_s) per session
     files: list[str]
     resumed: NotRequired[dict[str, Any]]  # {"resumed": bool, "accepted_before": int}
+    soft_labels: NotRequired[dict[str, Any]]  # SamplerState.soft_label_counts()

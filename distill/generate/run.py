@@ -57,6 +57,12 @@ def run_rules(task: TaskSpec, cfg: GenerateConfig) -> OutputRules:
     """
     outputs = [d.output for d in task.demonstrations]
     rules = resolve_rules(cfg, task.instruction, outputs)
+    if cfg.top_logprobs and rules.label_set is None:
+        raise UserError(
+            f"--top-logprobs / [generate] top_logprobs: needs a label set, and "
+            f"{task.path or 'the task'} has none (set `labels`, or name every label in the "
+            "instruction)"
+        )
     if rules.label_set is not None and rules.label_set.source == "task":
         for n, out in enumerate(outputs, start=1):
             if rules.label_set.canonical(out) is None:
@@ -84,6 +90,8 @@ def run_fingerprint(
         votes=cfg.resolved_votes,
         label_temperature=cfg.resolved_label_temperature,
     )
+    if cfg.top_logprobs:  # only when set: runs from before the setting keep their fingerprint
+        settings["top_logprobs"] = cfg.top_logprobs
     rules = rules if rules is not None else run_rules(task, cfg)
     payload = {
         "settings": settings,
@@ -398,6 +406,7 @@ def _finish(
         "teacher_accounting": accounting,
         "sessions": sessions,
         "rules": state.rules.describe(),
+        **({"soft_labels": soft} if (soft := state.soft_label_counts()) else {}),
         "files": ["examples.jsonl", "rejected.jsonl", *store.SPLIT_FILES, "hf/", store.CARD],
     }
 

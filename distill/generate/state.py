@@ -38,6 +38,7 @@ from distill.generate.records import (
 )
 from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
+from distill.generate.soft import LabelProbs, average, label_probs_from_logprobs, vote_shares
 from distill.generate.vote import final_answer, majority_vote, normalise_text
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -55,6 +56,7 @@ class Group:
     attempts: int = 0  # label requests issued in total (bounds replacements)
     queued: int = 0  # label requests waiting in the queue
     decided: bool = False
+    probs: list[LabelProbs] = field(default_factory=list)  # per answer, from its logprobs
 
 
 class SamplerState:
@@ -83,10 +85,10 @@ class SamplerState:
         self.groups: dict[str, Group] = {}
         self.open: dict[str, Group] = {}
         self.label_queue: deque[str] = deque()
-        self.accepted: list[dict[str, str]] = []
+        self.accepted: list[dict[str, Any]] = []  # input, output (and label_probs)
         self.pool: list[Pair] = []  # few-shot pool: accepted (input, output) pairs
         self.pool_by_label: dict[str, list[Pair]] = {}  # the same pool split by output label
-        self.surplus: list[dict[str, str]] = []  # accepted past the target (kept for extending)
+        self.surplus: list[dict[str, Any]] = []  # accepted past the target (kept for extending)
         self.rejected: Counter[str] = Counter()
         self.agreement: Counter[str] = Counter()
         self.next_index = 0
@@ -106,6 +108,8 @@ class SamplerState:
         self.off_target = 0  # synthesized pairs whose (in-set) output was another label
         self.inputs_total = 0  # label mode: user inputs admitted or rejected
         self.inputs_rejected = 0  # label mode: inputs rejected (filters or the vote)
+        self.soft_sources: Counter[str] = Counter()  # accepted examples by label_probs source
+        self.logprobs_unusable = 0  # answers asked for logprobs that gave no distribution
 
     # ------------------------------------------------------------------ inputs (label mode)
 
@@ -418,10 +422,12 @@ class SamplerState:
             text = rec["text"]
             answer = final_answer(text) if self.cfg.chain_of_thought else parse_label(text)
             reason: str | None = F.NO_ANSWER
+            parsed = answer
             if answer is not None:
                 answer, reason = self._check_output(answer, group.input)
             if reason is None:
                 group.outputs.append(self._vote_text(text, answer))
+                self._add_probs(group, rec, text, parsed or "")
             else:
                 self._reject(
                     reason, {"input": group.input, "output": text, "request": rec["index"]}
@@ -430,6 +436,35 @@ class SamplerState:
                 self.last_failure = reason
         self._settle(group)
         return useful
+
+    def _add_probs(self, group: Group, rec: DoneRecord, text: str, parsed: str) -> None:
+        """Keep the label distribution this answer's log-probabilities give (soft.py)."""
+        if self.labels is None or "logprobs" not in rec:
+            return
+        tokens = rec["logprobs"]
+        dist = None
+        if tokens:
+            dist = label_probs_from_logprobs(
+                tokens, text, parsed, self.labels, last=self.cfg.chain_of_thought
+            )
+        if dist is None:
+            self.logprobs_unusable += 1
+        else:
+            group.probs.append(dist)
+
+    def _label_probs(self, group: Group) -> tuple[LabelProbs | None, str]:
+        """The example's distribution and its source: the mean over the answers' logprob
+        distributions, else (several votes) the vote shares, else none."""
+        assert self.labels is not None
+        if group.probs:
+            return average(group.probs), "logprobs"
+        if self.votes > 1:
+            cot = self.cfg.chain_of_thought
+            answers = [(final_answer(o) or "") if cot else o for o in group.outputs]
+            shares = vote_shares(answers, self.labels)
+            if shares is not None:
+                return shares, "votes"
+        return None, "none"
 
     def _vote_text(self, text: str, answer: str) -> str:
         """What one label answer votes with: the checked answer; for chain of thought the
@@ -538,9 +573,15 @@ class SamplerState:
                 self._reject(F.LABEL_OVER_SHARE, {"input": group.input, "output": winner})
                 return
             self.kept_by_label[winner] += 1
-        self._accept({"input": group.input, "output": winner})
+        example: dict[str, Any] = {"input": group.input, "output": winner}
+        if self.labels is not None:
+            probs, source = self._label_probs(group)
+            self.soft_sources[source] += 1
+            if probs is not None:
+                example["label_probs"] = probs
+        self._accept(example)
 
-    def _accept(self, row: dict[str, str]) -> None:
+    def _accept(self, row: dict[str, Any]) -> None:
         self.answers_since_accept = 0
         if len(self.accepted) >= self.target:
             self.surplus.append(row)  # not written: a later run with a larger target takes it
@@ -580,6 +621,20 @@ class SamplerState:
             **self.rates(),
             "per_label": self.per_label(),
             **({"inputs": self.input_counts()} if self.mode == "label" else {}),
+        }
+
+    def soft_label_counts(self) -> dict[str, Any] | None:
+        """The manifest's `soft_labels` block: where the examples' `label_probs` came from
+        (None without a label set). Counts every decided example, surplus included."""
+        if self.labels is None:
+            return None
+        by = {k: self.soft_sources[k] for k in ("logprobs", "votes", "none")}
+        used = [k for k in ("logprobs", "votes") if by[k]]
+        return {
+            "source": used[0] if len(used) == 1 else ("mixed" if used else None),
+            "top_logprobs": self.cfg.top_logprobs,
+            "examples_by_source": by,
+            "answers_without_usable_logprobs": self.logprobs_unusable,
         }
 
     def input_counts(self) -> dict[str, int]:

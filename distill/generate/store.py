@@ -190,8 +190,12 @@ def write_splits(
     test_fraction: float = 0.0,
     min_test: int = 0,
 ) -> dict[str, int]:
-    """train.jsonl, validation.jsonl, test.jsonl and the `hf/` DatasetDict; returns the sizes."""
-    rows = [{"input": e["input"], "output": e["output"]} for e in examples]
+    """train.jsonl, validation.jsonl, test.jsonl and the `hf/` DatasetDict; returns the sizes.
+
+    Rows keep `label_probs` (the teacher's distribution over the label set, soft.py) where
+    the example has one.
+    """
+    rows = [_split_row(e) for e in examples]
     parts = split_rows(rows, fraction, test_fraction, min_test, seed)
     for name, part in zip(SPLIT_FILES, (parts.train, parts.validation, parts.test), strict=True):
         atomic_write_jsonl(out_dir / name, part)
@@ -199,16 +203,41 @@ def write_splits(
     return parts.sizes()
 
 
+def _split_row(example: dict[str, Any]) -> dict[str, Any]:
+    row = {"input": example["input"], "output": example["output"]}
+    if "label_probs" in example:
+        row["label_probs"] = example["label_probs"]
+    return row
+
+
 def _write_hf(path: Path, parts: Splits) -> None:
-    """`datasets.load_from_disk`-compatible copy, swapped into place atomically."""
-    from datasets import Dataset, DatasetDict, Features, Value, disable_progress_bars
+    """`datasets.load_from_disk`-compatible copy, swapped into place atomically.
+
+    With soft labels, a `label_probs` column: a list of `{"label", "prob"}` in the label set's
+    order (a struct per label name would give every label set its own schema), empty for an
+    example without a distribution.
+    """
+    from datasets import Dataset, DatasetDict, Features, List, Value, disable_progress_bars
 
     from common.files import atomic_dir
 
-    features = Features({"input": Value("string"), "output": Value("string")})
+    columns = {"input": Value("string"), "output": Value("string")}
+    soft = any(
+        "label_probs" in r for split in (parts.train, parts.validation, parts.test) for r in split
+    )
+    if soft:
+        columns["label_probs"] = List({"label": Value("string"), "prob": Value("float64")})
+    features = Features(columns)
 
     def build(rows: list[dict]) -> Dataset:
-        cols = {"input": [r["input"] for r in rows], "output": [r["output"] for r in rows]}
+        cols: dict[str, list] = {
+            "input": [r["input"] for r in rows],
+            "output": [r["output"] for r in rows],
+        }
+        if soft:
+            cols["label_probs"] = [
+                [{"label": k, "prob": v} for k, v in r.get("label_probs", {}).items()] for r in rows
+            ]
         return Dataset.from_dict(cols, features=features)
 
     disable_progress_bars()  # our own tqdm bar is the one the user watches

@@ -199,12 +199,14 @@ def _glance(reports: Sequence[EvalReport]) -> str:
 
 def comparison_rows(reports: Sequence[EvalReport]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the student-vs-teacher table, numbers formatted as in report.md."""
-    from distill.evaluation.reports import fmt_metric
+    from distill.evaluation.reports import fmt_ece, fmt_metric, has_calibration
 
     names: list[str] = []
     for rep in reports:
         names += [m for m in rep["metrics"] if m not in names]
-    header = ["target", "n", *[f"{m} (95% CI)" for m in names], "p50 ms", "speed-up (p50)",
+    ece = has_calibration(list(reports))
+    header = ["target", "n", *[f"{m} (95% CI)" for m in names],
+              *(["ECE % (95% CI)"] if ece else []), "p50 ms", "speed-up (p50)",
               "size MB", "$/1k inputs"]  # fmt: skip
     teacher = _teacher(reports)
     rows = []
@@ -214,6 +216,7 @@ def comparison_rows(reports: Sequence[EvalReport]) -> tuple[list[str], list[list
         rows.append([
             _name(rep), str(rep["n"]),
             *[fmt_metric(m, rep["metrics"][m]) if m in rep["metrics"] else "-" for m in names],
+            *([fmt_ece(rep)] if ece else []),
             "-" if p50 is None else f"{p50:.1f}",
             "teacher" if rep is teacher else ("-" if ratio is None else f"{ratio:.1f}x"),
             "-" if rep.get("size_mb") is None else f"{rep['size_mb']:.1f}",
