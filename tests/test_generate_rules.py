@@ -298,7 +298,10 @@ def test_state_votes_on_canonical_labels_with_chain_of_thought():
                 "text": text,
             }
         )
-    assert rows_out == [("accepted", {"input": "works well", "output": "positive"})]
+    shares = {"positive": 2 / 3, "negative": 1 / 3}  # the vote's soft label (label_probs)
+    assert rows_out == [
+        ("accepted", {"input": "works well", "output": "positive", "label_probs": shares})
+    ]
     assert state.agreement == {"0.67": 1}
 
 

@@ -113,6 +113,7 @@ def test_label_smoothing_loss_equals_the_hand_computed_value(tmp_path: Path) -> 
 
     run.model = AutoModelForSeq2SeqLM.from_pretrained(str(student))
     run.cfg = _cfg(student, label_smoothing=0.2)
+    run.soft = None  # no soft labels: the plain token loss
     batch = {
         "input_ids": torch.tensor([[101, 2000, 102]]),
         "attention_mask": torch.ones(1, 3, dtype=torch.long),
