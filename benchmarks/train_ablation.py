@@ -179,23 +179,23 @@ def main() -> None:
             **score(run_dir / name, parts["test"]),
         }
         print(json.dumps({name: results[name]}, indent=1)[:800], flush=True)
-        write(args, results)
+        write(args, results, {part: len(rows) for part, rows in parts.items()})
 
 
-def write(args: argparse.Namespace, results: dict) -> None:
-    """JSON for machines, a Markdown table for people."""
+def write(args: argparse.Namespace, results: dict, sizes: dict[str, int]) -> None:
+    """JSON for machines, a Markdown table for people (`sizes`: rows per split, as used)."""
     RESULTS.mkdir(exist_ok=True)
     meta = {
         "task": args.task,
-        "train": args.train,
-        "validation": args.validation,
-        "test": args.test,
+        "train": sizes["train"],
+        "validation": sizes["validation"],
+        "test": sizes["test"],
     }
     (RESULTS / f"train_ablation_{args.task}.json").write_text(
         json.dumps({"meta": meta, "arms": results}, indent=2) + "\n"
     )
     lines = [
-        f"# Training ablation: {args.task} ({args.train} gold train rows, {args.test} test rows)",
+        f"# Training ablation: {args.task} ({sizes['train']} gold train rows, {sizes['test']} test rows)",
         "",
         "| arm | steps | best epoch | EM % (95% CI) | chrF++ (95% CI) | distinct answers | train s |",
         "|---|---|---|---|---|---|---|",
@@ -206,7 +206,7 @@ def write(args: argparse.Namespace, results: dict) -> None:
             f"| {name} | {r['steps']} | {r['best_epoch']} | {100 * em['value']:.1f} "
             f"[{100 * em['ci'][0]:.1f}, {100 * em['ci'][1]:.1f}] | {100 * ch['value']:.1f} "
             f"[{100 * ch['ci'][0]:.1f}, {100 * ch['ci'][1]:.1f}] | {r['distinct_answers']} / "
-            f"{args.test} | {r['train_seconds']} |"
+            f"{sizes['test']} | {r['train_seconds']} |"
         )
     (RESULTS / f"train_ablation_{args.task}.md").write_text("\n".join(lines) + "\n")
 
