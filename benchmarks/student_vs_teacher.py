@@ -73,7 +73,14 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic_write_jsonl(path, rows)
 
 
-def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data_mode: str) -> dict:
+def run_pipeline(
+    task_name: str,
+    sizes: Sizes,
+    run_dir: Path,
+    teacher: str,
+    data_mode: str,
+    soft: dict[str, Any] | None = None,
+) -> dict:
     """Generate, train, export (the stages `distill run` uses); return the seconds each took."""
     from distill.configs import build_config
     from distill.generate.config import GenerateConfig
@@ -100,6 +107,9 @@ def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data
         )
     if data_mode != "synthesize":
         extra["max_tokens"] = 64
+    soft = soft or {}
+    if soft.get("top_logprobs"):  # the teacher's first-token alternatives: soft labels
+        extra["top_logprobs"] = soft["top_logprobs"]
     gen_cfg = build_config(GenerateConfig, task.table("generate"), extra=extra)
     teacher_cfg = _teacher_cfg(teacher)
     timings = {}
@@ -110,7 +120,11 @@ def run_pipeline(task_name: str, sizes: Sizes, run_dir: Path, teacher: str, data
             task, gen_cfg, teacher_cfg, data, exclude_inputs=[r["input"] for r in test]
         ),
     )
-    train_cfg = build_config(TrainConfig, task.table("train"), extra={"epochs": sizes.epochs})
+    train_extra: dict[str, Any] = {"epochs": sizes.epochs}
+    for key in ("soft_label_weight", "soft_label_temperature"):
+        if soft.get(key) is not None:
+            train_extra[key] = soft[key]
+    train_cfg = build_config(TrainConfig, task.table("train"), extra=train_extra)
     if TEACHER_ONLY:
         return timings
     timings["train_s"] = _stage(
@@ -289,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-limit", type=int, help="evaluate on the first N test examples only (time budget)"
     )
     parser.add_argument(
+        "--top-logprobs",
+        type=int,
+        help="ask the teacher for K first-token alternatives (soft labels; label modes)",
+    )
+    parser.add_argument("--soft-label-weight", type=float, help="train's soft-label weight")
+    parser.add_argument("--soft-label-temperature", type=float, help="train's soft temperature")
+    parser.add_argument(
         "--teacher-only",
         action="store_true",
         help="only the teacher's work: generate the data and evaluate the teacher (fills the "
@@ -321,7 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         _write_jsonl(
             run_dir / "unlabelled.jsonl", [{"input": r["input"]} for r in rows[sizes.test :]]
         )
-    timings = run_pipeline(args.task, sizes, run_dir, args.teacher, args.data_mode)
+    soft = {
+        "top_logprobs": args.top_logprobs,
+        "soft_label_weight": args.soft_label_weight,
+        "soft_label_temperature": args.soft_label_temperature,
+    }
+    timings = run_pipeline(args.task, sizes, run_dir, args.teacher, args.data_mode, soft)
     reports = evaluate_all(args.task, sizes, run_dir, args.teacher, args.eval_limit)
     if TEACHER_ONLY:
         return 0

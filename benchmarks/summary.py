@@ -120,6 +120,8 @@ def main() -> int:
         "sentiment-t300-g3000-e6",
         "temporal-t200-g346",
         "sentiment-t300-g1000",
+        "sentiment-t300-g1000-lp",
+        "sentiment-t300-g1000-lp-soft",
         "sentiment-t300-label-vote-g500",
         "e2e-t200-synthesize",
     ]
