@@ -305,6 +305,41 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_no_request(tmp_path):
     assert manifest["resumed"]["accepted_before"] >= len(before)
 
 
+def test_sigterm_exits_143_with_the_resume_hint_and_a_rerun_finishes(tmp_path):
+    """SIGTERM goes the Ctrl-C way: logs closed, one line saying how to resume, exit 143; the
+    rerun completes the target without sending any request twice."""
+    task, out = _task_file(tmp_path), tmp_path / "data"
+    with FakeOpenAIServer(responder, latency_s=0.05) as server:
+        cmd = _cli(
+            "--task", str(task), "--out", str(out), "--teacher", server.base_url,
+            "--model", "fake", "--num-examples", "60", "--pairs-per-request", "1",
+            "--max-in-flight", "4",
+        )  # fmt: skip
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
+        examples = out / "examples.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if examples.is_file() and examples.read_text().count("\n") >= 10:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 143, stderr
+        assert "interrupted; run the same command again to resume" in stderr
+        assert "Traceback" not in stderr
+        before = rows(examples)
+        assert 10 <= len(before) < 60
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        bodies = [json.dumps(b, sort_keys=True) for b in server.requests]
+    after = rows(examples)
+    assert len(after) == 60 and after[: len(before)] == before
+    assert len(bodies) == len(set(bodies))
+
+
 def test_budget_stop_keeps_everything_and_rerun_continues(tmp_path):
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"fake": {"input": 1000.0, "output": 1000.0}}))
