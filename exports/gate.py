@@ -58,15 +58,6 @@ class Fp32Check:
     inputs: list[str]
 
 
-def run_gate(
-    model: Any, out: Path, cfg: ExportConfig, rows: list[tuple[str, str | None]]
-) -> GateReport:
-    """fp32 parity (token for token vs PyTorch greedy), then the int8 decision rule."""
-    if not rows:
-        return no_inputs(cfg)
-    return judge_int8(check_fp32(model, out, cfg, rows), out, cfg)
-
-
 def check_fp32(
     model: Any, out: Path, cfg: ExportConfig, rows: list[tuple[str, str | None]]
 ) -> Fp32Check:

@@ -254,6 +254,15 @@ def test_cli_bad_inputs_exit_2(tmp_path):
         assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _wait_for_lines(path: Path, n: int, timeout_s: float = 60.0) -> None:
+    """Until `path` (a growing JSONL file) has `n` lines, or `timeout_s` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.is_file() and path.read_text().count("\n") >= n:
+            return
+        time.sleep(0.01)
+
+
 def test_resume_after_sigkill_loses_nothing_and_repeats_no_request(tmp_path):
     task, out = _task_file(tmp_path), tmp_path / "data"
     leak = phrase(2 * 5)  # what the request with seed 5 writes: --exclude must block it
@@ -281,11 +290,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_no_request(tmp_path):
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         examples = out / "examples.jsonl"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if examples.is_file() and examples.read_text().count("\n") >= 12:
-                break
-            time.sleep(0.01)
+        _wait_for_lines(examples, 12)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         before = [json.loads(x) for x in examples.read_text().splitlines() if x.endswith("}")]
@@ -320,11 +325,7 @@ def test_sigterm_exits_143_with_the_resume_hint_and_a_rerun_finishes(tmp_path):
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
         )
         examples = out / "examples.jsonl"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if examples.is_file() and examples.read_text().count("\n") >= 10:
-                break
-            time.sleep(0.01)
+        _wait_for_lines(examples, 10)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 143, stderr
