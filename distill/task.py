@@ -41,6 +41,9 @@ class Demonstration:
 
     input: str
     output: str
+    # Optional: why the output is right, shown to the teacher before "Answer: <output>" in
+    # chain-of-thought label prompts. Without it the teacher writes one (generate/rationale.py).
+    rationale: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,9 +138,11 @@ def _demonstrations(data: dict[str, Any], source: str) -> tuple[Demonstration, .
         where = f"{source}: demonstrations[{i}]"
         if not isinstance(demo, dict):
             raise UserError(f"{where} must be a table with 'input' and 'output'")
-        extra = sorted(set(demo) - {"input", "output"})
+        extra = sorted(set(demo) - {"input", "output", "rationale"})
         if extra:
-            raise UserError(f"{where}: unknown key '{extra[0]}' (allowed: input, output)")
+            raise UserError(
+                f"{where}: unknown key '{extra[0]}' (allowed: input, output, rationale)"
+            )
         fields = []
         for key in ("input", "output"):
             value = demo.get(key)
@@ -148,7 +153,14 @@ def _demonstrations(data: dict[str, Any], source: str) -> tuple[Demonstration, .
             if not value.strip():
                 raise UserError(f"{where}: key '{key}' is empty")
             fields.append(value)
-        out.append(Demonstration(*fields))
+        rationale = demo.get("rationale", "")
+        if not isinstance(rationale, str):
+            raise UserError(f"{where}: key 'rationale' must be a string")
+        if "rationale" in demo and not rationale.strip():
+            raise UserError(
+                f"{where}: key 'rationale' is empty (remove it to have the teacher write one)"
+            )
+        out.append(Demonstration(*fields, rationale=rationale.strip()))
     return tuple(out)
 
 

@@ -299,9 +299,9 @@ def test_state_votes_on_canonical_labels_with_chain_of_thought():
             }
         )
     shares = {"positive": 2 / 3, "negative": 1 / 3}  # the vote's soft label (label_probs)
-    assert rows_out == [
-        ("accepted", {"input": "works well", "output": "positive", "label_probs": shares})
-    ]
+    # the rationale kept is that of the first sample whose answer won ("Fine.", not "So:")
+    won = {"input": "works well", "output": "positive", "rationale": "Fine."}
+    assert rows_out == [("accepted", {**won, "label_probs": shares})]
     assert state.agreement == {"0.67": 1}
 
 

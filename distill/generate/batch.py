@@ -258,7 +258,14 @@ def _batcher(
     accounting = Accounting(price.for_batch() if price else None, tcfg.budget_usd)
     demos = [(d.input, d.output) for d in session.task.demonstrations]
     driver = Driver(
-        state, teacher, session.cfg, session.task.instruction, demos, journal, 1
+        state,
+        teacher,
+        session.cfg,
+        session.task.instruction,
+        demos,
+        journal,
+        1,
+        label_demos=_batch_label_demos(session, demos),
     )  # only its prompts are used: the batch sends them
     records = [dict(r) for r in store.read_log(out / store.JOURNAL)]
     lines = {row["custom_id"]: row for row in store.read_log(out / REQUESTS)}
@@ -514,3 +521,25 @@ async def _cancel(
         f"{len(batcher.pending)} requests not run (rerun without --cancel to submit them)"
     )
     return DriveResult("cancelled", message, 0.0)
+
+
+def _batch_label_demos(session: Any, demos: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The demonstrations of batched label prompts: with chain of thought, each needs its
+    rationale (the task file's, or saved by an earlier live session): a batch cannot wait for
+    the teacher to write them first."""
+    from distill.generate.rationale import DEMO_RATIONALES, cot_demos, saved_rationales
+
+    cfg, task = session.cfg, session.task
+    if not cfg.chain_of_thought or cfg.resolved_mode == "synthesize":
+        return demos
+    saved = saved_rationales(session.out_dir / DEMO_RATIONALES, task.demonstrations)
+    rationales = [
+        d.rationale or (saved[i] if saved else "") for i, d in enumerate(task.demonstrations)
+    ]
+    if not all(rationales):
+        raise UserError(
+            f"{task.path or 'task file'}: chain_of_thought with a batch needs a `rationale` on "
+            "every [[demonstrations]] (or one run without --batch, which has the teacher write "
+            f"them into {DEMO_RATIONALES})"
+        )
+    return cot_demos(demos, rationales)

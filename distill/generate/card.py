@@ -43,6 +43,7 @@ def dataset_card(out_dir: Path, manifest: Manifest) -> str:
         _counts(manifest),
         _labels(out_dir, manifest),
         _soft_labels(manifest),
+        _rationales(manifest),
         _splits_and_cost(manifest),
         _loading(out_dir, manifest),
         _license(manifest),
@@ -167,6 +168,20 @@ def _labels(out_dir: Path, m: Manifest) -> str:
     )
 
 
+def _rationales(m: Manifest) -> str:
+    """How many examples carry the teacher's reasoning (chain of thought only)."""
+    n = m["counts"].get("with_rationale")
+    if n is None:
+        return ""
+    return (
+        "## Rationales\n\n"
+        f"{n} of {m['counts']['accepted']} examples carry a `rationale` field: the teacher's "
+        "reasoning before its final answer (chain of thought). `distill train "
+        "--rationale-weight W` trains on it as a second task; the student never emits it "
+        '(docs/generate.md, "Chain of thought and rationales").\n\n'
+    )
+
+
 def _soft_labels(m: Manifest) -> str:
     """Where the examples' `label_probs` came from (nothing without a label set)."""
     soft = m.get("soft_labels")
@@ -217,7 +232,8 @@ def _loading(out_dir: Path, m: Manifest) -> str:
             "```",
             "",
             'Each row is `{"input": ..., "output": ...}` (with `"label_probs": {label: p}` where '
-            "the teacher's distribution over the label set is known). `examples.jsonl` holds "
+            'the teacher\'s distribution over the label set is known, and `"rationale"` where '
+            "its reasoning was kept). `examples.jsonl` holds "
             "every accepted example, `rejected.jsonl` every rejection with its reason, `manifest.json` every "
             "number above.",
             "",

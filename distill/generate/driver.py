@@ -53,9 +53,12 @@ class Driver:
         journal: Callable[[dict[str, Any]], None],
         max_in_flight: int,
         on_progress: Callable[[], None] = lambda: None,
+        label_demos: list[Pair] | None = None,
     ):
         self.state, self.teacher, self.cfg = state, teacher, cfg
         self.instruction, self.demos = instruction, demos
+        # what label prompts show: with chain of thought, "<rationale>\nAnswer: <output>"
+        self.label_demos = demos if label_demos is None else label_demos
         self.journal = journal
         self.max_in_flight = max_in_flight
         self.on_progress = on_progress
@@ -84,7 +87,7 @@ class Driver:
             text = self.state.groups[key].input
             self.label_prompts[key] = label_messages(
                 self.instruction,
-                self.demos,
+                self.label_demos,
                 text,
                 chain_of_thought=self.cfg.chain_of_thought,
                 budget=self.budget,

@@ -104,7 +104,10 @@ class SynthConditions:
 
 SYSTEM_LABEL = "You answer one task for each message, exactly like the earlier answers."
 LABEL_SUFFIX = "Answer with the output only, no explanation."
-COT_SUFFIX = "Think step by step, then end with a last line of the form 'Answer: <output>'."
+COT_SUFFIX = (
+    "First reason step by step in two or three sentences, then end with a last line of the form "
+    "'Answer: <output>'."
+)
 
 
 def estimate_tokens(text: str) -> int:

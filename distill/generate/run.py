@@ -23,6 +23,7 @@ from distill.generate import store
 from distill.generate.card import write_dataset_card
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
 from distill.generate.driver import Driver, DriveResult
+from distill.generate.rationale import cot_demos, demo_rationales
 from distill.generate.records import RESUME, IssueRecord, Manifest, upgrade_record
 from distill.generate.rules import OutputRules, resolve_rules
 from distill.generate.state import SamplerState
@@ -298,6 +299,12 @@ async def _drive_async(
             raise config_error(exc) from None
         except TeacherFatalError as exc:  # e.g. the embedded model could not start
             raise UserError(f"--teacher: {exc}") from None
+        label_demos = demos
+        if session.cfg.chain_of_thought and session.cfg.resolved_mode != "synthesize":
+            rationales = await demo_rationales(
+                teacher, task.instruction, task.demonstrations, session.out_dir
+            )
+            label_demos = cot_demos(demos, rationales)
         progress = _Progress(state, teacher)
         driver = Driver(
             state,
@@ -308,6 +315,7 @@ async def _drive_async(
             journal,
             teacher_cfg.max_in_flight,
             on_progress=progress.update,
+            label_demos=label_demos,
         )
         try:
             result = await driver.run()

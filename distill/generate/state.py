@@ -29,6 +29,7 @@ from distill.generate.config import GenerateConfig
 from distill.generate.dedup import LeakGuard, NearDupIndex, normalised_key
 from distill.generate.labels import next_label, over_share
 from distill.generate.prompts import Pair, parse_label, parse_pairs
+from distill.generate.rationale import split_rationale
 from distill.generate.records import (
     CancelRecord,
     DoneRecord,
@@ -39,7 +40,7 @@ from distill.generate.records import (
 from distill.generate.rules import OutputRules
 from distill.generate.schedule import temperature_at
 from distill.generate.soft import LabelProbs, average, label_probs_from_logprobs, vote_shares
-from distill.generate.vote import final_answer, majority_vote, normalise_text
+from distill.generate.vote import final_answer, majority_vote, normalise_text, vote_key
 
 Emit = Callable[[str, dict[str, Any]], None]
 NO_VALID_OUTPUT = "no_valid_output"
@@ -57,6 +58,8 @@ class Group:
     queued: int = 0  # label requests waiting in the queue
     decided: bool = False
     probs: list[LabelProbs] = field(default_factory=list)  # per answer, from its logprobs
+    # chain of thought: the reasoning of each output (same order), None where it gave none
+    rationales: list[str | None] = field(default_factory=list)
 
 
 class SamplerState:
@@ -420,13 +423,19 @@ class SamplerState:
             useful = self._failed(rec, F.REQUEST_FAILED, group)
         else:
             text = rec["text"]
-            answer = final_answer(text) if self.cfg.chain_of_thought else parse_label(text)
+            rationale = None
+            if self.cfg.chain_of_thought:
+                answer, rationale = split_rationale(text)
+            else:
+                answer = parse_label(text)
             reason: str | None = F.NO_ANSWER
             parsed = answer
             if answer is not None:
                 answer, reason = self._check_output(answer, group.input)
             if reason is None:
-                group.outputs.append(self._vote_text(text, answer))
+                group.outputs.append(self._vote_text(answer))
+                if self.cfg.chain_of_thought:
+                    group.rationales.append(rationale)
                 self._add_probs(group, rec, text, parsed or "")
             else:
                 self._reject(
@@ -466,14 +475,12 @@ class SamplerState:
                 return shares, "votes"
         return None, "none"
 
-    def _vote_text(self, text: str, answer: str) -> str:
-        """What one label answer votes with: the checked answer; for chain of thought the
-        whole text (the vote parses its final answer), except with a label set, where the
-        answer is already in the set's spelling and "Answer: <label>" keeps "Positive." and
-        "positive" one vote key (the example keeps only the answer either way)."""
-        if not self.cfg.chain_of_thought:
-            return answer
-        return f"Answer: {answer}" if self.labels is not None else text.strip()
+    def _vote_text(self, answer: str) -> str:
+        """What one label answer votes with: the checked answer; for chain of thought
+        "Answer: <answer>" (the vote parses final answers, and the reasoning is kept apart in
+        `Group.rationales`), so "Positive." and "positive" are one vote key with a label set,
+        and a bare answer with no reasoning still counts."""
+        return f"Answer: {answer}" if self.cfg.chain_of_thought else answer
 
     def _failed(self, rec: DoneRecord, reason: str, group: Group | None = None) -> bool:
         row: dict[str, Any] = {"request": rec["index"]}
@@ -574,12 +581,26 @@ class SamplerState:
                 return
             self.kept_by_label[winner] += 1
         example: dict[str, Any] = {"input": group.input, "output": winner}
+        rationale = self._winning_rationale(group, vote.winner)
+        if rationale is not None:
+            example["rationale"] = rationale
         if self.labels is not None:
             probs, source = self._label_probs(group)
             self.soft_sources[source] += 1
             if probs is not None:
                 example["label_probs"] = probs
         self._accept(example)
+
+    def _winning_rationale(self, group: Group, winner: str) -> str | None:
+        """The reasoning of the first output whose answer won the vote and that has one."""
+        if not group.rationales:
+            return None
+        won = normalise_text(winner, lowercase=self.cfg.lowercase_outputs)
+        for output, rationale in zip(group.outputs, group.rationales, strict=True):
+            key = vote_key(output, lowercase=self.cfg.lowercase_outputs, chain_of_thought=True)
+            if rationale is not None and key == won:
+                return rationale
+        return None
 
     def _accept(self, row: dict[str, Any]) -> None:
         self.answers_since_accept = 0
@@ -620,8 +641,13 @@ class SamplerState:
             "repeats_within_answer": self.repeats,
             **self.rates(),
             "per_label": self.per_label(),
+            **({"with_rationale": self.with_rationale()} if self.cfg.chain_of_thought else {}),
             **({"inputs": self.input_counts()} if self.mode == "label" else {}),
         }
+
+    def with_rationale(self) -> int:
+        """Accepted examples that carry the teacher's reasoning (chain of thought)."""
+        return sum("rationale" in row for row in self.accepted)
 
     def soft_label_counts(self) -> dict[str, Any] | None:
         """The manifest's `soft_labels` block: where the examples' `label_probs` came from

@@ -192,8 +192,9 @@ def write_splits(
 ) -> dict[str, int]:
     """train.jsonl, validation.jsonl, test.jsonl and the `hf/` DatasetDict; returns the sizes.
 
-    Rows keep `label_probs` (the teacher's distribution over the label set, soft.py) where
-    the example has one.
+    Rows keep `label_probs` (the teacher's distribution over the label set, soft.py) and
+    `rationale` (the teacher's reasoning with --chain-of-thought, rationale.py) where the
+    example has them.
     """
     rows = [_split_row(e) for e in examples]
     parts = split_rows(rows, fraction, test_fraction, min_test, seed)
@@ -205,8 +206,9 @@ def write_splits(
 
 def _split_row(example: dict[str, Any]) -> dict[str, Any]:
     row = {"input": example["input"], "output": example["output"]}
-    if "label_probs" in example:
-        row["label_probs"] = example["label_probs"]
+    for key in ("label_probs", "rationale"):
+        if key in example:
+            row[key] = example[key]
     return row
 
 
@@ -215,7 +217,7 @@ def _write_hf(path: Path, parts: Splits) -> None:
 
     With soft labels, a `label_probs` column: a list of `{"label", "prob"}` in the label set's
     order (a struct per label name would give every label set its own schema), empty for an
-    example without a distribution.
+    example without a distribution. With rationales, a `rationale` column (null without one).
     """
     from datasets import Dataset, DatasetDict, Features, List, Value, disable_progress_bars
 
@@ -227,6 +229,11 @@ def _write_hf(path: Path, parts: Splits) -> None:
     )
     if soft:
         columns["label_probs"] = List({"label": Value("string"), "prob": Value("float64")})
+    rationales = any(
+        "rationale" in r for split in (parts.train, parts.validation, parts.test) for r in split
+    )
+    if rationales:
+        columns["rationale"] = Value("string")
     features = Features(columns)
 
     def build(rows: list[dict]) -> Dataset:
@@ -238,6 +245,8 @@ def _write_hf(path: Path, parts: Splits) -> None:
             cols["label_probs"] = [
                 [{"label": k, "prob": v} for k, v in r.get("label_probs", {}).items()] for r in rows
             ]
+        if rationales:  # None (null) for an example whose teacher answer gave no reasoning
+            cols["rationale"] = [r.get("rationale") for r in rows]
         return Dataset.from_dict(cols, features=features)
 
     disable_progress_bars()  # our own tqdm bar is the one the user watches

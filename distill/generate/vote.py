@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 # "Final answer: X", "Answer: X", "#### X" (GSM8K style); the last match wins because
 # chain-of-thought text may quote an intermediate "answer" before the final one.
-_FINAL = re.compile(
+FINAL_ANSWER_RE = re.compile(
     r"(?:final answer|answer)\s*(?:is)?\s*[:=]\s*(.+)|^####\s*(.+)$", re.IGNORECASE | re.MULTILINE
 )
 
@@ -35,7 +35,7 @@ def final_answer(text: str) -> str | None:
     Takes the last "Answer: ..." / "Final answer: ..." / "#### ..." line; strips a trailing
     period and surrounding quotes or asterisks (markdown bold) that do not change the answer.
     """
-    matches = list(_FINAL.finditer(text))
+    matches = list(FINAL_ANSWER_RE.finditer(text))
     if not matches:
         return None
     m = matches[-1]
