@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "generate": "generate",
     "train": "train",
+    "refine": "refine",
     "export": "export",
     "eval": "eval",
     "report": "report",

@@ -3,6 +3,7 @@
 
     generate.py  the teacher writes the data           (`distill generate`)
     train.py     the student learns it                 (`distill train`)
+    refine.py    active rounds where the student fails (`distill refine`, `distill run --rounds`)
     export.py    int8 ONNX behind the quality gate     (`distill export`)
     evaluate.py  student and teacher scored            (`distill eval`)
     run.py       all four in order, skipping what is up to date (`distill run`)
@@ -40,6 +41,12 @@ def _train() -> type:
     return TrainConfig
 
 
+def _refine() -> type:
+    from distill.refine.config import RefineConfig
+
+    return RefineConfig
+
+
 def _export() -> type:
     from exports.config import ExportConfig
 
@@ -57,6 +64,7 @@ STAGE_CONFIGS: dict[str, Callable[[], type]] = {
     "teacher": _teacher,
     "generate": _generate,
     "train": _train,
+    "refine": _refine,
     "export": _export,
     "eval": _eval,
 }

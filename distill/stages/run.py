@@ -28,12 +28,14 @@ from distill.errors import UserError
 from distill.stages.evaluate import check_eval, evaluate_one
 from distill.stages.export import export_student
 from distill.stages.generate import check_generate, generate_data
+from distill.stages.refine import check_refine
 from distill.stages.train import check_train, train_model
 
 if TYPE_CHECKING:
     from distill.evaluation.config import EvalConfig
     from distill.evaluation.records import EvalReport
     from distill.generate.config import GenerateConfig
+    from distill.refine.config import RefineConfig
     from distill.task import TaskSpec
     from exports.config import ExportConfig
     from students.config import TrainConfig
@@ -50,6 +52,7 @@ class StageConfigs:
     teacher: TeacherConfig
     generate: GenerateConfig
     train: TrainConfig
+    refine: RefineConfig
     export: ExportConfig
     eval: EvalConfig
 
@@ -75,6 +78,8 @@ def check_run(cfgs: StageConfigs, opts: RunOptions) -> list[str]:
     check_generate(cfgs.generate)
     check_train(cfgs.train)
     check_eval(cfgs.eval)
+    if cfgs.refine.rounds:
+        check_refine(cfgs.refine, cfgs.generate)
     return [r["input"] for r in read_jsonl(opts.test)] if opts.test else []
 
 
@@ -100,6 +105,8 @@ def run_pipeline(
     if manifest["stopped"] in ("batch_pending", "cancelled"):  # the data is not all there yet
         raise UserError(f"generate: {manifest['message']}; then rerun `distill run`")
     model_dir = run.train(data_dir)
+    if cfgs.refine.rounds:
+        run.refine(exclude)
     onnx_dir = run.export(model_dir)
     reports = run.evaluate(onnx_dir, model_dir, opts.test or held_out_test(data_dir, log))
     log(f"wrote {write_run_report(opts.root, opts.show_errors)}")
@@ -179,15 +186,38 @@ class _Pipeline:
             return model_dir
         self.log(f"\n== train: student '{cfg.student}' -> {model_dir}")
         train_model(self.task, cfg, data_dir, model_dir, data_flag="--out")
+        self.state.done.pop("refine", None)  # a new model: earlier rounds refined the old one
         self.state.mark("train", fp)
         return model_dir
+
+    def refine(self, exclude: list[str]) -> None:
+        """Active rounds on RUN/model (distill.stages.refine), unless done with these settings
+        on this trained model; the rounds themselves resume where a killed run stopped."""
+        from distill.stages.refine import refine_model
+
+        cfg = self.cfgs.refine
+        fp = fingerprint(dataclasses.asdict(cfg), self.state.done.get("train"))
+        manifest = self.opts.root / "refine" / "manifest.json"
+        if self.state.fresh("refine", fp, manifest):
+            self.log("\n== refine: rounds already done with these settings, skipping")
+            return
+        self.log(f"\n== refine: up to {cfg.rounds} active round(s) on {self.opts.root / 'model'}")
+        refine_model(
+            self.task, cfg, self.cfgs.teacher, self.opts.root, exclude_inputs=exclude, log=self.log
+        )
+        self.state.mark("refine", fp)
+
+    def model_mark(self) -> list[str | None]:
+        """What RUN/model is: the train fingerprint, and the refine one when rounds ran."""
+        refined = self.state.done.get("refine")
+        return [self.state.done.get("train"), *([refined] if refined else [])]
 
     def export(self, model_dir: Path) -> Path:
         """RUN/onnx from RUN/model (distill.stages.export), unless the model and settings are
         unchanged. A failed int8 gate keeps fp32 and the run goes on with it."""
         onnx_dir = self.opts.root / "onnx"
         cfg = self.cfgs.export
-        fp = fingerprint(dataclasses.asdict(cfg), self.state.done.get("train"))
+        fp = fingerprint(dataclasses.asdict(cfg), *self.model_mark())
         if self.state.fresh("export", fp, onnx_dir / META_FILE):
             self.log(f"\n== export: {onnx_dir} is up to date, skipping")
             return onnx_dir
@@ -236,7 +266,7 @@ class _Pipeline:
         shared = (dataclasses.asdict(self.cfgs.eval), test_path)
         targets = [
             (str(onnx_dir), fingerprint(*shared, self.state.done.get("export"))),
-            (str(model_dir), fingerprint(*shared, self.state.done.get("train"))),
+            (str(model_dir), fingerprint(*shared, *self.model_mark())),
         ]
         if not self.opts.skip_teacher_eval:
             task = self.task
