@@ -527,16 +527,13 @@ def _batch_label_demos(session: Any, demos: list[tuple[str, str]]) -> list[tuple
     """The demonstrations of batched label prompts: with chain of thought, each needs its
     rationale (the task file's, or saved by an earlier live session): a batch cannot wait for
     the teacher to write them first."""
-    from distill.generate.rationale import DEMO_RATIONALES, cot_demos, saved_rationales
+    from distill.generate.rationale import DEMO_RATIONALES, cot_demos, known_rationales
 
     cfg, task = session.cfg, session.task
     if not cfg.chain_of_thought or cfg.resolved_mode == "synthesize":
         return demos
-    saved = saved_rationales(session.out_dir / DEMO_RATIONALES, task.demonstrations)
-    rationales = [
-        d.rationale or (saved[i] if saved else "") for i, d in enumerate(task.demonstrations)
-    ]
-    if not all(rationales):
+    rationales = known_rationales(task.demonstrations, session.out_dir)
+    if rationales is None:
         raise UserError(
             f"{task.path or 'task file'}: chain_of_thought with a batch needs a `rationale` on "
             "every [[demonstrations]] (or one run without --batch, which has the teacher write "

@@ -23,6 +23,7 @@ DUPLICATE = "duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 LEAK = "leak"
 LOW_AGREEMENT = "low_agreement"
+NO_VALID_OUTPUT = "no_valid_output"  # every answer of an input was rejected
 NO_ANSWER = "no_final_answer"
 REQUEST_FAILED = "request_failed"
 

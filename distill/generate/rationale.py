@@ -84,6 +84,14 @@ def saved_rationales(path: Path, demos: Sequence[Demonstration]) -> list[str] | 
     return [r["rationale"] for r in saved]
 
 
+def known_rationales(demos: Sequence[Demonstration], out_dir: Path) -> list[str] | None:
+    """Each demonstration's rationale without asking the teacher (the task file's, else the
+    one saved in `out_dir`), or None when one is unknown."""
+    saved = saved_rationales(out_dir / DEMO_RATIONALES, demos)
+    out = [d.rationale or (saved[i] if saved else "") for i, d in enumerate(demos)]
+    return out if all(out) else None
+
+
 async def demo_rationales(
     teacher: Teacher, instruction: str, demos: Sequence[Demonstration], out_dir: Path
 ) -> list[str]:

@@ -43,7 +43,7 @@ from distill.generate.soft import LabelProbs, average, label_probs_from_logprobs
 from distill.generate.vote import final_answer, majority_vote, normalise_text, vote_key
 
 Emit = Callable[[str, dict[str, Any]], None]
-NO_VALID_OUTPUT = "no_valid_output"
+NO_VALID_OUTPUT = F.NO_VALID_OUTPUT
 
 
 @dataclass

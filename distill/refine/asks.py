@@ -31,8 +31,9 @@ from distill.generate.prompts import (
     parse_label,
     parse_pairs,
 )
+from distill.generate.rationale import split_rationale
 from distill.generate.rules import OutputRules
-from distill.generate.vote import final_answer, majority_vote
+from distill.generate.vote import majority_vote
 
 if TYPE_CHECKING:
     from teachers.client import Teacher
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 # ROUND_STRIDE * r + SIMILAR_OFFSET; far above any generate run's indices.
 ROUND_STRIDE = 1_000_000
 SIMILAR_OFFSET = 500_000
-NO_VALID_OUTPUT = "no_valid_output"  # the rejection reason generate uses (state.py)
 
 SIMILAR_TEMPLATE = (
     "Task: {instruction}\n\nA small model trained for this task got these examples wrong (each "
@@ -228,7 +228,7 @@ class LabelPlan:
                 outputs.append(out)
             reason = reason or why
         if not outputs:
-            return None, reason or NO_VALID_OUTPUT
+            return None, reason or F.NO_VALID_OUTPUT
         vote = majority_vote(
             outputs, min_share=self.cfg.min_agreement, lowercase=self.cfg.lowercase_outputs
         )
@@ -239,7 +239,10 @@ class LabelPlan:
 
     def _check(self, answer_text: str, inp: str) -> tuple[str, str | None]:
         cfg = self.cfg
-        answer = final_answer(answer_text) if cfg.chain_of_thought else parse_label(answer_text)
+        if cfg.chain_of_thought:  # as generate reads it: a bare one-line answer counts too
+            answer = split_rationale(answer_text)[0]
+        else:
+            answer = parse_label(answer_text)
         if answer is None:
             return "", F.NO_ANSWER
         return check_output(answer, inp, cfg, self.rules)

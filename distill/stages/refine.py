@@ -44,7 +44,7 @@ def refine_model(
         gen_cfg,
         run_rules(task, gen_cfg),
         task.instruction,
-        [(d.input, d.output) for d in task.demonstrations],
+        label_demos(task, gen_cfg, data),
         generate_label_indices(data),
     )
     test = data / "test.jsonl"
@@ -63,6 +63,18 @@ def refine_model(
         log=log,
     )
     return run_rounds(ctx)
+
+
+def label_demos(task: TaskSpec, gen_cfg: GenerateConfig, data: Path) -> list[tuple[str, str]]:
+    """The demonstrations generate's label prompts showed: with chain of thought, each with
+    the rationale generate saved (so the prompts, and the cache keys, are generate's)."""
+    from distill.generate.rationale import cot_demos, known_rationales
+
+    demos = [(d.input, d.output) for d in task.demonstrations]
+    if not gen_cfg.chain_of_thought:
+        return demos
+    rationales = known_rationales(task.demonstrations, data) or [""] * len(demos)
+    return cot_demos(demos, rationales)
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
