@@ -147,6 +147,15 @@ def test_reading_rows_keeps_a_rationale_only_where_there_is_one(tmp_path: Path) 
         read_examples(tmp_path / "bad.jsonl")
 
 
+def test_an_arrow_copy_keeps_its_rationale_column(tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    cols = {"input": ["a", "b"], "output": ["yes", "no"], "rationale": ["because a", None]}
+    DatasetDict({"train": Dataset.from_dict(cols)}).save_to_disk(str(tmp_path / "hf"))
+    got = read_examples(tmp_path / "hf")
+    assert [r.get("rationale") for r in got] == ["because a", None]
+
+
 def prepared_run(tmp_path: Path, student: Path, data: Path, weight: float) -> Any:
     """A training run's data phase alone: what its examples hold before any step."""
     from accelerate import Accelerator
