@@ -398,7 +398,7 @@ def test_bad_rationale_weight_in_the_task_file_names_the_key(tmp_path: Path, cap
     rc = main(["train", "--data", "d", "--out", "m", "--task", str(task)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
-    assert "rationale_weight: must be in [0, 1)" in err[0] and "task.toml" in err[0]
+    assert "task.toml [train]: key 'rationale_weight': must be in [0, 1)" in err[0]
 
 
 def test_rationale_weight_without_rationales_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
