@@ -18,13 +18,16 @@ from common.files import read_json_object
 META_FILE = "distill.json"
 
 
-def format_source(template: str, instruction: str, text: str) -> str:
-    """The student's source text: the instruction and one raw input through the template.
+def format_source(template: str, instruction: str, text: str, prefix: str = "") -> str:
+    """The student's source text: `prefix`, then the instruction and one raw input through the
+    template.
 
     Training and every runtime format through here, so what the student reads at inference is
-    by construction what it was trained on.
+    by construction what it was trained on. `prefix` is the task prefix of a multi-task
+    student (rationale distillation trains "[label] " for the answer task beside
+    "[rationale] "; students.rationale), empty for a plain one.
     """
-    return template.format(instruction=instruction, input=text)
+    return prefix + template.format(instruction=instruction, input=text)
 
 
 @dataclass
@@ -46,12 +49,16 @@ class StudentMeta:
     model_type: str = ""
     student: str = ""
     num_parameters: int | None = None
+    # Text put before every source: "[label] " for a student trained with rationales (the
+    # answer task's prefix; students.rationale), "" otherwise. Added before tokenisation, so
+    # the graphs are the same either way.
+    task_prefix: str = ""
     # Optional held-out pairs for the export gate ({"input", "output"} objects).
     heldout: list[dict[str, str]] = field(default_factory=list)
 
     def source_text(self, text: str) -> str:
         """The source text the student was trained to read for one raw task input."""
-        return format_source(self.source_template, self.instruction, text)
+        return format_source(self.source_template, self.instruction, text, self.task_prefix)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = META_FILE) -> StudentMeta:
@@ -66,13 +73,17 @@ class StudentMeta:
         ]
         if missing:
             raise ValueError(f"{where}: missing key '{missing[0]}'")
+        if not isinstance(data.get("task_prefix", ""), str):
+            raise ValueError(f"{where}: key 'task_prefix' must be a string")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object to write (heldout only when there is one)."""
+        """The JSON object to write (heldout and task_prefix only when there is one, so a
+        plain student's file is what it was before task prefixes existed)."""
         data = dataclasses.asdict(self)
-        if not data["heldout"]:
-            del data["heldout"]
+        for key in ("heldout", "task_prefix"):
+            if not data[key]:
+                del data[key]
         return data
 
 

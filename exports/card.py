@@ -182,7 +182,9 @@ def _usage(out: Path, meta: StudentMeta) -> str:
             "",
             *(f"- `{g}`: {GRAPH_ROLES[g]}" for g in GRAPHS),
             "",
-            "Greedy decoding: encode the source text (`distill.json`'s `source_template` with "
+            "Greedy decoding: encode the source text ("
+            + (f"`{meta.task_prefix}` followed by " if meta.task_prefix else "")
+            + "`distill.json`'s `source_template` with "
             "the instruction and the input, through `tokenizer.json`"
             + (f", cut to {meta.max_source_length} tokens" if meta.max_source_length else "")
             + f"), start the decoder with token {meta.decoder_start_token_id}, run "

@@ -2,8 +2,9 @@
 
 Imports only onnxruntime, tokenizers and numpy (a test checks that torch and transformers stay
 out of `sys.modules`). Text handling is the student's, by construction: the source text is
-`distill.json["source_template"].format(instruction=..., input=...)`, encoded and decoded by the
-saved `tokenizer.json`, so this runtime and `students.predict.TorchPredictor` agree.
+`distill.json["task_prefix"]` (if any) + `distill.json["source_template"].format(instruction=...,
+input=...)` (common.meta.format_source), encoded and decoded by the saved `tokenizer.json`, so
+this runtime and `students.predict.TorchPredictor` agree.
 """
 
 from __future__ import annotations

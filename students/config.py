@@ -59,6 +59,24 @@ class TrainConfig:
             "flattens them; the T^2 factor keeps the gradient scale)"
         },
     )
+    rationale_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "rationale distillation (distilling step-by-step): train the answer task "
+            "('[label] ' + source -> output) and, for rows that carry the teacher's `rationale` "
+            "(generate --chain-of-thought), the rationale task ('[rationale] ' + source -> "
+            "rationale); loss = (1 - this) * answer CE + this * rationale CE; the model "
+            "answers with the '[label] ' prefix, so serving cost is unchanged (0: off, plain "
+            "imitation; the paper's value: 0.5)"
+        },
+    )
+    rationale_max_target_length: int = field(
+        default=128,
+        metadata={
+            "help": "cap on rationale target tokens incl. end token (longer ones are cut); "
+            "answers keep max_target_length"
+        },
+    )
     lr: float | None = field(
         default=None, metadata={"help": "peak learning rate (default: the preset's measured value)"}
     )
@@ -136,7 +154,11 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "grad_accum": self.grad_accum}
+        positive = {
+            "epochs": self.epochs,
+            "grad_accum": self.grad_accum,
+            "rationale_max_target_length": self.rationale_max_target_length,
+        }
         for name in (
             "batch_size",
             "max_source_length",
@@ -162,6 +184,11 @@ class TrainConfig:
         if not (0 <= self.soft_label_weight < float("inf")):
             raise ValueError(
                 f"soft_label_weight: must be a finite number >= 0 (got {self.soft_label_weight})"
+            )
+        if not 0 <= self.rationale_weight < 1:
+            raise ValueError(
+                f"rationale_weight: must be in [0, 1) (got {self.rationale_weight}); 1 would "
+                "train the rationale task alone and leave the answer untrained"
             )
         if not (0 < self.soft_label_temperature < float("inf")):
             raise ValueError(

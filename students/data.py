@@ -25,7 +25,8 @@ def read_examples(path: Path) -> list[dict[str, Any]]:
 
     A bad file is a UserError naming the file and line (the same check as every JSONL the
     user hands to distill); `label_probs` (the teacher's distribution over a label set, from
-    `distill generate`) is kept and checked; other fields of a row are dropped.
+    `distill generate`) and `rationale` (the teacher's reasoning, from `distill generate
+    --chain-of-thought`) are kept and checked; other fields of a row are dropped.
     """
     if path.is_dir():
         return _read_datasets_dir(path)
@@ -36,7 +37,19 @@ def _pair(row: dict[str, Any], where: str) -> dict[str, Any]:
     pair = {"input": row["input"], "output": row["output"]}
     if row.get("label_probs") is not None:
         pair["label_probs"] = check_label_probs(row["label_probs"], where)
+    if rationale := check_rationale(row.get("rationale"), where):
+        pair["rationale"] = rationale
     return pair
+
+
+def check_rationale(value: Any, where: str) -> str | None:
+    """A row's `rationale`: the string, or None when absent, null or blank (an Arrow copy
+    fills rows without one); any other type is a UserError naming `where`."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UserError(f"{where}: field 'rationale' must be a string (got {value!r:.40})")
+    return value if value.strip() else None
 
 
 def check_label_probs(value: Any, where: str) -> dict[str, float]:
@@ -115,11 +128,13 @@ def mix_sources(
 @dataclass
 class Encoded:
     """Token ids of one example: source with the tokenizer's specials, target ending in eos;
-    `probs`: the teacher's distribution over the run's label list (soft labels), if any."""
+    `probs`: the teacher's distribution over the run's label list (soft labels), if any;
+    `rationale`: the same example's rationale-task row (students.rationale), if any."""
 
     source: list[int]
     target: list[int]
     probs: list[float] | None = None
+    rationale: Encoded | None = None
 
 
 def label_list(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -243,7 +258,27 @@ class EpochBatches:
 def collate(examples: list[Encoded], pad_id: int) -> dict[str, Any]:
     """Pad to the longest in the batch: input_ids/attention_mask (B, S), labels (B, T); when
     an example carries soft labels, also label_probs (B, L) and soft_mask (B,) (rows without
-    a distribution: zeros, mask False). `model_inputs` drops those two before a forward."""
+    a distribution: zeros, mask False); when R > 0 examples carry a rationale row, also
+    rationale_input_ids/rationale_attention_mask (R, S') and rationale_labels (R, T'), those
+    rows padded among themselves. `model_inputs` drops all of these before a forward."""
+    batch = _pad(examples, pad_id)
+    width = next((len(e.probs) for e in examples if e.probs is not None), 0)
+    if width:
+        import torch
+
+        batch["label_probs"] = torch.tensor(
+            [e.probs if e.probs is not None else [0.0] * width for e in examples],
+            dtype=torch.float32,
+        )
+        batch["soft_mask"] = torch.tensor([e.probs is not None for e in examples])
+    rationales = [e.rationale for e in examples if e.rationale is not None]
+    if rationales:
+        batch.update({RATIONALE_KEY + k: v for k, v in _pad(rationales, pad_id).items()})
+    return batch
+
+
+def _pad(examples: list[Encoded], pad_id: int) -> dict[str, Any]:
+    """input_ids/attention_mask (B, S) padded with `pad_id`, labels (B, T) with IGNORE_INDEX."""
     import torch
 
     s_max = max(len(e.source) for e in examples)
@@ -255,20 +290,23 @@ def collate(examples: list[Encoded], pad_id: int) -> dict[str, Any]:
         ids[i, : len(e.source)] = torch.tensor(e.source)
         mask[i, : len(e.source)] = 1
         labels[i, : len(e.target)] = torch.tensor(e.target)
-    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-    width = next((len(e.probs) for e in examples if e.probs is not None), 0)
-    if width:
-        batch["label_probs"] = torch.tensor(
-            [e.probs if e.probs is not None else [0.0] * width for e in examples],
-            dtype=torch.float32,
-        )
-        batch["soft_mask"] = torch.tensor([e.probs is not None for e in examples])
-    return batch
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 SOFT_KEYS = ("label_probs", "soft_mask")
+RATIONALE_KEY = "rationale_"  # prefix of the rationale rows' tensors in a batch
 
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
-    """The batch without the soft-label tensors: what the model's forward accepts."""
-    return {k: v for k, v in batch.items() if k not in SOFT_KEYS}
+    """The batch's answer rows alone (no soft-label or rationale tensors): what the model's
+    forward accepts."""
+    return {
+        k: v for k, v in batch.items() if k not in SOFT_KEYS and not k.startswith(RATIONALE_KEY)
+    }
+
+
+def rationale_inputs(batch: dict[str, Any]) -> dict[str, Any] | None:
+    """The batch's rationale rows as model inputs (input_ids, attention_mask, labels), or
+    None when no example of the batch carries one."""
+    rows = {k[len(RATIONALE_KEY) :]: v for k, v in batch.items() if k.startswith(RATIONALE_KEY)}
+    return rows or None

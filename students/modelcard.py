@@ -42,6 +42,7 @@ def model_card(
         f"- truncated: {metrics['lengths']['source_truncated']} sources, "
         f"{metrics['lengths']['target_truncated']} targets",
     ]
+    lines += _rationale_lines(metrics)
     lines += [f"- {k}: {v}" for k, v in card.items() if k != "teacher"]
     lines += ["", "## Validation (best epoch)", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.4f} |" for k, v in best.items() if isinstance(v, float)]
@@ -61,3 +62,17 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _rationale_lines(metrics: dict) -> list[str]:
+    """Rationale distillation's weight, coverage and the prefix every runtime adds."""
+    rationale = metrics.get("rationale")
+    if not rationale:
+        return []
+    return [
+        f"- rationale distillation: weight {rationale['weight']}, "
+        f"{rationale['train_examples_with_rationale']} of {metrics['train_examples']} training "
+        f"examples carried a rationale; inputs are read as `{rationale['answer_prefix']}` + "
+        "source (distill.json `task_prefix`, added by every runtime), so the model answers "
+        "and never writes a rationale"
+    ]

@@ -25,8 +25,8 @@ from common.meta import StudentMeta, format_source, write_meta
 from common.metrics import chrf, exact_match
 from students.config import TrainConfig
 from students.data import (
-    IGNORE_INDEX,
     EpochBatches,
+    LengthPlan,
     attach_probs,
     collate,
     label_list,
@@ -48,6 +48,13 @@ from students.presets import (
     num_parameters,
     preset_for,
     resolve_student,
+)
+from students.rationale import (
+    RATIONALE_PREFIX,
+    answer_prefix,
+    attach_rationales,
+    multitask_loss,
+    token_cross_entropy,
 )
 from students.soft_labels import SoftLabels, label_token_ids, soft_label_loss
 
@@ -129,6 +136,7 @@ class _Run:
         self.cfg, self.acc, self.out_dir, self.instruction = cfg, acc, out_dir, instruction
         self.lr = cfg.lr or preset.lr
         self.template = cfg.source_template or preset.source_template
+        self.prefix = answer_prefix(cfg.rationale_weight)  # the answer task's source prefix
         self.min_steps = preset.min_steps if cfg.min_steps is None else cfg.min_steps
         self.batch_size = cfg.batch_size or preset.batch_size
         self.cap_source = cfg.max_source_length or preset.max_source_length
@@ -154,7 +162,7 @@ class _Run:
         rows = mix_sources(read_examples(train_path), extras, cfg.seed)
         self.val_rows = read_examples(val_path) if val_path else []
         self.eos = _eos_id(self.model, tok)
-        prompt_len = len(tok(format_source(self.template, self.instruction, ""))["input_ids"])
+        prompt_len = self._prompt_len(self.prefix)
         src, tgt = self._tokenize(rows)
         if cfg.max_source_length is None:
             # The preset's cap is room for the input; a long instruction must not eat it all.
@@ -168,6 +176,37 @@ class _Run:
         self.n_train, self.n_extra = len(rows), len(rows) - len(read_examples(train_path))
         self.not_roundtrip = _count_not_roundtrip(tok, [r["output"] for r in rows])
         self.soft = self._soft_labels(rows)
+        self.n_rationale, self.rationale_plan = self._rationales(rows)
+
+    def _prompt_len(self, prefix: str) -> int:
+        """Tokens of a source with an empty input: the task prefix, template and instruction."""
+        source = format_source(self.template, self.instruction, "", prefix)
+        return len(self.tokenizer(source)["input_ids"])
+
+    def _rationales(self, rows: list[dict[str, Any]]) -> tuple[int, LengthPlan | None]:
+        """When `rationale_weight` > 0, give each training example whose row has a rationale
+        its rationale-task row (students.rationale), sources cut at the answers' source cap
+        and targets at `rationale_max_target_length`; (rows with one, their length plan)."""
+        if not self.cfg.rationale_weight:
+            return 0, None
+        where = [i for i, r in enumerate(rows) if "rationale" in r]
+        if not where:
+            raise ValueError(
+                "rationale_weight: no training example carries a `rationale`; generate the "
+                "data with `distill generate --chain-of-thought`, or set it to 0"
+            )
+        sources = [
+            format_source(self.template, self.instruction, rows[i]["input"], RATIONALE_PREFIX)
+            for i in where
+        ]
+        targets = [rows[i]["rationale"] for i in where]
+        src, tgt = tokenize_pairs(self.tokenizer, sources, targets, self.eos)
+        cap_target = self.cfg.rationale_max_target_length
+        plan = plan_lengths(
+            src, tgt, self.cap_source, cap_target, self._prompt_len(RATIONALE_PREFIX)
+        )
+        attach_rationales(self.train, truncate(src, tgt, plan), where)
+        return len(where), plan
 
     def _soft_labels(self, rows: list[dict[str, Any]]) -> SoftLabels | None:
         """The soft-label setup when `soft_label_weight` > 0: the label list the rows'
@@ -188,8 +227,12 @@ class _Run:
         ids = label_token_ids(self.tokenizer, labels, self.eos, self.cap_target)
         return SoftLabels(tuple(labels), ids, cfg.soft_label_weight, cfg.soft_label_temperature)
 
+    def _source(self, text: str) -> str:
+        """The answer task's source for a raw input: what the saved model reads at inference."""
+        return format_source(self.template, self.instruction, text, self.prefix)
+
     def _tokenize(self, rows: list[dict[str, str]]) -> tuple[list[list[int]], list[list[int]]]:
-        sources = [format_source(self.template, self.instruction, r["input"]) for r in rows]
+        sources = [self._source(r["input"]) for r in rows]
         return tokenize_pairs(self.tokenizer, sources, [r["output"] for r in rows], self.eos)
 
     # ---- model, optimiser, resume -----------------------------------------------------------
@@ -266,6 +309,8 @@ class _Run:
         self.model.train()
         seen, start, running = 0, time.perf_counter(), None
         self.soft_kl_sum, self.soft_batches = 0.0, 0
+        self.answer_sum, self.answer_batches = 0.0, 0
+        self.rationale_sum, self.rationale_batches = 0.0, 0
         # Starting to iterate a DataLoader draws a seed from torch's global RNG. The run being
         # resumed made that draw before its checkpoint, so a resumed epoch undoes its own draw
         # (or every dropout mask after the resume point would shift).
@@ -302,10 +347,25 @@ class _Run:
         return float(loss.detach())
 
     def _loss(self, batch: dict[str, Any]) -> Any:
+        """The answer rows' loss; with rationales, mixed with the rationale rows' token
+        cross-entropy as (1 - W) * answer + W * rationale (students.rationale)."""
+        answer = self._answer_loss(batch)
+        weight = self.cfg.rationale_weight
+        if not weight:
+            return answer
+        total, rationale = multitask_loss(
+            answer, self.model, batch, weight, self.cfg.label_smoothing
+        )
+        self.answer_sum += float(answer.detach())
+        self.answer_batches += 1
+        if rationale is not None:
+            self.rationale_sum += float(rationale.detach())
+            self.rationale_batches += 1
+        return total
+
+    def _answer_loss(self, batch: dict[str, Any]) -> Any:
         """The model's token cross-entropy, or the same with label smoothing; plus the
         soft-label term for a batch with teacher distributions (students.soft_labels)."""
-        import torch.nn.functional as F
-
         if self.soft is not None and "soft_mask" in batch:
             encoder = self.acc.unwrap_model(self.model).get_encoder()
             total, _, kl = soft_label_loss(
@@ -314,22 +374,19 @@ class _Run:
             self.soft_kl_sum += float(kl.detach())
             self.soft_batches += 1
             return total
-        out = self.model(**model_inputs(batch))
-        if not self.cfg.label_smoothing:
-            return out.loss
-        logits = out.logits  # (batch, target_len, vocab)
-        return F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch["labels"].flatten(),
-            ignore_index=IGNORE_INDEX,
-            label_smoothing=self.cfg.label_smoothing,
-        )
+        return token_cross_entropy(self.model, model_inputs(batch), self.cfg.label_smoothing)
 
     def _end_epoch(self) -> None:
         metrics = {"epoch": self.state["epoch"] + 1, "train_loss": self.epoch_train_loss}
         if self.soft is not None and self.soft_batches:
             # mean distillation term (T^2 * KL) over this epoch's batches with soft rows
             metrics["train_soft_kl"] = self.soft_kl_sum / self.soft_batches
+        if self.answer_batches:
+            # mean answer loss over this epoch's batches, mean rationale CE over those with
+            # rationale rows (the running train_loss mixes the two)
+            metrics["train_answer_loss"] = self.answer_sum / self.answer_batches
+            if self.rationale_batches:
+                metrics["train_rationale_ce"] = self.rationale_sum / self.rationale_batches
         metrics.update(self.validate())
         self.state["history"].append(metrics)
         self.state["epoch"] += 1
@@ -392,7 +449,7 @@ class _Run:
         }
 
     def _decode(self, model: Any, inputs: list[str]) -> list[str]:
-        sources = [format_source(self.template, self.instruction, t) for t in inputs]
+        sources = [self._source(t) for t in inputs]
         return generate_texts(
             model,
             self.tokenizer,
@@ -471,6 +528,7 @@ class _Run:
             "lengths": asdict(self.plan),
             "targets_not_roundtrip": self.not_roundtrip,
             "soft_labels": self._soft_metrics(),
+            "rationale": self._rationale_metrics(),
             "settings": {
                 **asdict(self.cfg),
                 "lr": self.lr,
@@ -488,6 +546,17 @@ class _Run:
             "train_examples_with_probs": self.n_soft,
             "weight": self.soft.weight,
             "temperature": self.soft.temperature,
+        }
+
+    def _rationale_metrics(self) -> dict[str, Any] | None:
+        if self.rationale_plan is None:
+            return None
+        return {
+            "weight": self.cfg.rationale_weight,
+            "train_examples_with_rationale": self.n_rationale,
+            "answer_prefix": self.prefix,
+            "rationale_prefix": RATIONALE_PREFIX,
+            "lengths": asdict(self.rationale_plan),
         }
 
     def _write_model_dir(self, model: Any, task_name: str, card: dict, metrics: dict) -> None:
@@ -512,6 +581,7 @@ class _Run:
             model_type=cfg.model_type,
             student=self.cfg.student,
             num_parameters=self.params_total,
+            task_prefix=self.prefix,
         )
         write_meta(tmp, meta)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
