@@ -197,3 +197,19 @@ def test_stage_names_have_one_source() -> None:
 
     assert TABLE_KEYS == STAGES == tuple(STAGE_CONFIGS)
     assert tuple(f.name for f in dataclasses.fields(StageConfigs)) == STAGES
+
+
+def test_rationale_weight_without_chain_of_thought_is_refused_before_the_teacher(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`distill run --rationale-weight 0.5` without --chain-of-thought would generate data with
+    no rationale and only then fail in train: refused first, one line, nothing sent or written."""
+    task = tmp_path / "task.toml"
+    task.write_text(TASK)
+    with FakeOpenAIServer(responder) as server:
+        argv = run_args(task, tmp_path / "run", Path("embedded"), server.base_url)
+        assert main([*argv, "--rationale-weight", "0.5"]) == 2
+        assert server.requests == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rationale-weight" in err and "--chain-of-thought" in err
+    assert not (tmp_path / "run" / "data").exists()

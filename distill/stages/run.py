@@ -80,6 +80,11 @@ def check_run(cfgs: StageConfigs, opts: RunOptions) -> list[str]:
     check_eval(cfgs.eval)
     if cfgs.refine.rounds:
         check_refine(cfgs.refine, cfgs.generate)
+    if cfgs.train.rationale_weight > 0 and not cfgs.generate.chain_of_thought:
+        raise UserError(
+            "--rationale-weight: the rationales come from the teacher's reasoning; add "
+            "--chain-of-thought (or [generate] chain_of_thought = true), or set it to 0"
+        )
     return [r["input"] for r in read_jsonl(opts.test)] if opts.test else []
 
 
