@@ -58,6 +58,7 @@ class Arm:
     train: dict[str, Any] = field(default_factory=dict)
     refine: bool = False  # spend `active_share` of the budget on an active round
     data_from: str | None = None  # reuse another arm's data (same calls, another student)
+    cache_from: str | None = None  # start from another arm's teacher cache (its answers replay)
 
 
 ARMS = [
@@ -73,6 +74,7 @@ ARMS = [
         {**COT, "top_logprobs": 5},
         {"rationale_weight": 0.5, "soft_label_weight": 1.0, "soft_label_temperature": 1.0},
         refine=True,
+        cache_from="cot-labels",
     ),
 ]
 
@@ -81,7 +83,9 @@ def arm_data(run: Path, arm: Arm) -> Path:
     return run / (arm.data_from or arm.name) / "data"
 
 
-def generate(task_name: str, run: Path, arm: Arm, n: int, seed_cache: Path | None) -> None:
+def generate(
+    task_name: str, run: Path, arm: Arm, n: int, seed_cache: Path | None, top_logprobs: bool
+) -> None:
     """The arm's teacher data: `n` label requests' worth of the pool (cache seeded first)."""
     from distill.configs import build_config
     from distill.generate.config import GenerateConfig
@@ -96,6 +100,8 @@ def generate(task_name: str, run: Path, arm: Arm, n: int, seed_cache: Path | Non
         shutil.copy(seed_cache / "data" / "teacher_cache.sqlite", data / "teacher_cache.sqlite")
     task = load_task(HERE / "tasks" / f"{task_name}.toml")
     extra = {**arm.generate, "num_examples": n, "inputs": str(run / "unlabelled.jsonl")}
+    if not top_logprobs:  # free text (no label set): no first-token distribution to keep
+        extra.pop("top_logprobs", None)
     cfg = build_config(GenerateConfig, task.table("generate"), extra=extra)
     test = [json.loads(x)["input"] for x in (run / "test.jsonl").read_text().splitlines()]
     generate_data(task, cfg, _teacher_cfg("embedded"), data, exclude_inputs=test)
@@ -260,9 +266,11 @@ def run_arm(args: argparse.Namespace, run: Path, arm: Arm) -> None:
     if arm.refine:  # the round's share of the budget is spent after the first training
         n = args.budget - round(args.active_share * args.budget)
     seed = Path(args.seed_cache) if args.seed_cache else None
+    if arm.cache_from is not None:
+        seed = run / arm.cache_from
     if arm.data_from is None:
         _stage(f"{arm.name} generate", run / arm.name / "data" / "manifest.json",
-               lambda: generate(args.task, run, arm, n, seed))  # fmt: skip
+               lambda: generate(args.task, run, arm, n, seed, args.top_logprobs))  # fmt: skip
     model = run / arm.name / "model"
     _stage(f"{arm.name} train", model / "distill.json", lambda: train(args.task, run, arm))
     if arm.refine:
@@ -272,19 +280,25 @@ def run_arm(args: argparse.Namespace, run: Path, arm: Arm) -> None:
     _stage(f"{arm.name} export", onnx / "export_report.json", lambda: _export(model, onnx))
 
 
+def round_pool(calls: int, seeds_per_request: int = 3) -> int:
+    """The largest pool whose round fits `calls`: pool labels plus, at worst (every pool input
+    a disagreement), one write-similar request per `seeds_per_request` of them."""
+    pool = calls
+    while pool > 0 and pool + -(-pool // seeds_per_request) > calls:
+        pool -= 1
+    return pool
+
+
 def refine(args: argparse.Namespace, run: Path, arm: Arm) -> None:
-    """One active round with the rest of the budget: `pool` label requests plus one
-    write-similar request per 3 disagreements at most, so pool + ceil(pool / 3) <= the rest."""
+    """One active round with the rest of the budget (`round_pool`)."""
     from distill.refine.config import RefineConfig
     from distill.stages.refine import refine_model
     from distill.task import load_task
 
-    rest = round(args.active_share * args.budget)
-    pool = (3 * rest) // 4
     cfg = RefineConfig(
         rounds=1,
         pool_inputs=str(run / "unlabelled.jsonl"),
-        pool_size=pool,
+        pool_size=round_pool(round(args.active_share * args.budget)),
         round_min_steps=args.round_min_steps,
         min_gain=0.0,
     )
@@ -302,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the budget the active arms keep for their round")  # fmt: skip
     parser.add_argument("--round-min-steps", type=int, default=60,
                         help="optimizer steps of the active round's warm-started training")  # fmt: skip
+    parser.add_argument("--no-top-logprobs", dest="top_logprobs", action="store_false",
+                        help="free-text tasks: no label set, so no log-probabilities (and no "
+                        "soft-label arm)")  # fmt: skip
     parser.add_argument("--seed-cache", help="a run dir whose teacher cache each arm starts from")
     parser.add_argument("--teacher-eval-from", help="a run dir with eval/teacher.* on test.jsonl")
     parser.add_argument("--source", help="a run dir with test.jsonl and unlabelled.jsonl")
@@ -319,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     teacher_em = em_list(run / "teacher" / "teacher.predictions.jsonl")
     wanted = args.arms.split(",")
     arms = [a for a in ARMS if a.name in wanted]
+    if not args.top_logprobs and any(a.train.get("soft_label_weight") for a in arms):
+        parser.error("--no-top-logprobs: the soft and combined arms need them; leave them out")
     reports = {}
     for arm in arms:
         run_arm(args, run, arm)
