@@ -271,6 +271,11 @@ def run_arm(args: argparse.Namespace, run: Path, arm: Arm) -> None:
     if arm.data_from is None:
         _stage(f"{arm.name} generate", run / arm.name / "data" / "manifest.json",
                lambda: generate(args.task, run, arm, n, seed, args.top_logprobs))  # fmt: skip
+    else:  # the export gate reads RUN/data/validation.jsonl beside the model
+        link = run / arm.name / "data"
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path("..") / arm.data_from / "data")
     model = run / arm.name / "model"
     _stage(f"{arm.name} train", model / "distill.json", lambda: train(args.task, run, arm))
     if arm.refine:
