@@ -315,3 +315,34 @@ def test_without_a_pool_and_a_table_key_error(tmp_path: Path, base_run: Path,
     err = capsys.readouterr().err
     assert "[refine]: unknown key 'pool_sise'; did you mean 'pool_size'?" in err
     assert err.count("\n") == 1
+
+
+def test_distill_run_with_rounds_refines_after_training_and_a_rerun_pays_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`distill run --rounds 1`: generate, train, one round (its model is what export and eval
+    get), the report; the same command again sends no request and redoes no round."""
+    (tmp_path / "task.toml").write_text(TASK)
+    _write_inputs(tmp_path / "inputs.jsonl", N_GENERATE)
+    _write_inputs(tmp_path / "pool.jsonl", N_POOL)
+    student = tiny_encoder_decoder_dir(tmp_path / "student")
+    out = tmp_path / "run"
+    argv = [
+        "run", "--task", str(tmp_path / "task.toml"), "--out", str(out),
+        "--inputs", str(tmp_path / "inputs.jsonl"), "--teacher", "URL", "--model", "fake",
+        "--student", str(student), "--epochs", "2", "--lr", "1e-2", "--batch-size", "32",
+        "--rounds", "1", "--pool-inputs", str(tmp_path / "pool.jsonl"), "--pool-size", "20",
+        "--round-epochs", "1", "--min-gain", "0", "--skip-teacher-eval", "--max-new-tokens", "4",
+    ]  # fmt: skip
+    with FakeOpenAIServer(responder) as server:
+        argv[argv.index("URL")] = server.base_url
+        assert main(argv) == 0
+        first = server.count()
+        manifest = json.loads((out / "refine" / "manifest.json").read_text())
+        assert manifest["rounds_run"] == 1
+        (rnd,) = manifest["rounds"]
+        assert rnd["pool"]["size"] == 20
+        assert (out / "report.json").is_file() and (out / "onnx" / "export_report.json").is_file()
+        assert main(argv) == 0
+        assert server.count() == first  # nothing asked twice
+    assert json.loads((out / "refine" / "manifest.json").read_text()) == manifest
