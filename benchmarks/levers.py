@@ -217,8 +217,8 @@ def markdown(rows: list[dict], teacher: dict, task: str, budget: int) -> str:
         f"### {task}: levers at an equal budget of {budget} teacher calls "
         f"({teacher['n']} real test items; teacher {100 * t['score']:.1f} EM)",
         "",
-        "| arm | teacher calls | teacher chars | train rows | int8 EM [95% CI] | vs imitation "
-        "(paired) | vs teacher (paired) | ECE |",
+        "| arm | teacher calls | teacher chars | train rows | ONNX EM [95% CI] (precision "
+        "shipped) | vs imitation (paired) | vs teacher (paired) | ECE |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -227,7 +227,7 @@ def markdown(rows: list[dict], teacher: dict, task: str, budget: int) -> str:
         ece = "-" if r["ece"] is None else f"{100 * r['ece']:.1f}%"
         lines.append(
             f"| {r['arm']} | {r['teacher_calls']} | {r['teacher_chars']:,} | {r['train_examples']} "
-            f"| {r['em']:.1f} [{lo:.1f}, {hi:.1f}] "
+            f"| {r['em']:.1f} [{lo:.1f}, {hi:.1f}] ({r['precision']}) "
             f"| {vi['diff']:+.1f} [{vi['ci95'][0]:+.1f}, {vi['ci95'][1]:+.1f}] "
             f"| {vt['diff']:+.1f} [{vt['ci95'][0]:+.1f}, {vt['ci95'][1]:+.1f}] | {ece} |"
         )
@@ -252,7 +252,7 @@ def plot(rows: list[dict], teacher: dict, path: Path, title: str) -> None:
                     fmt="o", capsize=4, label=r["arm"])  # fmt: skip
     ax.axhline(100 * teacher["metrics"]["em"]["score"], color="grey", ls="--", label="teacher")
     ax.set_xlabel("teacher calls")
-    ax.set_ylabel("int8 student EM (%)")
+    ax.set_ylabel("ONNX student EM (%)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     buf = io.BytesIO()
