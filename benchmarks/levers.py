@@ -245,16 +245,18 @@ def plot(rows: list[dict], teacher: dict, path: Path, title: str) -> None:
 
     from common.files import atomic_write_bytes
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for r in rows:
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    for k, r in enumerate(rows):
         lo, hi = r["em_ci95"]
-        ax.errorbar(r["teacher_calls"], r["em"], yerr=[[r["em"] - lo], [hi - r["em"]]],
-                    fmt="o", capsize=4, label=r["arm"])  # fmt: skip
+        x = r["teacher_calls"] + 0.8 * (k - (len(rows) - 1) / 2)  # arms at equal calls side by side
+        ax.errorbar(x, r["em"], yerr=[[r["em"] - lo], [hi - r["em"]]], fmt="o", capsize=4,
+                    label=f"{r['arm']} ({r['teacher_calls']} calls)")  # fmt: skip
     ax.axhline(100 * teacher["metrics"]["em"]["score"], color="grey", ls="--", label="teacher")
-    ax.set_xlabel("teacher calls")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("teacher calls (arms with equal calls drawn side by side)")
     ax.set_ylabel("ONNX student EM (%)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
