@@ -41,6 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+from data_loaders import LOADERS  # noqa: E402
 from student_vs_teacher import _export, _stage, _teacher_cfg, paired_diff  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -192,6 +193,46 @@ def teacher_spend(run: Path, arm: Arm) -> dict[str, int]:
     return {"teacher_calls": calls, "teacher_chars": chars}
 
 
+def label_quality(run: Path, arm: Arm, gold: dict[str, str]) -> dict[str, Any]:
+    """How the teacher's answers in the arm's data compare with the gold outputs of the same
+    real inputs (the loader's), and how they spread over the outputs."""
+    from collections import Counter
+
+    rows = [json.loads(x) for x in (arm_data(run, arm) / "examples.jsonl").open() if x.strip()]
+    known = [r for r in rows if r["input"] in gold]
+    match = sum(r["output"] == gold[r["input"]] for r in known)
+    return {
+        "teacher_labels_match_gold": round(100 * match / len(known), 2) if known else None,
+        "teacher_labels_checked": len(known),
+        "teacher_outputs_top": Counter(r["output"] for r in rows).most_common(4),
+    }
+
+
+def round_facts(run: Path, arm: Arm) -> dict[str, Any]:
+    """What the README says of an arm beyond its score: the rationale rows' length (from the
+    model's metrics.json) and the active round's outcome (RUN/refine/manifest.json)."""
+    out: dict[str, Any] = {}
+    metrics = json.loads((run / arm.name / "model" / "metrics.json").read_text())
+    if metrics.get("rationale"):
+        lengths = metrics["rationale"]["lengths"]
+        out["rationale_rows"] = metrics["rationale"]["train_examples_with_rationale"]
+        out["rationale_target_truncated"] = lengths["target_truncated"]
+        out["rationale_target_tokens_p50"] = lengths["target_stats"]["p50"]
+    refine = run / arm.name / "refine" / "manifest.json"
+    if refine.is_file():
+        out["rounds"] = [
+            {
+                "pool": r["pool"]["size"],
+                "disagreements": r["disagreements"],
+                "added": r["added"]["total"],
+                "score": r["score"],
+                "kept": r["kept"],
+            }
+            for r in json.loads(refine.read_text())["rounds"]
+        ]
+    return out
+
+
 def result_row(run: Path, arm: Arm, rep: dict, teacher_em: list[float], base: list[float]) -> dict:
     em = em_list(run / arm.name / "eval" / "student_onnx.predictions.jsonl")
     metric = rep["metrics"]["em"]
@@ -205,6 +246,7 @@ def result_row(run: Path, arm: Arm, rep: dict, teacher_em: list[float], base: li
         "vs_teacher": paired_diff(teacher_em, em),
         "vs_imitation": paired_diff(base, em),
         "ece": calib.get("ece"),
+        **round_facts(run, arm),
         "precision": json.loads((run / arm.name / "onnx" / "export_report.json").read_text()).get(
             "runtime_precision"
         ),
@@ -217,16 +259,19 @@ def markdown(rows: list[dict], teacher: dict, task: str, budget: int) -> str:
         f"### {task}: levers at an equal budget of {budget} teacher calls "
         f"({teacher['n']} real test items; teacher {100 * t['score']:.1f} EM)",
         "",
-        "| arm | teacher calls | teacher chars | train rows | ONNX EM [95% CI] (precision "
-        "shipped) | vs imitation (paired) | vs teacher (paired) | ECE |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | teacher calls | teacher chars | teacher labels = gold | train rows | ONNX EM "
+        "[95% CI] (precision shipped) | vs imitation (paired) | vs teacher (paired) | ECE |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lo, hi = r["em_ci95"]
         vi, vt = r["vs_imitation"], r["vs_teacher"]
         ece = "-" if r["ece"] is None else f"{100 * r['ece']:.1f}%"
+        share = r.get("teacher_labels_match_gold")
+        gold = "-" if share is None else f"{share:.0f}% of {r['teacher_labels_checked']}"
         lines.append(
-            f"| {r['arm']} | {r['teacher_calls']} | {r['teacher_chars']:,} | {r['train_examples']} "
+            f"| {r['arm']} | {r['teacher_calls']} | {r['teacher_chars']:,} | {gold} "
+            f"| {r['train_examples']} "
             f"| {r['em']:.1f} [{lo:.1f}, {hi:.1f}] ({r['precision']}) "
             f"| {vi['diff']:+.1f} [{vi['ci95'][0]:+.1f}, {vi['ci95'][1]:+.1f}] "
             f"| {vt['diff']:+.1f} [{vt['ci95'][0]:+.1f}, {vt['ci95'][1]:+.1f}] | {ece} |"
@@ -351,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         reports[arm.name] = evaluate(args.task, run, arm)
     base = em_list(run / "imitation" / "eval" / "student_onnx.predictions.jsonl")
     rows = [result_row(run, a, reports[a.name], teacher_em, base) for a in arms]
+    gold = {r["input"]: r["output"] for r in LOADERS[args.task]()}
+    for arm, row in zip(arms, rows, strict=True):
+        row.update(label_quality(run, arm, gold))
     write(rows, teacher, args)
     return 0
 
