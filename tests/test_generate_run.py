@@ -261,6 +261,7 @@ def _wait_for_lines(path: Path, n: int, timeout_s: float = 60.0) -> None:
         if path.is_file() and path.read_text().count("\n") >= n:
             return
         time.sleep(0.01)
+    raise AssertionError(f"{path}: fewer than {n} lines after {timeout_s} s")
 
 
 def test_resume_after_sigkill_loses_nothing_and_repeats_no_request(tmp_path):
@@ -314,7 +315,9 @@ def test_sigterm_exits_143_with_the_resume_hint_and_a_rerun_finishes(tmp_path):
     """SIGTERM goes the Ctrl-C way: logs closed, one line saying how to resume, exit 143; the
     rerun completes the target without sending any request twice."""
     task, out = _task_file(tmp_path), tmp_path / "data"
-    with FakeOpenAIServer(responder, latency_s=0.05) as server:
+    # 0.2 s a request, 4 in flight: ~2.5 s of work left after the 10th example, so the signal
+    # lands mid-run even when a loaded machine delays this test's polling (0.05 s did not)
+    with FakeOpenAIServer(responder, latency_s=0.2) as server:
         cmd = _cli(
             "--task", str(task), "--out", str(out), "--teacher", server.base_url,
             "--model", "fake", "--num-examples", "60", "--pairs-per-request", "1",
