@@ -28,6 +28,7 @@ still count here). Writes benchmarks/results/levers_<task>.{json,md,png}.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -78,6 +79,13 @@ ARMS = [
         cache_from="cot-labels",
     ),
 ]
+
+
+def free_text(arm: Arm) -> Arm:
+    """The arm without soft labels, for a task with no label set: `combined` then combines the
+    levers that apply (chain of thought, rationales, the round)."""
+    kept = {k: v for k, v in arm.train.items() if not k.startswith("soft_label")}
+    return dataclasses.replace(arm, train=kept)
 
 
 def arm_data(run: Path, arm: Arm) -> Path:
@@ -388,8 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     teacher_em = em_list(run / "teacher" / "teacher.predictions.jsonl")
     wanted = args.arms.split(",")
     arms = [a for a in ARMS if a.name in wanted]
-    if not args.top_logprobs and any(a.train.get("soft_label_weight") for a in arms):
-        parser.error("--no-top-logprobs: the soft and combined arms need them; leave them out")
+    if not args.top_logprobs:
+        if "soft" in wanted:
+            parser.error("--no-top-logprobs: the soft arm needs them; leave it out")
+        arms = [free_text(a) for a in arms]
     reports = {}
     for arm in arms:
         run_arm(args, run, arm)

@@ -213,3 +213,27 @@ def test_rationale_weight_without_chain_of_thought_is_refused_before_the_teacher
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--rationale-weight" in err and "--chain-of-thought" in err
     assert not (tmp_path / "run" / "data").exists()
+
+
+def test_run_with_a_test_file_holds_no_generated_test_split_out(
+    tmp_path: Path, tiny_student: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `--test FILE` the table is scored on FILE, so every accepted example trains or
+    validates: no generated test split takes paid examples away (it held out up to a quarter)."""
+    task = tmp_path / "task.toml"
+    task.write_text(TASK)
+    test = tmp_path / "real_test.jsonl"
+    test.write_text("".join(json.dumps({"input": p, "output": p[::-1]}) + "\n"
+                            for p in ("x y z", "p q")))  # fmt: skip
+    out = tmp_path / "run"
+    with FakeOpenAIServer(responder) as server:
+        assert main([*run_args(task, out, tiny_student, server.base_url), "--test", str(test)]) == 0
+    log = capsys.readouterr().out
+    assert f"--test {test}: no test split is held out" in log
+    data = out / "data"
+    accepted = {json.loads(x)["input"] for x in (data / "examples.jsonl").open()}
+    split = [json.loads(x)["input"] for n in ("train", "validation") for x in (data / f"{n}.jsonl").open()]  # fmt: skip
+    assert len(accepted) >= 12 and sorted(split) == sorted(accepted)
+    assert not (data / "test.jsonl").exists() or not (data / "test.jsonl").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert report["test"] == str(test) and all(r["n"] == 2 for r in report["reports"])

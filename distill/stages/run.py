@@ -100,6 +100,7 @@ def run_pipeline(
     from distill.stages.report import write_run_report
 
     exclude = check_run(cfgs, opts)
+    cfgs = _no_generated_test_when_given(cfgs, opts, log)
     run = _Pipeline(task, cfgs, opts, RunState(opts.root / STATE_FILE, force=opts.force), log)
     data_dir = opts.root / "data"
     log(
@@ -116,6 +117,19 @@ def run_pipeline(
     reports = run.evaluate(onnx_dir, model_dir, opts.test or held_out_test(data_dir, log))
     log(f"wrote {write_run_report(opts.root, opts.show_errors)}")
     return reports
+
+
+def _no_generated_test_when_given(
+    cfgs: StageConfigs, opts: RunOptions, log: Callable[[str], None]
+) -> StageConfigs:
+    """With `--test FILE` the table is scored on FILE, so a generated test split would only take
+    paid examples (up to a quarter of a small run) away from training: hold none out."""
+    gen = cfgs.generate
+    if opts.test is None or (gen.test_fraction == 0 and gen.min_test_examples == 0):
+        return cfgs
+    log(f"--test {opts.test}: no test split is held out of the generated data (all of it trains)")
+    gen = dataclasses.replace(gen, test_fraction=0.0, min_test_examples=0)
+    return dataclasses.replace(cfgs, generate=gen)
 
 
 # Below this many test rows one disagreement moves a score by more than 2 points: the table
