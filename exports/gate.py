@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from common.metrics import chrf, exact_match
 from exports.config import ExportConfig
+
+if TYPE_CHECKING:
+    from exports.int8_rule import GateDecision
 
 QUALITY_KEYS = ("exact_match", "chrf")
 
@@ -141,14 +144,27 @@ def _int8_verdict(
     decision = rule(fp32_texts, int8_texts, refs, max_drop)
     gate["decision"] = decision.as_dict()
     if not decision.passed:
-        what = "a corpus chrF++ drop" if decision.metric == "chrf" else "a share of worse inputs"
-        reason = (
-            f"int8 may be worse than fp32 on {decision.possibly_worse}/{decision.n} gate "
-            f"inputs: 95% upper bound on {what} {decision.upper_bound_points:.2f} points > "
-            f"max_quality_drop {max_drop}; the int8 graphs were removed and fp32 kept"
-        )
+        reason = _failure_reason(decision, max_drop)
         return {**gate, "status": "failed", "reason": reason, "int8_ok": False}
     return {**gate, "status": "passed", "int8_ok": True}
+
+
+def _failure_reason(decision: GateDecision, max_drop: float) -> str:
+    """Why int8 did not ship: too wide a bound, or (chrF++ rule) too few gate inputs to bound
+    the drop at all, which a bound under the limit must not hide."""
+    kept = "the int8 graphs were removed and fp32 kept"
+    if decision.upper_bound_points <= max_drop:  # the bound is fine: the rows are too few
+        return (
+            f"only {decision.n} gate inputs: the rule needs at least "
+            f"{decision.rows_needed_if_none_worse} to bound a {max_drop}-point drop "
+            f"(int8 may be worse on {decision.possibly_worse}); {kept}"
+        )
+    what = "a corpus chrF++ drop" if decision.metric == "chrf" else "a share of worse inputs"
+    return (
+        f"int8 may be worse than fp32 on {decision.possibly_worse}/{decision.n} gate "
+        f"inputs: 95% upper bound on {what} {decision.upper_bound_points:.2f} points > "
+        f"max_quality_drop {max_drop}; {kept}"
+    )
 
 
 def _torch_greedy(model: Any, runtime: Any, inputs: list[str], batch_size: int) -> list[list[int]]:

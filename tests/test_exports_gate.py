@@ -107,6 +107,19 @@ def test_chrf_rule_fails_closed_on_too_few_rows():
     assert not decide_chrf([], [], [], 5.0).passed
 
 
+def test_gate_names_too_few_rows_not_a_bound_under_the_limit():
+    """A chrF++ gate that fails only on row count says so; it once read 'bound 0.00 > 5.0'."""
+    from exports.gate import _failure_reason
+
+    refs = _dates(57)
+    short = _failure_reason(decide_chrf(refs, refs, list(refs), 5.0), 5.0)
+    assert short.startswith("only 57 gate inputs: the rule needs at least 59")
+    assert "> max_quality_drop" not in short
+    garbled = [r[::-1] for r in _dates(80)]
+    wide = _failure_reason(decide_chrf(_dates(80), garbled, _dates(80), 5.0), 5.0)
+    assert wide.startswith("int8 may be worse than fp32 on 80/80 gate inputs: 95% upper bound")
+
+
 def _sample(rng: random.Random) -> str:
     return " ".join(rng.choices(WORDS, k=rng.randint(1, 3)))
 
