@@ -172,8 +172,9 @@ def teacher_report(task_name: str, run: Path, source: Path | None) -> dict:
     return rep
 
 
-def em_list(pred_file: Path) -> list[float]:
-    return [json.loads(x)["scores"]["em"] for x in pred_file.read_text().splitlines() if x]
+def score_list(pred_file: Path, metric: str = "em") -> list[float]:
+    """Per-example scores (EM 0/1, or sentence chrF++ in [0, 1]) for the paired differences."""
+    return [json.loads(x)["scores"][metric] for x in pred_file.read_text().splitlines() if x]
 
 
 def teacher_spend(run: Path, arm: Arm) -> dict[str, int]:
@@ -241,18 +242,21 @@ def round_facts(run: Path, arm: Arm) -> dict[str, Any]:
     return out
 
 
-def result_row(run: Path, arm: Arm, rep: dict, teacher_em: list[float], base: list[float]) -> dict:
-    em = em_list(run / arm.name / "eval" / "student_onnx.predictions.jsonl")
-    metric = rep["metrics"]["em"]
+def result_row(
+    run: Path, arm: Arm, rep: dict, teacher_scores: list[float], base: list[float], metric: str
+) -> dict:
+    mine = score_list(run / arm.name / "eval" / "student_onnx.predictions.jsonl", metric)
+    score = rep["metrics"][metric]
     calib = rep.get("calibration") or {}
     return {
         "arm": arm.name,
         **teacher_spend(run, arm),
         "train_examples": sum(1 for _ in (arm_data(run, arm) / "train.jsonl").open()),
-        "em": round(100 * metric["score"], 2),
-        "em_ci95": [round(100 * x, 2) for x in metric.get("ci95", [0, 0])],
-        "vs_teacher": paired_diff(teacher_em, em),
-        "vs_imitation": paired_diff(base, em),
+        "metric": metric,
+        metric: round(100 * score["score"], 2),
+        f"{metric}_ci95": [round(100 * x, 2) for x in score.get("ci95", [0, 0])],
+        "vs_teacher": paired_diff(teacher_scores, mine),
+        "vs_imitation": paired_diff(base, mine),
         "ece": calib.get("ece"),
         **round_facts(run, arm),
         "precision": json.loads((run / arm.name / "onnx" / "export_report.json").read_text()).get(
@@ -261,18 +265,22 @@ def result_row(run: Path, arm: Arm, rep: dict, teacher_em: list[float], base: li
     }
 
 
-def markdown(rows: list[dict], teacher: dict, task: str, budget: int) -> str:
-    t = teacher["metrics"]["em"]
+METRIC_NAMES = {"em": "EM", "chrf": "chrF++"}
+
+
+def markdown(rows: list[dict], teacher: dict, task: str, budget: int, metric: str = "em") -> str:
+    """The README's table; with chrF++ the paired differences are of mean sentence chrF++."""
+    t, name = teacher["metrics"][metric], METRIC_NAMES[metric]
     lines = [
         f"### {task}: levers at an equal budget of {budget} teacher calls "
-        f"({teacher['n']} real test items; teacher {100 * t['score']:.1f} EM)",
+        f"({teacher['n']} real test items; teacher {100 * t['score']:.1f} {name})",
         "",
-        "| arm | teacher calls | teacher chars | teacher labels = gold | train rows | ONNX EM "
+        f"| arm | teacher calls | teacher chars | teacher labels = gold | train rows | ONNX {name} "
         "[95% CI] (precision shipped) | vs imitation (paired) | vs teacher (paired) | ECE |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lo, hi = r["em_ci95"]
+        lo, hi = r[f"{metric}_ci95"]
         vi, vt = r["vs_imitation"], r["vs_teacher"]
         ece = "-" if r["ece"] is None else f"{100 * r['ece']:.1f}%"
         share = r.get("teacher_labels_match_gold")
@@ -280,14 +288,14 @@ def markdown(rows: list[dict], teacher: dict, task: str, budget: int) -> str:
         lines.append(
             f"| {r['arm']} | {r['teacher_calls']} | {r['teacher_chars']:,} | {gold} "
             f"| {r['train_examples']} "
-            f"| {r['em']:.1f} [{lo:.1f}, {hi:.1f}] ({r['precision']}) "
+            f"| {r[metric]:.1f} [{lo:.1f}, {hi:.1f}] ({r['precision']}) "
             f"| {vi['diff']:+.1f} [{vi['ci95'][0]:+.1f}, {vi['ci95'][1]:+.1f}] "
             f"| {vt['diff']:+.1f} [{vt['ci95'][0]:+.1f}, {vt['ci95'][1]:+.1f}] | {ece} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], teacher: dict, path: Path, title: str) -> None:
+def plot(rows: list[dict], teacher: dict, path: Path, title: str, metric: str = "em") -> None:
     """Score vs teacher calls: one point per arm with its 95% CI, the teacher as a line."""
     import io
 
@@ -300,14 +308,14 @@ def plot(rows: list[dict], teacher: dict, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
     for k, r in enumerate(rows):
-        lo, hi = r["em_ci95"]
+        y, (lo, hi) = r[metric], r[f"{metric}_ci95"]
         x = r["teacher_calls"] + 0.8 * (k - (len(rows) - 1) / 2)  # arms at equal calls side by side
-        ax.errorbar(x, r["em"], yerr=[[r["em"] - lo], [hi - r["em"]]], fmt="o", capsize=4,
+        ax.errorbar(x, y, yerr=[[y - lo], [hi - y]], fmt="o", capsize=4,
                     label=f"{r['arm']} ({r['teacher_calls']} calls)")  # fmt: skip
-    ax.axhline(100 * teacher["metrics"]["em"]["score"], color="grey", ls="--", label="teacher")
+    ax.axhline(100 * teacher["metrics"][metric]["score"], color="grey", ls="--", label="teacher")
     ax.set_ylim(0, 100)
     ax.set_xlabel("teacher calls (arms with equal calls drawn side by side)")
-    ax.set_ylabel("ONNX student EM (%)")
+    ax.set_ylabel(f"ONNX student {METRIC_NAMES[metric]}")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     buf = io.BytesIO()
@@ -382,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-cache", help="a run dir whose teacher cache each arm starts from")
     parser.add_argument("--teacher-eval-from", help="a run dir with eval/teacher.* on test.jsonl")
     parser.add_argument("--source", help="a run dir with test.jsonl and unlabelled.jsonl")
+    parser.add_argument("--metric", choices=sorted(METRIC_NAMES), default="em",
+                        help="what the table scores (chrf where the teacher's exact matches "
+                        "are too few to compare, e.g. temporal)")  # fmt: skip
     parser.add_argument("--runs", default=str(HERE / "runs" / "levers"))
     args = parser.parse_args(argv)
     run = Path(args.runs) / f"{args.task}-b{args.budget}"
@@ -393,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher = teacher_report(
         args.task, run, Path(args.teacher_eval_from) if args.teacher_eval_from else None
     )
-    teacher_em = em_list(run / "teacher" / "teacher.predictions.jsonl")
+    teacher_scores = score_list(run / "teacher" / "teacher.predictions.jsonl", args.metric)
     wanted = args.arms.split(",")
     arms = [a for a in ARMS if a.name in wanted]
     if not args.top_logprobs:
@@ -404,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     for arm in arms:
         run_arm(args, run, arm)
         reports[arm.name] = evaluate(args.task, run, arm)
-    base = em_list(run / "imitation" / "eval" / "student_onnx.predictions.jsonl")
-    rows = [result_row(run, a, reports[a.name], teacher_em, base) for a in arms]
+    base = score_list(run / "imitation" / "eval" / "student_onnx.predictions.jsonl", args.metric)
+    rows = [result_row(run, a, reports[a.name], teacher_scores, base, args.metric) for a in arms]
     gold = {r["input"]: r["output"] for r in LOADERS[args.task]()}
     for arm, row in zip(arms, rows, strict=True):
         row.update(label_quality(run, arm, gold))
@@ -418,13 +429,21 @@ def write(rows: list[dict], teacher: dict, args: argparse.Namespace) -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"levers_{args.task}"
-    table = markdown(rows, teacher, args.task, args.budget)
+    table = markdown(rows, teacher, args.task, args.budget, args.metric)
     atomic_write_json(stem.with_suffix(".json"), {
         "task": args.task, "budget": args.budget, "active_share": args.active_share,
-        "teacher": {"em": teacher["metrics"]["em"], "n": teacher["n"]}, "arms": rows,
+        "metric": args.metric, "teacher": {**teacher["metrics"], "n": teacher["n"]},
+        "arms": rows,
     })  # fmt: skip
     atomic_write_text(stem.with_suffix(".md"), table)
-    plot(rows, teacher, stem.with_suffix(".png"), f"{args.task}: EM vs teacher calls")
+    name = METRIC_NAMES[args.metric]
+    plot(
+        rows,
+        teacher,
+        stem.with_suffix(".png"),
+        f"{args.task}: {name} vs teacher calls",
+        args.metric,
+    )
     print(table)
     print(f"wrote {stem}.json, .md, .png")
 

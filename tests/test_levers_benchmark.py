@@ -55,3 +55,18 @@ def test_round_pool_fits_the_worst_case_round_in_the_calls() -> None:
     for calls in range(1, 200):
         pool = levers.round_pool(calls)
         assert pool + -(-pool // 3) <= calls < (pool + 1) + -(-(pool + 1) // 3)
+
+
+def test_table_scores_the_chosen_metric() -> None:
+    """With --metric chrf the table's score, CI and title are chrF++ (temporal's teacher has 1.5%
+    exact matches: an EM table there would compare nothing)."""
+    row = {
+        "arm": "imitation", "teacher_calls": 101, "teacher_chars": 900, "train_examples": 74,
+        "metric": "chrf", "chrf": 33.9, "chrf_ci95": [31.7, 36.3], "precision": "int8",
+        "vs_imitation": {"diff": 0.0, "ci95": [0.0, 0.0]},
+        "vs_teacher": {"diff": -3.1, "ci95": [-4.0, -2.2]}, "ece": None,
+    }  # fmt: skip
+    teacher = {"n": 200, "metrics": {"em": {"score": 0.015}, "chrf": {"score": 0.370}}}
+    table = levers.markdown([row], teacher, "temporal", 100, "chrf")
+    assert "teacher 37.0 chrF++)" in table and "| ONNX chrF++ [95% CI]" in table
+    assert "| 33.9 [31.7, 36.3] (int8) | +0.0 [+0.0, +0.0] | -3.1 [-4.0, -2.2] |" in table
