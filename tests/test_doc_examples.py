@@ -90,3 +90,13 @@ def test_readme_student_vs_teacher_table_is_the_benchmark_summary() -> None:
     table = (ROOT / "benchmarks" / "results" / "student_vs_teacher_summary.md").read_text()
     assert table.startswith("| task | metric |") and table.count("\n") >= 4
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("task", ["sentiment", "questions"])
+def test_readme_levers_tables_are_the_benchmark_output(task: str) -> None:
+    """Each levers table in the README is benchmarks/levers.py's Markdown for that task, byte
+    for byte (its title line aside): a hand-edited figure fails here."""
+    md = (ROOT / "benchmarks" / "results" / f"levers_{task}.md").read_text(encoding="utf-8")
+    table = md.split("\n", 2)[2]  # after the "### task: ..." title and its blank line
+    assert table.startswith("| arm | teacher calls |") and table.count("\n") >= 4
+    assert table in (ROOT / "README.md").read_text(encoding="utf-8")
