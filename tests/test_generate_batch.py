@@ -221,6 +221,16 @@ def test_budget_reserves_the_batch_maximum_and_is_never_exceeded(tmp_path):
     assert 0 < m["cost_usd"] <= budget
 
 
+def _default_sigint() -> None:
+    """Give the child Ctrl-C's default handling, as a terminal's foreground job has.
+
+    A shell that starts a background job without job control (`nohup cmd &`, some CI
+    runners) sets SIGINT to ignored, and children inherit that: Python then never raises
+    KeyboardInterrupt and the test would wait out its timeout instead of testing Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupted_batch_run(tmp_path: Path, server: FakeOpenAIServer) -> str:
     """`distill generate --batch` in a subprocess, Ctrl-C'd while its batch is polled."""
     from test_generate_run import _cli, _task_file
@@ -232,7 +242,9 @@ def interrupted_batch_run(tmp_path: Path, server: FakeOpenAIServer) -> str:
         "--model", "fake", "--batch", "--batch-poll-s", "0.05", "--votes", "3",
     )  # fmt: skip
     server.hold_batches = True  # the batch takes "hours"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not server.batches.get("batch-0", {}).get("_polls_seen"):
         time.sleep(0.05)
