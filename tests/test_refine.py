@@ -96,7 +96,7 @@ def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert main([
             "generate", "--task", str(root / "task.toml"), "--out", str(run / "data"),
             "--inputs", str(root / "inputs.jsonl"), "--teacher", server.base_url,
-            "--model", "fake", "--validation-fraction", "0.2",
+            "--model", "fake", "--validation-fraction", "0.2", "--max-tokens", "64",
         ]) == 0  # fmt: skip
     assert main([
         "train", "--data", str(run / "data"), "--out", str(run / "model"),
@@ -146,6 +146,10 @@ def test_similar_requests_go_only_to_disagreements_and_replays_cost_nothing(
     assert sorted(seeds) == sorted(wrong)
     assert not set(seeds) & set(agreed)
     assert sum(map(is_similar, first)) == -(-len(wrong) // 3)  # one request per 3 seeds
+    # A write-similar answer holds 3 pairs: it gets --similar-max-tokens (512), not the 64
+    # tokens generate's label requests had (which cut every such answer of a real run).
+    assert {b["max_tokens"] for b in first if is_similar(b)} == {512}
+    assert {b["max_tokens"] for b in first if not is_similar(b)} == {64}
     # Inputs generate asked about (and rejected: "maybe") are in the pool, yet cost nothing.
     replayed = [t for t in pool if t in labelled]
     assert replayed

@@ -62,6 +62,7 @@ class Ask:
     temperature: float
     index: int  # sample index: the client sends seed + index
     top_logprobs: int = 0
+    max_tokens: int | None = None  # None: generate's max_tokens (a label request's)
 
 
 @dataclass
@@ -156,7 +157,7 @@ async def _ask(teacher: Teacher, ask: Ask, cfg: GenerateConfig) -> Answer:
         res = await teacher.chat(
             ask.messages,
             temperature=ask.temperature,
-            max_tokens=cfg.max_tokens,
+            max_tokens=ask.max_tokens or cfg.max_tokens,
             seed=cfg.seed,
             sample_index=ask.index,
             top_logprobs=ask.top_logprobs,
@@ -288,7 +289,8 @@ def similar_asks(
     plan: LabelPlan, seeds: list[Pair], per_request: int, n_new: int, rnd: int, budget: PromptBudget
 ) -> list[Ask]:
     """One write-similar request per `per_request` seeds (in order), each asking for `n_new`
-    pairs, at generate's most diverse synthesize temperature (`temperature_end`)."""
+    pairs, at generate's most diverse synthesize temperature (`temperature_end`), with room for
+    `budget.max_tokens` answer tokens (several pairs: more than one label needs)."""
     labels = plan.rules.label_set
     asks = []
     for j, start in enumerate(range(0, len(seeds), per_request)):
@@ -297,7 +299,8 @@ def similar_asks(
             plan.instruction, chunk, n_new, budget, labels.labels if labels else ()
         )
         index = ROUND_STRIDE * rnd + SIMILAR_OFFSET + j
-        asks.append(Ask(f"similar:{j}", messages, plan.cfg.temperature_end, index))
+        temperature = plan.cfg.temperature_end
+        asks.append(Ask(f"similar:{j}", messages, temperature, index, max_tokens=budget.max_tokens))
     return asks
 
 

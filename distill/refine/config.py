@@ -39,6 +39,13 @@ class RefineConfig:
     similar_per_request: int = field(
         default=3, metadata={"help": "new examples asked for in each write-similar request"}
     )
+    similar_max_tokens: int = field(
+        default=512,
+        metadata={
+            "help": "max tokens of one write-similar answer: it holds similar_per_request "
+            "examples, so generate's max_tokens (sized for one label) would cut it"
+        },
+    )
     round_epochs: int = field(
         default=2,
         metadata={"help": "training epochs of each round (warm start from the current model)"},
@@ -58,7 +65,13 @@ class RefineConfig:
     def __post_init__(self) -> None:
         if self.rounds is not None and self.rounds < 0:
             raise ValueError(f"rounds: must be >= 0 (got {self.rounds})")
-        for name in ("pool_size", "seeds_per_request", "similar_per_request", "round_epochs"):
+        for name in (
+            "pool_size",
+            "seeds_per_request",
+            "similar_per_request",
+            "similar_max_tokens",
+            "round_epochs",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0 (got {getattr(self, name)})")
         if self.round_min_steps < 0:

@@ -425,8 +425,9 @@ async def _ask_teacher(
             for t, asks in zip(pool, per_input, strict=True)
         }
         wrong = disagreements(pool, preds, labels, plan)
+        room = PromptBudget(teacher.context_length, ctx.cfg.similar_max_tokens)
         seeds_asks = similar_asks(
-            plan, wrong, ctx.cfg.seeds_per_request, ctx.cfg.similar_per_request, rnd, budget
+            plan, wrong, ctx.cfg.seeds_per_request, ctx.cfg.similar_per_request, rnd, room
         )
         bar.total += len(seeds_asks)
         bar.refresh()
