@@ -462,10 +462,12 @@ class _Run:
     # ---- checkpoints ------------------------------------------------------------------------
     def _checkpoint(self) -> None:
         """model + optimizer + scheduler + RNG (accelerate) and our counters, swapped in atomically."""
-        self.acc.wait_for_everyone()
         tmp = self.ckpt_dir / ".last.tmp"
         if self.acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
+        # every rank creates tmp in save_state: none may before rank 0 has cleared it, or the
+        # rmtree deletes the directory a faster rank is writing its RNG file into
+        self.acc.wait_for_everyone()
         self.acc.save_state(str(tmp), safe_serialization=False)
         self.acc.wait_for_everyone()  # every rank's RNG file is in tmp before rank 0 moves it
         if self.acc.is_main_process:
