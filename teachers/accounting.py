@@ -121,6 +121,9 @@ class Accounting:
         self.cached_tokens = 0  # prompt tokens the provider served from its prompt cache
         self.cost_usd = 0.0
         self.reserved_usd = 0.0  # maximum cost of requests in flight
+        # what earlier sessions of the same run spent (set by a resumed `distill generate`
+        # from its journal): the budget is the run's, not one session's
+        self.spent_before_usd = 0.0
         self._started = time.monotonic()
 
     def max_cost(self, prompt_upper: int, max_completion: int) -> float:
@@ -130,11 +133,17 @@ class Accounting:
         """Claim `amount` for a request about to be sent, or raise BudgetExceeded."""
         if (
             self.budget_usd is not None
-            and self.cost_usd + self.reserved_usd + amount > self.budget_usd
+            and self.spent_before_usd + self.cost_usd + self.reserved_usd + amount > self.budget_usd
         ):
+            before = (
+                f"${self.spent_before_usd:.4f} in earlier sessions + "
+                if self.spent_before_usd
+                else ""
+            )
             raise BudgetExceeded(
                 f"budget_usd: sending another request could exceed ${self.budget_usd:.4f} "
-                f"(spent ${self.cost_usd:.4f}, in flight up to ${self.reserved_usd:.4f}, this one up to ${amount:.4f})"
+                f"(spent {before}${self.cost_usd:.4f}, in flight up to ${self.reserved_usd:.4f}, "
+                f"this one up to ${amount:.4f})"
             )
         self.reserved_usd += amount
 

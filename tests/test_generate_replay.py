@@ -19,8 +19,9 @@ import pytest
 from test_generate_run import TASK, phrase, reverse  # the shared word-phrase responder
 
 from distill.generate import run as run_module
-from distill.generate import run_generate
+from distill.generate import run_generate, store
 from distill.generate.config import GenerateConfig
+from distill.generate.records import journal_spend
 from distill.generate.state import SamplerState
 from teachers.config import TeacherConfig
 from teachers.testing import FakeOpenAIServer
@@ -144,15 +145,28 @@ def test_resume_after_a_crash_replays_the_live_state_and_the_same_run(tmp_path, 
     assert m["resumed"] == {"resumed": True, "accepted_before": 10}
     for name in ("examples.jsonl", "rejected.jsonl"):
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
-    # the same journal, but for the line where the resumed session starts
+    # the same journal, but for the line where the resumed session starts and the sessions'
+    # running totals (`spent`: another session id, totals that restart at the resume)
     journal = (out / "journal.jsonl").read_text().splitlines(keepends=True)
     resume = '{"event": "resume"}\n'
     assert journal.count(resume) == 1
     journal.remove(resume)
-    assert "".join(journal) == (tmp_path / "whole" / "journal.jsonl").read_text()
+    whole_journal = (tmp_path / "whole" / "journal.jsonl").read_text().splitlines()
+    assert [unspent(x) for x in journal] == [unspent(x) for x in whole_journal]
     assert sent == sent_whole  # the same requests, none paid twice
     assert m["teacher_accounting"]["cache_hits"] == 0
     assert m["counts"] == whole["counts"]
+    # the crashed session wrote no manifest, yet its tokens count: the same requests were
+    # sent once in all, so the run's totals are the uninterrupted run's
+    assert m["tokens"] == whole["tokens"] and m["tokens"]["prompt"] > 0
+    assert len(m["sessions"]) == 1 and m["sessions"][0]["prompt_tokens"] < m["tokens"]["prompt"]
+
+
+def unspent(line: str) -> dict[str, Any]:
+    """A journal line without its session's running totals."""
+    rec = json.loads(line)
+    rec.pop("spent", None)
+    return rec
 
 
 @pytest.mark.parametrize("mode", ["label", "synthesize-label"])
@@ -273,3 +287,33 @@ def test_replay_equals_the_live_state_under_any_answer_order(monkeypatch, mode):
     assert len(live.accepted) > 10
     if mode == "synthesize-label":
         assert unqueued > 0  # chance arrivals did make queued requests unnecessary
+
+
+def test_a_killed_session_counts_toward_the_budget_of_the_resumed_run(tmp_path, monkeypatch):
+    """The budget is the run's, not one session's: a session that crashed before writing a
+    manifest spent money the journal remembers, so a rerun with a budget below that spend sends
+    nothing and stops on the budget; a larger budget continues, and the run's total cost (both
+    sessions) stays within it."""
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"fake": {"input": 1000.0, "output": 1000.0}}))
+    cfg, out = make_cfg("label", tmp_path), tmp_path / "run"
+
+    def priced(server: FakeOpenAIServer, budget: float | None) -> TeacherConfig:
+        return dataclasses.replace(teacher(server, 1), prices_file=str(prices), budget_usd=budget)
+
+    with FakeOpenAIServer(responder) as server:
+        with monkeypatch.context() as mp:
+            crash_after(mp, 10)
+            with pytest.raises(Crash):
+                run_generate(TASK, cfg, priced(server, None), out)
+        assert not (out / "manifest.json").exists()
+        spent = journal_spend(store.read_log(out / "journal.jsonl"))["cost_usd"]
+        assert spent > 0
+        sent = len(server.requests)
+        m = run_generate(TASK, cfg, priced(server, spent * 0.9), out)
+        assert len(server.requests) == sent  # nothing sent: the crashed session spent it
+        assert m["stopped"] == "budget" and "in earlier sessions" in m["message"]
+        assert m["cost_usd"] == pytest.approx(spent)
+        m = run_generate(TASK, cfg, priced(server, spent * 3), out)
+    assert len(server.requests) > sent
+    assert spent < m["cost_usd"] <= spent * 3

@@ -256,6 +256,7 @@ def _batcher(
             "enforced; add it to a prices file"
         )
     accounting = Accounting(price.for_batch() if price else None, tcfg.budget_usd)
+    accounting.spent_before_usd = session.spent_before.get("cost_usd", 0.0)
     demos = [(d.input, d.output) for d in session.task.demonstrations]
     driver = Driver(
         state,

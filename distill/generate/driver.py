@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,13 @@ from distill.generate.prompts import (
     label_messages,
     synth_messages,
 )
-from distill.generate.records import CancelRecord, DoneRecord, IssueRecord, RefusedRecord
+from distill.generate.records import (
+    CancelRecord,
+    DoneRecord,
+    IssueRecord,
+    RefusedRecord,
+    Spent,
+)
 from distill.generate.state import SamplerState
 
 if TYPE_CHECKING:
@@ -66,6 +73,8 @@ class Driver:
         self.label_prompts: dict[str, list[dict[str, str]]] = {}
         self._conditions_of: dict[str | None, SynthConditions | None] = {}  # by target label
         self.sampler_s = 0.0
+        # names this session's `spent` totals in the journal (see records.journal_spend)
+        self.session_id = uuid.uuid4().hex[:12]
 
     def messages_for(self, rec: IssueRecord) -> list[dict[str, str]]:
         """The chat messages of issue record `rec` (label prompts are shared by a group's votes)."""
@@ -152,6 +161,18 @@ class Driver:
             done["budget"] = str(exc)
         return done
 
+    def _spent(self) -> Spent:
+        """This session's teacher totals so far: journaled with every answer, so that a
+        session killed before it wrote a manifest still counts toward the run's cost and
+        budget when the run resumes."""
+        acc = self.teacher.accounting
+        return {
+            "session": self.session_id,
+            "prompt_tokens": acc.prompt_tokens,
+            "completion_tokens": acc.completion_tokens,
+            "cost_usd": round(acc.cost_usd, 8),
+        }
+
     def top_logprobs(self, rec: IssueRecord) -> int:
         """Log-probabilities asked of request `rec`: label requests of a run with a label set
         and --top-logprobs (only there is the answer a label whose alternatives mean something)."""
@@ -206,6 +227,7 @@ class Driver:
                     self.journal(refused)
                     self.state.on_refused(refused)
                     continue
+                done["spent"] = self._spent()
                 self.journal(done)
                 self.state.on_done(done)
                 self.on_progress()

@@ -24,6 +24,15 @@ class IssueRecord(TypedDict):
     custom_id: NotRequired[str]  # the batch line's custom_id (the request cache key)
 
 
+class Spent(TypedDict):
+    """A session's teacher totals when a `done` line was written (cumulative in that session)."""
+
+    session: str  # a random id per session: totals of different sessions add up
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
 class DoneRecord(TypedDict):
     """A request's outcome (journal line): the teacher's text, or why there is none."""
 
@@ -38,6 +47,7 @@ class DoneRecord(TypedDict):
     # (teachers.cache.TokenTop), None when the server sent none; journaled so that a replay
     # rebuilds every example's `label_probs` exactly
     logprobs: NotRequired[list[dict[str, Any]] | None]
+    spent: NotRequired[Spent]  # the session's totals so far (live sessions; see journal_spend)
 
 
 class CancelRecord(TypedDict):
@@ -71,6 +81,21 @@ class ResumeRecord(TypedDict):
 RESUME: ResumeRecord = {"event": "resume"}
 
 JournalRecord = IssueRecord | DoneRecord | CancelRecord | RefusedRecord | ResumeRecord
+
+
+SPENT_KEYS = ("prompt_tokens", "completion_tokens", "cost_usd")
+
+
+def journal_spend(records: list[dict[str, Any]]) -> dict[str, float]:
+    """What the sessions of a journal spent in all: each session's last (largest) totals,
+    summed over sessions. Counts sessions that were killed before writing a manifest; misses
+    only what was paid for requests whose answers never reached the journal."""
+    last: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        spent = rec.get("spent") if rec.get("event") == "done" else None
+        if spent:
+            last[spent["session"]] = spent
+    return {k: sum(s.get(k, 0) for s in last.values()) for k in SPENT_KEYS}
 
 
 def upgrade_record(rec: dict[str, Any]) -> JournalRecord:

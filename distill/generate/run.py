@@ -116,6 +116,8 @@ class _Session:
     out_dir: Path
     fingerprint: str
     started: float  # time.monotonic() at the start
+    # teacher totals of the run's earlier sessions (the run's budget and manifest count them)
+    spent_before: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class _Sink:
@@ -179,9 +181,10 @@ def run_generate(
         resumed = store.prepare_run_dir(out_dir, fp, payload, cfg.overwrite)
     except store.RunDirConflict as exc:
         raise UserError(str(exc)) from None
-    session = _Session(task, cfg, teacher_cfg, out_dir, fp, started)
     protected = [d.input for d in task.demonstrations] + list(exclude_inputs)
     state, sink, records = _restore(cfg, protected, inputs, out_dir, rules)
+    before = _spent_before(out_dir, records)
+    session = _Session(task, cfg, teacher_cfg, out_dir, fp, started, before)
     replayed = len(sink.replayed["accepted"])
     journal = store.LogWriter(out_dir / store.JOURNAL)
     if records:  # this session starts by forgetting what was in flight: say where, if it writes
@@ -201,6 +204,18 @@ def run_generate(
     if result.stopped == "fatal":
         raise GenerateStopped(f"the teacher refused the request: {result.message}")
     return manifest
+
+
+def _spent_before(out_dir: Path, records: list[dict[str, Any]]) -> dict[str, float]:
+    """Teacher totals of the earlier sessions: from the journal's `spent` totals, which count
+    sessions killed before they wrote a manifest, or from the manifest's sessions when those
+    are larger (journals written before `spent` was journaled)."""
+    from distill.generate.records import SPENT_KEYS, journal_spend
+
+    journal = journal_spend(records)
+    old = out_dir / store.MANIFEST
+    sessions = json.loads(old.read_text()).get("sessions", []) if old.is_file() else []
+    return {k: max(journal[k], sum(s.get(k, 0) for s in sessions)) for k in SPENT_KEYS}
 
 
 def _restore(
@@ -299,6 +314,7 @@ async def _drive_async(
             raise config_error(exc) from None
         except TeacherFatalError as exc:  # e.g. the embedded model could not start
             raise UserError(f"--teacher: {exc}") from None
+        teacher.accounting.spent_before_usd = session.spent_before.get("cost_usd", 0.0)
         label_demos = demos
         if session.cfg.chain_of_thought and session.cfg.resolved_mode != "synthesize":
             rationales = await demo_rationales(
@@ -356,7 +372,7 @@ class _Progress:
             self.bar.set_postfix(
                 rejected=sum(self.state.rejected.values()),
                 tokens=acc.prompt_tokens + acc.completion_tokens,
-                cost=f"${acc.cost_usd:.4f}",
+                cost=f"${acc.spent_before_usd + acc.cost_usd:.4f}",  # the run's, all sessions
                 refresh=False,
             )
 
@@ -384,6 +400,7 @@ def _finish(
     )
     old = out_dir / store.MANIFEST
     sessions = json.loads(old.read_text()).get("sessions", []) if old.is_file() else []
+    before = session.spent_before
     wall = time.monotonic() - session.started
     if accounting:
         sessions.append({**accounting, "wall_s": round(wall, 3)})
@@ -403,11 +420,13 @@ def _finish(
         "teacher": {"teacher": teacher_cfg.teacher, "model": teacher_cfg.model},
         "counts": state.counts(),
         "splits": splits,
+        # every session's, interrupted ones included: earlier ones + this one
         "tokens": {
-            "prompt": sum(s.get("prompt_tokens", 0) for s in sessions),
-            "completion": sum(s.get("completion_tokens", 0) for s in sessions),
+            "prompt": before.get("prompt_tokens", 0) + accounting.get("prompt_tokens", 0),
+            "completion": before.get("completion_tokens", 0)
+            + accounting.get("completion_tokens", 0),
         },
-        "cost_usd": round(sum(s.get("cost_usd", 0.0) for s in sessions), 6),
+        "cost_usd": round(before.get("cost_usd", 0.0) + accounting.get("cost_usd", 0.0), 6),
         "wall_s": round(wall, 3),
         "sampler_s": round(result.sampler_s, 3),
         "sampler_share_of_wall": round(result.sampler_s / wall, 4) if wall > 0 else 0.0,
