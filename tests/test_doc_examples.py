@@ -100,3 +100,78 @@ def test_readme_levers_tables_are_the_benchmark_output(task: str) -> None:
     table = md.split("\n", 2)[2]  # after the "### task: ..." title and its blank line
     assert table.startswith("| arm | teacher calls |") and table.count("\n") >= 4
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+BENCH_SPAN = re.compile(r"`((?:nice )?python benchmarks/[^`]+)`")
+ANY_FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def benchmark_commands() -> list[tuple[str, str]]:
+    """(where, command) of every `python benchmarks/X.py ...` the README and docs show, in a
+    fenced block (continuations joined, `# comments` dropped) or an inline code span (which
+    may wrap lines). `nice` is dropped; `[--flag value]` (optional parts) is kept as given."""
+    found = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        spans = [(m.start(), m.group(1)) for m in BENCH_SPAN.finditer(text)]
+        for m in ANY_FENCE.finditer(text):
+            block = m.group(1).replace("\\\n", " ")
+            offset = m.start(1)
+            for line in block.splitlines():
+                spans.append((offset, line.split(" #")[0]))
+                offset += len(line) + 1
+        for pos, cmd in spans:
+            cmd = " ".join(cmd.replace("[", " ").replace("]", " ").split())
+            cmd = cmd.removeprefix("nice ")
+            if cmd.startswith("python benchmarks/"):
+                where = f"{doc.relative_to(ROOT)}:{text.count(chr(10), 0, pos) + 1}"
+                found.append((where, cmd))
+    return found
+
+
+class _Parsed(Exception):
+    """Raised instead of running the benchmark once its arguments have parsed."""
+
+
+def test_the_docs_show_benchmark_commands() -> None:
+    """Guards the collection: the README's student-vs-teacher block and inline spans."""
+    cmds = [c for w, c in benchmark_commands() if w.startswith("README.md")]
+    assert "python benchmarks/summary.py" in cmds
+    assert any(c.startswith("python benchmarks/serve_throughput.py --model") for c in cmds)
+
+
+@pytest.mark.parametrize(("where", "line"), benchmark_commands(), ids=lambda v: str(v)[:50])
+def test_documented_benchmark_commands_parse(
+    where: str, line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each benchmark command names a script that exists and flags its own argument parser
+    accepts (argparse exits 2 on an unknown flag or a bad choice); nothing is run: the parser
+    stops the script as soon as the arguments have parsed."""
+    import argparse
+    import runpy
+
+    argv = shlex.split(line)[1:]
+    script = ROOT / argv[0]
+    assert script.is_file(), where
+    if "argparse" not in script.read_text(encoding="utf-8"):  # a script that takes no flags
+        assert argv == [argv[0]], where
+        return
+    real = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        raise _Parsed(real(self, args, namespace))
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    monkeypatch.setattr("sys.argv", [str(script), *argv[1:]])
+    monkeypatch.syspath_prepend(str(script.parent))
+    with pytest.raises(_Parsed):
+        runpy.run_path(str(script), run_name="__main__")
+
+
+def test_readme_data_ablation_table_is_the_benchmark_output() -> None:
+    """The README's data-ablation table (and the teacher line above it) is
+    benchmarks/data_ablation.py's Markdown, byte for byte, its title line aside."""
+    md = (ROOT / "benchmarks" / "results" / "data_ablation_sentiment.md").read_text("utf-8")
+    body = md.split("\n", 2)[2]  # after the "# Data ablation: ..." title and its blank line
+    assert "| arm | changed | requests |" in body and body.count("\n") >= 5
+    assert body in (ROOT / "README.md").read_text(encoding="utf-8")
