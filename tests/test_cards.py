@@ -81,7 +81,7 @@ def test_dataset_card_carries_the_manifest(tmp_path, monkeypatch):
 
 def test_dataset_card_of_a_label_set_with_a_license_and_after_resume(tmp_path):
     task = dataclasses.replace(NEWS, license="mit")
-    cfg = GenerateConfig(num_examples=40, pairs_per_request=3)
+    cfg = GenerateConfig(num_examples=40, pairs_per_request=3, label_requests=True)
     with FakeOpenAIServer(news_responder) as server:
         m = run_generate(task, cfg, teacher(server), tmp_path)
         (tmp_path / "README.md").unlink()

@@ -77,8 +77,9 @@ def news_responder(body: dict, index: int) -> str:
 
 
 def test_label_conditioned_synthesis_is_balanced_and_canonical(tmp_path):
+    """--label-requests: each request asks for the least-filled label (round-robin here)."""
     with FakeOpenAIServer(news_responder) as server:
-        cfg = GenerateConfig(num_examples=40, pairs_per_request=3)
+        cfg = GenerateConfig(num_examples=40, pairs_per_request=3, label_requests=True)
         m = run_generate(NEWS, cfg, teacher(server), tmp_path)
         asked = asked_labels(server)
         prompts = [b["messages"][1]["content"] for b in server.requests]
@@ -124,7 +125,7 @@ def drifting_responder(body: dict, index: int) -> str:
 
 def test_deficit_scheduling_compensates_a_drifting_teacher(tmp_path):
     with FakeOpenAIServer(drifting_responder) as server:
-        cfg = GenerateConfig(num_examples=80, pairs_per_request=2)
+        cfg = GenerateConfig(num_examples=80, pairs_per_request=2, label_requests=True)
         m = run_generate(NEWS, cfg, teacher(server, in_flight=4), tmp_path)
         asked = Counter(asked_labels(server))
     per_label = m["counts"]["per_label"]
@@ -137,7 +138,9 @@ def test_deficit_scheduling_compensates_a_drifting_teacher(tmp_path):
 
 def test_max_label_lead_rejects_what_would_skew_the_set(tmp_path):
     with FakeOpenAIServer(drifting_responder) as server:
-        cfg = GenerateConfig(num_examples=80, pairs_per_request=2, max_label_lead=2)
+        cfg = GenerateConfig(
+            num_examples=80, pairs_per_request=2, max_label_lead=2, label_requests=True
+        )
         m = run_generate(NEWS, cfg, teacher(server, in_flight=4), tmp_path)
     accepted = m["counts"]["per_label"]["accepted"]
     assert sum(accepted.values()) == 80 and max(accepted.values()) - min(accepted.values()) <= 2
@@ -320,3 +323,29 @@ def test_labels_key_must_cover_the_demonstrations(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "[generate] labels / --labels: demonstrations[1] output 'positive'" in err
+
+
+def skewed_responder(body: dict, index: int) -> str:
+    """A teacher asked for no label: three business pairs (sloppy spelling), one outside."""
+    seed = int(body["seed"])
+    outs = ["Business.", "business", " BUSINESS", "politics"]
+    return json.dumps([{"input": headline(seed, j), "output": o} for j, o in enumerate(outs)])
+
+
+def test_without_label_requests_the_teacher_picks_labels_and_the_set_only_filters(tmp_path):
+    """--no-label-requests: no synthesize prompt names a label, the teacher's skewed mix is
+    kept whole (the lead cap, here 2, does not apply), and the set still rejects and respells."""
+    with FakeOpenAIServer(skewed_responder) as server:
+        cfg = GenerateConfig(
+            num_examples=30, pairs_per_request=4, label_requests=False, max_label_lead=2
+        )
+        m = run_generate(NEWS, cfg, teacher(server), tmp_path)
+        prompts = [b["messages"][1]["content"] for b in server.requests if is_synth(b)]
+    assert len(prompts) == 10 and not any(ASKED.search(p) for p in prompts)
+    assert all("Requirements" in p and "topic:" in p for p in prompts)  # attributes still drawn
+    examples = rows(tmp_path / "examples.jsonl")
+    assert [e["output"] for e in examples] == ["business"] * 30
+    reasons = Counter(r["reason"] for r in rows(tmp_path / "rejected.jsonl"))
+    assert reasons == {"out_of_label_set": 10}
+    assert m["counts"]["per_label"]["label_over_share"] == 0
+    assert m["rules"]["labels"] == ["world", "sports", "business", "sci/tech"]

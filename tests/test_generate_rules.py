@@ -175,7 +175,8 @@ def test_rules_resolution_and_check_reasons():
     assert resolve_rules(cfg(infer_labels=False), "Is it positive or negative?", sentiment) != (
         inferred
     )
-    given = resolve_rules(cfg(labels=["pos", "neg", "mixed"], label_weights=[1, 1, 2]), "x", [])
+    weighted = cfg(labels=["pos", "neg", "mixed"], label_weights=[1, 1, 2], label_requests=True)
+    given = resolve_rules(weighted, "x", [])
     assert given.label_set.source == "task" and given.label_set.shares == (0.25, 0.25, 0.5)
     assert given.describe()["labels"] == ["pos", "neg", "mixed"]
 
@@ -187,7 +188,7 @@ def parse_flags(*argv: str) -> GenerateConfig:
 
 
 def test_label_flags_and_keys_are_validated_with_their_names():
-    c = parse_flags("--labels", "pos, neg,mixed", "--label-weights", "1,1,2")
+    c = parse_flags("--labels", "pos, neg,mixed", "--label-weights", "1,1,2", "--label-requests")
     assert c.labels == ["pos", "neg", "mixed"] and c.label_weights == [1.0, 1.0, 2.0]
     assert parse_flags("--no-format-check", "--no-infer-labels").format_check is False
     cases = [
@@ -197,6 +198,7 @@ def test_label_flags_and_keys_are_validated_with_their_names():
         ({"labels": ["a", "b"], "label_weights": [1]}, "label_weights"),
         ({"labels": ["a", "b"], "label_weights": [-1, 2]}, "label_weights"),
         ({"labels": ["a", "b"], "label_weights": ["x", 2]}, "label_weights"),
+        ({"labels": ["a", "b"], "label_weights": [1, 2]}, "label_weights"),  # no label requests
         ({"test_fraction": 1.0}, "test_fraction"),
         ({"test_fraction": 0.5, "validation_fraction": 0.5}, "test_fraction"),
         ({"min_test_examples": -1}, "min_test_examples"),

@@ -100,8 +100,8 @@ def write_training(run: Path) -> None:
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run: real generated data, evaluation and training records."""
     run = tmp_path_factory.mktemp("report") / "run"
-    with FakeOpenAIServer(news_responder) as server:
-        cfg = GenerateConfig(num_examples=40, pairs_per_request=3)
+    with FakeOpenAIServer(news_responder) as server:  # answers the label each request asks
+        cfg = GenerateConfig(num_examples=40, pairs_per_request=3, label_requests=True)
         run_generate(NEWS, cfg, teacher(server), run / "data")
     write_eval(run)
     write_training(run)

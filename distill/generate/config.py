@@ -160,6 +160,17 @@ class GenerateConfig:
             "at most 3 words and the instruction names them all"
         },
     )
+    # Off by default: on 500 real MultiEmo sentences, students trained on 300 synthesized
+    # examples scored 46.8% and 52.8% exact match when the teacher picked the labels, 40.2% and
+    # 38.4% when every request asked for one label (README "Data ablation").
+    label_requests: bool = field(
+        default=False,
+        metadata={
+            "help": "with a label set, each synthesize request asks for one label (the least "
+            "filled) and --max-label-lead caps the lead; off: the teacher picks each label, "
+            "and the set only rejects or respells outputs"
+        },
+    )
     max_label_lead: int = field(
         default=10,
         metadata={
@@ -378,6 +389,11 @@ class GenerateConfig:
             if min(self.label_weights) < 0 or sum(self.label_weights) <= 0:
                 raise ValueError(
                     f"label_weights: must be >= 0 with a positive sum (got {self.label_weights})"
+                )
+            if not self.label_requests:
+                raise ValueError(
+                    "label_weights: the shares steer which label each synthesize request asks "
+                    "for, so they need label_requests = true (--label-requests)"
                 )
         if self.topics is not None:
             self.topics = [str(x).strip() for x in self.topics if str(x).strip()]

@@ -94,6 +94,10 @@ def run_fingerprint(
     if cfg.top_logprobs:  # only when set: runs from before the setting keep their fingerprint
         settings["top_logprobs"] = cfg.top_logprobs
     rules = rules if rules is not None else run_rules(task, cfg)
+    if not cfg.label_requests and rules.label_set is not None and cfg.resolved_mode != "label":
+        # only where it changes the data, and only when off: runs from before the setting
+        # asked for labels, and keep their fingerprint when resumed with --label-requests
+        settings["label_requests"] = False
     payload = {
         "settings": settings,
         "rules": rules.describe(),

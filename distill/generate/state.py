@@ -189,10 +189,15 @@ class SamplerState:
                 self.cfg.temperature_end,
                 self.cfg.schedule,
             )
-            if self.labels is None:
+            if self.labels is None or not self.cfg.label_requests:
                 return self._issue("synth", temperature=temp)
             return self._issue("synth", temperature=temp, target_label=self._next_label())
         return None
+
+    @property
+    def _label_requests(self) -> bool:
+        """Synthesize requests ask for one label each (a label set, not label mode, on)."""
+        return self.labels is not None and self.mode != "label" and self.cfg.label_requests
 
     def _next_label(self) -> str:
         """The label the next synthesize request asks for: the one furthest below its share,
@@ -574,8 +579,9 @@ class SamplerState:
         winner = vote.winner
         if self.labels is not None:  # a CoT winner is the parsed answer: spell it as the set
             winner = self.labels.canonical(winner) or winner
-            # The cap balances what the teacher writes; given inputs keep their real labels.
-            lead = self.cfg.max_label_lead if self.mode != "label" else 0
+            # The cap balances what label requests ask for; given inputs keep their real
+            # labels, and without label requests the teacher's own label mix is kept.
+            lead = self.cfg.max_label_lead if self._label_requests else 0
             if over_share(self.labels, self.kept_by_label, winner, lead):
                 self._reject(F.LABEL_OVER_SHARE, {"input": group.input, "output": winner})
                 return

@@ -1,0 +1,79 @@
+"""benchmarks/data_ablation.py: each arm changes exactly its named settings, the cache seeding,
+and the table it writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import data_ablation  # noqa: E402
+
+from distill.task import load_task  # noqa: E402
+
+
+@pytest.mark.parametrize("arm", [a for a in data_ablation.ARMS if a != data_ablation.BASELINE])
+def test_each_arm_differs_from_the_baseline_in_exactly_its_own_settings(arm: str) -> None:
+    """Every field of the arm's GenerateConfig equals the baseline arm's except the ones the arm
+    names, which take the arm's values; no arm holds a generated test split out."""
+    task = load_task(BENCH / "tasks" / "sentiment.toml")
+    base = dataclasses.asdict(data_ablation.generate_config(task, data_ablation.BASELINE, 300))
+    assert base["label_requests"] is True  # the baseline pins what was measured
+    got = dataclasses.asdict(data_ablation.generate_config(task, arm, 300))
+    changed = {k for k in got if got[k] != base[k]}
+    assert changed == set(data_ablation.ARMS[arm])
+    assert {k: got[k] for k in changed} == data_ablation.ARMS[arm]
+    assert (got["num_examples"], got["test_fraction"], got["min_test_examples"]) == (300, 0.0, 0)
+
+
+def test_seed_cache_copies_the_baseline_cache_once_and_never_overwrites(tmp_path: Path) -> None:
+    """A new arm starts from the baseline arm's teacher cache; an arm's own cache is kept."""
+    default, arm = tmp_path / "default", tmp_path / "arm"
+    (default / "data").mkdir(parents=True)
+    (default / "data" / "teacher_cache.sqlite").write_bytes(b"default")
+    data_ablation.seed_cache(arm, default)
+    assert (arm / "data" / "teacher_cache.sqlite").read_bytes() == b"default"
+    (arm / "data" / "teacher_cache.sqlite").write_bytes(b"own")
+    data_ablation.seed_cache(arm, default)
+    assert (arm / "data" / "teacher_cache.sqlite").read_bytes() == b"own"
+
+
+def test_score_counts_exact_matches_and_the_answer_mix() -> None:
+    """3 of 4 answers right; macro-F1 over the references' labels; two distinct answers."""
+    test = [{"input": str(i), "output": o} for i, o in enumerate(["a", "a", "b", "b"])]
+    s = data_ablation.score(["a", "a", "b", "a"], test)
+    assert s["em"]["value"] == pytest.approx(0.75)
+    assert s["em_per_example"] == [1.0, 1.0, 1.0, 0.0]
+    assert s["macro_f1"]["value"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert (s["distinct_answers"], s["answers"]) == (2, {"a": 3, "b": 1})
+
+
+def test_markdown_has_one_row_per_arm_with_the_paired_difference() -> None:
+    """The baseline row has no difference cell; another arm's shows its paired CI and label mix."""
+    student = {
+        "em": {"value": 0.5, "ci": [0.4, 0.6]},
+        "macro_f1": {"value": 0.3, "ci": [0.2, 0.4]},
+        "distinct_answers": 3,
+    }
+    data = {"requests": 100, "yield": 0.5, "duplicate_rate": 0.25, "train_labels": {"x": 2}}
+    arms = {
+        "label-requests": {"data": data, "student": student},
+        "no-mixing": {
+            "data": data,
+            "student": student,
+            "vs_baseline": {"diff": -2.0, "ci95": [-5.5, 1.5]},
+        },
+    }
+    meta = {"task": "t", "examples": 300, "test": 500, "teacher": None}
+    rows = data_ablation.markdown(meta, arms).splitlines()[-2:]
+    assert (
+        rows[0]
+        == "| label-requests | - | 100 | 0.50 | 0.25 | x 2 | 50.0 [40.0, 60.0] |  | 30.0 | 3 |"
+    )
+    assert rows[1].startswith("| no-mixing | few_shot_accepted=0 | 100 |")
+    assert "| -2.0 [-5.5, +1.5] |" in rows[1]
