@@ -1,0 +1,322 @@
+"""Which of generate's data features earn their place? Each one switched off, one at a time.
+
+    python benchmarks/data_ablation.py --task sentiment            # 300 examples an arm
+    python benchmarks/data_ablation.py --task sentiment --arms label-requests,no-label-set
+
+The default path without `--inputs`: the embedded teacher synthesizes the training set from the
+task file alone (instruction + 3 made-up demonstrations), the embedded student trains on it with
+`distill train`'s defaults, and the trained student is scored on real labelled test rows that
+nobody here wrote (benchmarks/data_loaders.py; their inputs are excluded from generation). Every
+arm generates the same number of accepted examples and differs from the baseline arm
+(`label-requests`) in one setting of GenerateConfig. The arms share one teacher cache (copied
+from the baseline's run before each
+arm starts), so an arm pays only for the requests that differ; its teacher cost is reported as
+the requests and tokens it would cost alone.
+
+Per arm: yield (accepted examples per parsed teacher pair), duplicate rate, the label mix of the
+training set, the student's exact match and macro-F1 on the test rows with bootstrap 95% CIs,
+how many distinct answers it gives (a collapsed student gives one), and its exact match minus
+the baseline arm's on the same test rows (paired bootstrap 95% CI).
+
+Writes benchmarks/results/data_ablation_<task>.{json,md}; run directories go to
+benchmarks/runs/data_ablation/<task>/ and are reused, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from data_loaders import LOADERS
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+RUNS = HERE / "runs" / "data_ablation"
+
+# Every arm starts from BASE: requests that each ask for one label, generate's default when
+# these arms were run (this ablation is why it no longer is), so "label-requests" is the
+# baseline every other arm is compared with, and "no-label-requests" is today's default.
+BASE: dict[str, Any] = {"label_requests": True}
+BASELINE = "label-requests"
+# Each arm: the GenerateConfig settings it changes from BASE.
+ARMS: dict[str, dict[str, Any]] = {
+    BASELINE: {},
+    # the baseline again with another generation seed: how far two runs of one recipe differ
+    "label-requests-seed1": {"seed": 1},
+    # the label set kept as a filter (outputs outside it rejected), but no request asks for a
+    # label: the teacher picks each example's label (and so no balancing cap either)
+    "no-label-requests": {"label_requests": False},
+    "no-label-requests-seed1": {"label_requests": False, "seed": 1},
+    # no label set: no request per label, no balancing, no rejection of outputs outside the set
+    "no-label-set": {"infer_labels": False},
+    # one constant temperature (the middle of the default 0.4 -> 1.0 ramp) instead of annealing
+    "no-annealing": {"schedule": "constant", "temperature_start": 0.7},
+    "no-attributes": {"attribute_prompts": False},
+    # the label requests kept, their balancing cap off
+    "no-lead-cap": {"max_label_lead": 0},
+    "no-mixing": {"few_shot_accepted": 0},
+    "no-format-check": {"format_check": False},
+    "no-near-dedup": {"near_dup_threshold": 1.0},
+    # self-consistency on synthesized inputs: each is relabelled by a 3-sample vote
+    "vote3": {"mode": "synthesize-label", "votes": 3},
+}
+
+
+def generate_config(task: Any, arm: str, examples: int) -> Any:
+    """The arm's GenerateConfig: the task file's [generate] table, BASE, the arm's changes.
+
+    No test split is held out of the generated data: the real test rows score every arm.
+    """
+    from distill.configs import build_config
+    from distill.generate.config import GenerateConfig
+
+    extra = {"num_examples": examples, "test_fraction": 0.0, "min_test_examples": 0}
+    settings = {**extra, **BASE, **ARMS[arm]}
+    return build_config(GenerateConfig, task.table("generate"), extra=settings)
+
+
+def test_rows(task: str, n: int) -> list[dict[str, str]]:
+    """The first `n` rows of the task's seeded real data (student_vs_teacher's test rows too)."""
+    return [{"input": r["input"], "output": r["output"]} for r in LOADERS[task]()[:n]]
+
+
+def seed_cache(arm_dir: Path, baseline_dir: Path) -> None:
+    """Copy the baseline arm's teacher cache into a new arm's data directory (replays only)."""
+    from distill.generate.store import CACHE
+
+    src, dst = baseline_dir / "data" / CACHE, arm_dir / "data" / CACHE
+    if src.is_file() and not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+
+
+def run_arm(task: Any, arm: str, examples: int, test: list[dict], arm_dir: Path) -> dict:
+    """Generate and train the arm (each stage skipped when already done); return its record."""
+    from student_vs_teacher import _teacher_cfg
+
+    from distill.configs import build_config
+    from distill.stages.generate import generate_data
+    from distill.stages.train import train_model
+    from students.config import TrainConfig
+
+    data, model = arm_dir / "data", arm_dir / "model"
+    manifest_file = data / "manifest.json"
+    if not manifest_file.is_file() or not json.loads(manifest_file.read_text()).get("complete"):
+        cfg = generate_config(task, arm, examples)
+        generate_data(
+            task, cfg, _teacher_cfg("embedded"), data, exclude_inputs=[r["input"] for r in test]
+        )
+    manifest = json.loads(manifest_file.read_text())
+    had = {"label_requests": True, **manifest["settings"]}  # runs from before the setting
+    stale = {k: had.get(k) for k, v in {**BASE, **ARMS[arm]}.items() if had.get(k) != v}
+    if stale:  # generated under another definition of this arm: never report it as this one
+        raise SystemExit(f"{data}: generated with {stale}, not arm {arm}'s settings; delete it")
+    if not (model / "distill.json").is_file():
+        train_cfg = build_config(TrainConfig, task.table("train"), extra={})
+        start = time.perf_counter()
+        metrics = train_model(task, train_cfg, data, model)
+        metrics["train_seconds"] = round(time.perf_counter() - start, 1)
+        (arm_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
+    metrics = json.loads((arm_dir / "train_metrics.json").read_text())
+    return {"data": data_stats(manifest, data), "train": train_stats(metrics)}
+
+
+def data_stats(manifest: dict, data: Path) -> dict:
+    """What generate produced and what it cost (from the manifest and the training split)."""
+    counts, tokens = manifest["counts"], manifest.get("tokens") or {}
+    train = [json.loads(x) for x in (data / "train.jsonl").read_text().splitlines() if x]
+    return {
+        "accepted": counts["accepted"],
+        "train_rows": len(train),
+        "requests": counts["requests"],
+        "teacher_pairs": counts.get("teacher_pairs"),
+        "yield": counts.get("accepted_per_teacher_pair"),
+        "duplicate_rate": counts.get("duplicate_rate"),
+        "near_duplicate_rate": counts.get("near_duplicate_rate"),
+        "rejected_by_reason": counts.get("rejected_by_reason", {}),
+        "train_labels": dict(Counter(r["output"] for r in train).most_common()),
+        "completion_tokens": tokens.get("completion"),
+    }
+
+
+def train_stats(metrics: dict) -> dict:
+    """The trainer's steps, epochs and wall time."""
+    return {
+        "steps": metrics.get("global_steps"),
+        "best_epoch": metrics.get("best_epoch"),
+        "seconds": metrics.get("train_seconds"),
+    }
+
+
+def predict(model_dir: Path, test: list[dict], cache: Path) -> list[str]:
+    """The trained student's greedy answers on the test inputs (cached beside the model)."""
+    from students.predict import TorchPredictor
+
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    preds = TorchPredictor(model_dir).generate([r["input"] for r in test])
+    cache.write_text(json.dumps(preds))
+    return preds
+
+
+def score(preds: list[str], test: list[dict]) -> dict:
+    """Exact match and macro-F1 with bootstrap 95% CIs, the distinct answers, the answer mix."""
+    from distill.evaluation.metrics import bootstrap_ci, compute_metric
+
+    refs = [r["output"] for r in test]
+    out: dict[str, Any] = {
+        "distinct_answers": len(set(preds)),
+        "answers": dict(Counter(preds).most_common(6)),
+    }
+    for metric in ("em", "macro_f1"):
+        result = compute_metric(metric, preds, refs)
+        low, high = bootstrap_ci(result, seed=0)
+        out[metric] = {"value": result.score, "ci": [low, high]}
+    out["em_per_example"] = compute_metric("em", preds, refs).per_example.tolist()
+    return out
+
+
+def teacher_score(task: Any, test: list[dict], run_dir: Path) -> dict | None:
+    """The teacher (few-shot, greedy, the task's demonstrations) on the same test rows."""
+    from student_vs_teacher import _teacher_cfg
+
+    from distill.evaluation import write_report
+    from distill.evaluation.config import EvalConfig
+    from distill.evaluation.reports import load_report
+    from distill.stages.evaluate import evaluate_one
+
+    out = run_dir / "teacher.json"
+    if not out.is_file():
+        cfg = EvalConfig(metrics=["em", "macro_f1"], latency_samples=0, max_new_tokens=16)
+        rep = evaluate_one(
+            "teacher:embedded",
+            run_dir / "test.jsonl",
+            task=task,
+            cfg=cfg,
+            teacher_cfg=_teacher_cfg("embedded"),
+        )
+        write_report(rep, out)
+    rep = load_report(out)
+    return {k: rep["metrics"][k] for k in ("em", "macro_f1")}
+
+
+def paired(baseline: list[float], arm: list[float]) -> dict:
+    """The arm's exact match minus the baseline arm's, paired bootstrap 95% CI (points)."""
+    from student_vs_teacher import paired_diff
+
+    d = paired_diff(baseline, arm)
+    return {
+        "diff": d["diff"],
+        "ci95": d["ci95"],
+        "arm_only": d["student_only"],  # test rows only this arm's student gets right
+        "baseline_only": d["teacher_only"],
+    }
+
+
+def markdown(meta: dict, arms: dict[str, dict]) -> str:
+    """One row per arm: data (yield, duplicates, label mix), cost, the student's scores."""
+    lines = [
+        f"# Data ablation: {meta['task']} ({meta['examples']} synthesized examples an arm, "
+        f"{meta['test']} real test rows)",
+        "",
+    ]
+    if meta.get("teacher"):
+        t = meta["teacher"]
+        lines += [
+            f"Teacher (few-shot, greedy): EM {100 * t['em']['score']:.1f} "
+            f"[{100 * t['em']['ci95'][0]:.1f}, {100 * t['em']['ci95'][1]:.1f}], macro-F1 "
+            f"{100 * t['macro_f1']['score']:.1f}.",
+            "",
+        ]
+    lines += [
+        "| arm | changed | requests | yield | dup rate | train labels | student EM (95% CI) "
+        "| vs label-requests (paired) | macro-F1 | distinct answers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in arms.items():
+        d, s = r["data"], r["student"]
+        em = s["em"]
+        diff = r.get("vs_baseline")
+        diff_cell = (
+            f"{diff['diff']:+.1f} [{diff['ci95'][0]:+.1f}, {diff['ci95'][1]:+.1f}]" if diff else ""
+        )
+        changed = ", ".join(f"{k}={v}" for k, v in ARMS[name].items()) or "-"
+        labels = " / ".join(f"{k} {v}" for k, v in d["train_labels"].items())
+        lines.append(
+            f"| {name} | {changed} | {d['requests']} | {_num(d['yield'])} | "
+            f"{_num(d['duplicate_rate'])} | {labels} | {100 * em['value']:.1f} "
+            f"[{100 * em['ci'][0]:.1f}, {100 * em['ci'][1]:.1f}] | {diff_cell} | "
+            f"{100 * s['macro_f1']['value']:.1f} | {s['distinct_answers']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="sentiment", choices=sorted(LOADERS))
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arm names")
+    parser.add_argument("--examples", type=int, default=300, help="accepted examples an arm")
+    parser.add_argument("--test", type=int, default=500, help="real test rows")
+    parser.add_argument("--no-teacher-eval", action="store_true", help="skip the teacher's score")
+    args = parser.parse_args(argv)
+    names = args.arms.split(",")
+    unknown = [n for n in names if n not in ARMS]
+    if unknown:
+        parser.error(f"--arms: unknown arm(s) {', '.join(unknown)} (known: {', '.join(ARMS)})")
+    if BASELINE in names:  # first: its teacher cache seeds every other arm
+        names = [BASELINE] + [n for n in names if n != BASELINE]
+
+    from common.files import atomic_write_jsonl, atomic_write_text
+    from distill.task import load_task
+
+    task = load_task(HERE / "tasks" / f"{args.task}.toml")
+    run_dir = RUNS / f"{args.task}-n{args.examples}"
+    test = test_rows(args.task, args.test)
+    atomic_write_jsonl(run_dir / "test.jsonl", test)
+    meta: dict[str, Any] = {"task": args.task, "examples": args.examples, "test": len(test)}
+    meta["teacher"] = None if args.no_teacher_eval else teacher_score(task, test, run_dir)
+    results: dict[str, dict] = {}
+    for name in names:
+        arm_dir = run_dir / name
+        if name != BASELINE:
+            seed_cache(arm_dir, run_dir / BASELINE)
+        print(f"[{name}] generating and training ...", flush=True)
+        record = run_arm(task, name, args.examples, test, arm_dir)
+        preds = predict(arm_dir / "model", test, arm_dir / "test_predictions.json")
+        record["student"] = score(preds, test)
+        results[name] = record
+        base = results.get(BASELINE)
+        for rec in results.values():
+            if base is not None and rec is not base:
+                rec["vs_baseline"] = paired(
+                    base["student"]["em_per_example"], rec["student"]["em_per_example"]
+                )
+        print(json.dumps({name: {**record["data"], "em": record["student"]["em"]}})[:600])
+        RESULTS.mkdir(exist_ok=True)
+        stem = RESULTS / f"data_ablation_{args.task}"
+        atomic_write_text(
+            stem.with_suffix(".json"),
+            json.dumps({"meta": meta, "arms": results}, indent=2) + "\n",
+        )
+        atomic_write_text(stem.with_suffix(".md"), markdown(meta, results))
+    print((RESULTS / f"data_ablation_{args.task}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
