@@ -217,9 +217,14 @@ def _spent_before(out_dir: Path, records: list[dict[str, Any]]) -> dict[str, flo
     from distill.generate.records import SPENT_KEYS, journal_spend
 
     journal = journal_spend(records)
-    old = out_dir / store.MANIFEST
-    sessions = json.loads(old.read_text()).get("sessions", []) if old.is_file() else []
+    sessions = _ended_sessions(out_dir)
     return {k: max(journal[k], sum(s.get(k, 0) for s in sessions)) for k in SPENT_KEYS}
+
+
+def _ended_sessions(out_dir: Path) -> list[dict[str, Any]]:
+    """The accounting of the sessions that ended with a manifest (none in a fresh run)."""
+    old = out_dir / store.MANIFEST
+    return json.loads(old.read_text()).get("sessions", []) if old.is_file() else []
 
 
 def _restore(
@@ -402,8 +407,7 @@ def _finish(
         test_fraction=cfg.test_fraction,
         min_test=cfg.min_test_examples,
     )
-    old = out_dir / store.MANIFEST
-    sessions = json.loads(old.read_text()).get("sessions", []) if old.is_file() else []
+    sessions = _ended_sessions(out_dir)
     before = session.spent_before
     wall = time.monotonic() - session.started
     if accounting:

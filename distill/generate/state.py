@@ -189,7 +189,7 @@ class SamplerState:
                 self.cfg.temperature_end,
                 self.cfg.schedule,
             )
-            if self.labels is None or not self.cfg.label_requests:
+            if not self._label_requests:
                 return self._issue("synth", temperature=temp)
             return self._issue("synth", temperature=temp, target_label=self._next_label())
         return None
