@@ -102,6 +102,33 @@ def test_partial_results_resume_with_the_same_custom_ids(tmp_path):
     assert m["complete"] and outcome(out, m) == streamed(tmp_path, label_cfg(inputs))
 
 
+def test_a_batch_session_killed_before_its_manifest_still_counts_its_tokens_and_cost(tmp_path):
+    """Batch answers are journaled with their session's running totals, as streamed ones are:
+    a session that ingested half the results and was killed before writing its manifest (its
+    manifest never replaced the previous one) still counts in the run's tokens and cost, which
+    then equal those of one session that ingested everything."""
+    inputs = write_inputs(tmp_path / "inputs.jsonl")
+    prices = str(write_prices(tmp_path / "prices.json"))
+    tcfg = TeacherConfig(teacher=DEAD_URL, model="fake", prices_file=prices)
+    whole, req = tmp_path / "whole", tmp_path / "requests.jsonl"
+    run_generate(TASK, label_cfg(inputs, batch_file=str(req)), tcfg, whole)
+    results = results_for(req, tmp_path / "results.jsonl")
+    once = run_generate(TASK, label_cfg(inputs, batch_results=str(results)), tcfg, whole)
+    assert once["complete"] and once["cost_usd"] > 0
+
+    out, req = tmp_path / "killed", tmp_path / "requests2.jsonl"
+    run_generate(TASK, label_cfg(inputs, batch_file=str(req)), tcfg, out)
+    before = (out / "manifest.json").read_bytes()
+    half = results_for(req, tmp_path / "half.jsonl", keep=lambda i: i % 2 == 0)
+    m = run_generate(TASK, label_cfg(inputs, batch_results=str(half)), tcfg, out)
+    assert 0 < m["cost_usd"] < once["cost_usd"]
+    (out / "manifest.json").write_bytes(before)  # the kill: this session's manifest is lost
+    m = run_generate(TASK, label_cfg(inputs, batch_results=str(results)), tcfg, out)
+    assert m["complete"] and outcome(out, m) == outcome(whole, once)
+    assert m["tokens"] == once["tokens"] and m["tokens"]["prompt"] > 0
+    assert m["cost_usd"] == pytest.approx(once["cost_usd"])
+
+
 def test_batch_file_refuses_the_embedded_teacher(tmp_path):
     inputs = write_inputs(tmp_path / "inputs.jsonl")
     cfg = label_cfg(inputs, batch_file=str(tmp_path / "r.jsonl"))

@@ -35,7 +35,7 @@ from common.files import atomic_write_text
 from distill.errors import UserError
 from distill.generate import store
 from distill.generate.driver import Driver, DriveResult
-from distill.generate.records import DoneRecord, IssueRecord
+from distill.generate.records import DoneRecord, IssueRecord, session_spent
 from distill.generate.state import SamplerState
 
 if TYPE_CHECKING:
@@ -194,6 +194,8 @@ class _Batcher:
         if "key" in rec:
             done["key"] = rec["key"]
         done.update(outcome)  # type: ignore[typeddict-item]
+        # the batch prices (usage is recorded before the answer), as the live driver does
+        done["spent"] = session_spent(self.driver.session_id, self.accounting)
         self.journal(done)  # type: ignore[arg-type]
         self.state.on_done(done)
 

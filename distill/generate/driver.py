@@ -30,7 +30,7 @@ from distill.generate.records import (
     DoneRecord,
     IssueRecord,
     RefusedRecord,
-    Spent,
+    session_spent,
 )
 from distill.generate.state import SamplerState
 
@@ -161,18 +161,6 @@ class Driver:
             done["budget"] = str(exc)
         return done
 
-    def _spent(self) -> Spent:
-        """This session's teacher totals so far: journaled with every answer, so that a
-        session killed before it wrote a manifest still counts toward the run's cost and
-        budget when the run resumes."""
-        acc = self.teacher.accounting
-        return {
-            "session": self.session_id,
-            "prompt_tokens": acc.prompt_tokens,
-            "completion_tokens": acc.completion_tokens,
-            "cost_usd": round(acc.cost_usd, 8),
-        }
-
     def top_logprobs(self, rec: IssueRecord) -> int:
         """Log-probabilities asked of request `rec`: label requests of a run with a label set
         and --top-logprobs (only there is the answer a label whose alternatives mean something)."""
@@ -227,7 +215,7 @@ class Driver:
                     self.journal(refused)
                     self.state.on_refused(refused)
                     continue
-                done["spent"] = self._spent()
+                done["spent"] = session_spent(self.session_id, self.teacher.accounting)
                 self.journal(done)
                 self.state.on_done(done)
                 self.on_progress()

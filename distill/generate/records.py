@@ -86,6 +86,18 @@ JournalRecord = IssueRecord | DoneRecord | CancelRecord | RefusedRecord | Resume
 SPENT_KEYS = ("prompt_tokens", "completion_tokens", "cost_usd")
 
 
+def session_spent(session_id: str, accounting: Any) -> Spent:
+    """A session's teacher totals so far (`accounting`: a teachers.accounting.Accounting),
+    journaled with every answer, live or batch, so that a session killed before it wrote a
+    manifest still counts toward the run's cost and budget when the run resumes."""
+    return {
+        "session": session_id,
+        "prompt_tokens": accounting.prompt_tokens,
+        "completion_tokens": accounting.completion_tokens,
+        "cost_usd": round(accounting.cost_usd, 8),
+    }
+
+
 def journal_spend(records: list[dict[str, Any]]) -> dict[str, float]:
     """What the sessions of a journal spent in all: each session's last (largest) totals,
     summed over sessions. Counts sessions that were killed before writing a manifest; misses
