@@ -44,11 +44,13 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 RUNS = HERE / "runs" / "data_ablation"
 
-# Every arm starts from BASE: requests that each ask for one label, generate's default when
-# these arms were run (this ablation is why it no longer is), so "label-requests" is the
-# baseline every other arm is compared with, and "no-label-requests" is today's default.
-BASE: dict[str, Any] = {"label_requests": True}
+# Every arm starts from BASE: requests that each ask for one label, and three accepted examples
+# mixed into each prompt, generate's defaults when the first arms were run (this ablation is
+# why neither is any more), so "label-requests" is the baseline every other arm is compared
+# with, and "no-label-requests-no-mixing" is today's default.
+BASE: dict[str, Any] = {"label_requests": True, "few_shot_accepted": 3}
 BASELINE = "label-requests"
+MAX_LABELS_SHOWN = 8  # more distinct training outputs: a free-text task, shown as a count
 # Each arm: the GenerateConfig settings it changes from BASE.
 ARMS: dict[str, dict[str, Any]] = {
     BASELINE: {},
@@ -66,6 +68,13 @@ ARMS: dict[str, dict[str, Any]] = {
     # the label requests kept, their balancing cap off
     "no-lead-cap": {"max_label_lead": 0},
     "no-mixing": {"few_shot_accepted": 0},
+    # today's default (no label requests) without accepted examples in the prompts
+    "no-label-requests-no-mixing": {"label_requests": False, "few_shot_accepted": 0},
+    "no-label-requests-no-mixing-seed1": {
+        "label_requests": False,
+        "few_shot_accepted": 0,
+        "seed": 1,
+    },
     "no-format-check": {"format_check": False},
     "no-near-dedup": {"near_dup_threshold": 1.0},
     # self-consistency on synthesized inputs: each is relabelled by a 3-sample vote
@@ -252,7 +261,7 @@ def markdown(meta: dict, arms: dict[str, dict]) -> str:
             f"{diff['diff']:+.1f} [{diff['ci95'][0]:+.1f}, {diff['ci95'][1]:+.1f}]" if diff else ""
         )
         changed = ", ".join(f"{k}={v}" for k, v in ARMS[name].items()) or "-"
-        labels = " / ".join(f"{k} {v}" for k, v in d["train_labels"].items())
+        labels = _labels_cell(d["train_labels"])
         lines.append(
             f"| {name} | {changed} | {d['requests']} | {_num(d['yield'])} | "
             f"{_num(d['duplicate_rate'])} | {labels} | {100 * em['value']:.1f} "
@@ -260,6 +269,13 @@ def markdown(meta: dict, arms: dict[str, dict]) -> str:
             f"{100 * s['macro_f1']['value']:.1f} | {s['distinct_answers']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _labels_cell(labels: dict[str, int]) -> str:
+    """The training set's label mix, or for free-text outputs how many distinct ones."""
+    if len(labels) > MAX_LABELS_SHOWN:
+        return f"{len(labels)} distinct outputs"
+    return " / ".join(f"{k} {v}" for k, v in labels.items())
 
 
 def _num(x: float | None) -> str:

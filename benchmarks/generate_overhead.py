@@ -102,7 +102,10 @@ def run(n: int, in_flight: int, latency_s: float) -> dict:
             "Reverse the order of the words.",
             (Demonstration("red green blue", "blue green red"),),
         )
-        cfg = GenerateConfig(num_examples=n, pairs_per_request=1, validation_fraction=0.05)
+        # with accepted examples mixed in (not the default): the heavier path of the sampler
+        cfg = GenerateConfig(
+            num_examples=n, pairs_per_request=1, validation_fraction=0.05, few_shot_accepted=3
+        )
         tcfg = TeacherConfig(
             teacher=base_url, model="fake", max_in_flight=in_flight, adaptive=False
         )

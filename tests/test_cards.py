@@ -59,7 +59,7 @@ def test_dataset_card_carries_the_manifest(tmp_path, monkeypatch):
         f"| accepted per teacher pair | {c['accepted_per_teacher_pair']} |",
         f"| leak rate | {c['leak_rate']} |",
         "| mode | synthesize |",
-        "| few-shot | 2 demonstrations + 3 accepted |",
+        "| few-shot | 2 demonstrations + 0 accepted |",
         "| synthesis temperature | 0.4 -> 1.0 (linear schedule) |",
         f"| prompt tokens | {m['tokens']['prompt']} |",
         f"| completion tokens | {m['tokens']['completion']} |",

@@ -23,7 +23,8 @@ def test_each_arm_differs_from_the_baseline_in_exactly_its_own_settings(arm: str
     names, which take the arm's values; no arm holds a generated test split out."""
     task = load_task(BENCH / "tasks" / "sentiment.toml")
     base = dataclasses.asdict(data_ablation.generate_config(task, data_ablation.BASELINE, 300))
-    assert base["label_requests"] is True  # the baseline pins what was measured
+    # the baseline pins what was measured, the defaults of the time
+    assert base["label_requests"] is True and base["few_shot_accepted"] == 3
     got = dataclasses.asdict(data_ablation.generate_config(task, arm, 300))
     changed = {k for k in got if got[k] != base[k]}
     assert changed == set(data_ablation.ARMS[arm])
@@ -76,4 +77,8 @@ def test_markdown_has_one_row_per_arm_with_the_paired_difference() -> None:
         == "| label-requests | - | 100 | 0.50 | 0.25 | x 2 | 50.0 [40.0, 60.0] |  | 30.0 | 3 |"
     )
     assert rows[1].startswith("| no-mixing | few_shot_accepted=0 | 100 |")
+    free_text = {**data, "train_labels": {f"out {k}": 1 for k in range(9)}}
+    arms["no-mixing"]["data"] = free_text  # 9 distinct outputs: counted, not listed
+    row = data_ablation.markdown(meta, arms).splitlines()[-1]
+    assert "| 9 distinct outputs |" in row and "out 0" not in row
     assert "| -2.0 [-5.5, +1.5] |" in rows[1]

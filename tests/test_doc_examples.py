@@ -168,10 +168,29 @@ def test_documented_benchmark_commands_parse(
         runpy.run_path(str(script), run_name="__main__")
 
 
-def test_readme_data_ablation_table_is_the_benchmark_output() -> None:
-    """The README's data-ablation table (and the teacher line above it) is
+def test_readme_run_time_table_is_the_benchmark_output() -> None:
+    """The README's stage-time table of the default `distill run` is benchmarks/run_time.py's
+    Markdown, byte for byte, its title line aside."""
+    md = (ROOT / "benchmarks" / "results" / "run_time_sentiment-n300.md").read_text("utf-8")
+    body = md.split("\n", 2)[2].rstrip("\n")
+    assert "| **total** |" in body
+    assert body in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_label_quality_table_is_the_benchmark_output() -> None:
+    """The README's teacher-label-quality tables are benchmarks/label_quality.py's Markdown,
+    byte for byte, its title line aside."""
+    md = (ROOT / "benchmarks" / "results" / "label_quality_sentiment.md").read_text("utf-8")
+    body = md.split("\n", 2)[2].rstrip("\n")
+    assert "| strategy | inputs kept |" in body and "| gold | positive |" in body
+    assert body in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("task", ["sentiment", "questions"])
+def test_readme_data_ablation_table_is_the_benchmark_output(task: str) -> None:
+    """The README's data-ablation tables (and the teacher line above each) are
     benchmarks/data_ablation.py's Markdown, byte for byte, its title line aside."""
-    md = (ROOT / "benchmarks" / "results" / "data_ablation_sentiment.md").read_text("utf-8")
+    md = (ROOT / "benchmarks" / "results" / f"data_ablation_{task}.md").read_text("utf-8")
     body = md.split("\n", 2)[2]  # after the "# Data ablation: ..." title and its blank line
     assert "| arm | changed | requests |" in body and body.count("\n") >= 5
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -321,7 +321,7 @@ def test_synthesize_mode_runs_in_rounds_that_anneal_and_grow_the_pool(tmp_path):
         return json.dumps([{"input": p, "output": reverse(p)}])
 
     with FakeOpenAIServer(one_pair) as server:
-        cfg = GenerateConfig(num_examples=12, pairs_per_request=2, **FAST)
+        cfg = GenerateConfig(num_examples=12, pairs_per_request=2, few_shot_accepted=3, **FAST)
         m = run_generate(TASK, cfg, api_teacher(server), tmp_path / "b")
         batches = [b["_lines"] for b in server.batches.values()]
     assert m["complete"] and m["counts"]["accepted"] == 12 and server.requests == []

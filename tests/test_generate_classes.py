@@ -77,9 +77,12 @@ def news_responder(body: dict, index: int) -> str:
 
 
 def test_label_conditioned_synthesis_is_balanced_and_canonical(tmp_path):
-    """--label-requests: each request asks for the least-filled label (round-robin here)."""
+    """--label-requests: each request asks for the least-filled label (round-robin here); with
+    accepted examples mixed in (--few-shot-accepted 3), only those of the asked label."""
     with FakeOpenAIServer(news_responder) as server:
-        cfg = GenerateConfig(num_examples=40, pairs_per_request=3, label_requests=True)
+        cfg = GenerateConfig(
+            num_examples=40, pairs_per_request=3, label_requests=True, few_shot_accepted=3
+        )
         m = run_generate(NEWS, cfg, teacher(server), tmp_path)
         asked = asked_labels(server)
         prompts = [b["messages"][1]["content"] for b in server.requests]

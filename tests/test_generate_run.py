@@ -97,6 +97,26 @@ def test_synthesize_run_outputs_and_leak_check(tmp_path):
     assert temps[0] == 0.4 and max(temps) > 0.4 and all(t <= 1.0 for t in temps)
 
 
+def test_synthesize_prompts_show_accepted_examples_only_when_asked(tmp_path):
+    """By default (few_shot_accepted = 0, chosen by the data ablation) every synthesize prompt
+    shows demonstrations and never an accepted example; --few-shot-accepted 3 shows up to 3."""
+
+    def shown(prompt: str) -> list[str]:
+        return [json.loads(x)["input"] for x in prompt.splitlines() if x.startswith('{"input"')]
+
+    demos = {d.input for d in TASK.demonstrations}
+    for k in (0, 3):
+        with FakeOpenAIServer(responder) as server:
+            cfg = GenerateConfig(
+                num_examples=20, pairs_per_request=2, **({"few_shot_accepted": 3} if k else {})
+            )
+            run_generate(TASK, cfg, teacher(server), tmp_path / str(k))
+            prompts = [b["messages"][1]["content"] for b in server.requests]
+        pooled = [len([x for x in shown(p) if x not in demos]) for p in prompts]
+        assert all(len(set(shown(p)) & demos) == 2 for p in prompts)  # both demonstrations
+        assert pooled == [0] * len(prompts) if k == 0 else (pooled[0] == 0 and max(pooled) == 3)
+
+
 def test_rerun_same_settings_sends_nothing_and_conflict_is_refused(tmp_path):
     with FakeOpenAIServer(responder) as server:
         cfg = GenerateConfig(num_examples=10, pairs_per_request=2)
