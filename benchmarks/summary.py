@@ -92,15 +92,20 @@ def markdown(rows: list[dict]) -> str:
 
 
 def learning_curves(tasks: list[str], path: Path) -> None:
-    """Validation score against optimizer steps, one line per task's student."""
+    """Validation score against optimizer steps, one line per task's student.
+
+    The curves come from the run directories (benchmarks/runs/, not kept in git): when one is
+    missing, the figure is left as it was rather than redrawn without that task's curve."""
     from common.files import atomic_write_bytes
     from distill.evaluation.plots import training_curves_png
 
+    missing = [t for t in tasks if not (HERE / "runs" / t / "model" / "metrics.json").is_file()]
+    if missing:
+        print(f"{path.name} kept as it was: no run directory for {', '.join(missing)}")
+        return
     curves = {}
     for task in tasks:
         metrics = HERE / "runs" / task / "model" / "metrics.json"
-        if not metrics.is_file():
-            continue
         m = json.loads(metrics.read_text())
         per_epoch = m["global_steps"] / max(m["epochs_run"], 1)
         key = "val_exact_match" if HEADLINE.get(task.split("-")[0]) == "em" else "val_chrf"
@@ -124,6 +129,7 @@ def main() -> int:
         "sentiment-t300-g1000-lp-soft",
         "sentiment-t300-label-vote-g500",
         "e2e-t200-synthesize",
+        "e2e-t200-synthesize-mix0",
     ]
     runs = load_runs(tasks)
     rows = [row(task, run) for task, run in runs.items()]
