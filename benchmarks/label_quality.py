@@ -126,16 +126,16 @@ def score(gold: np.ndarray, strat: dict, labels: list[str]) -> dict[str, dict]:
     the label mix of each strategy."""
     from student_vs_teacher import paired_diff
 
+    from distill.evaluation.metrics import bootstrap_ci, exact_match
+
     base = (strat["greedy"][1] == gold).astype(float)
     out = {}
     for name, (keep, pred) in strat.items():
-        hit = (pred[keep] == gold[keep]).astype(float)
-        # a fresh generator per strategy: its CI does not depend on the rows above it
-        draws = np.random.default_rng(0).integers(0, len(hit), size=(2000, len(hit)))
-        low, high = np.quantile(hit[draws].mean(axis=1), [0.025, 0.975])
+        em = exact_match([labels[k] for k in pred[keep]], [labels[k] for k in gold[keep]])
+        low, high = bootstrap_ci(em, samples=2000, seed=0)  # seeded per strategy
         row = {
             "n": int(keep.sum()),
-            "accuracy": round(100 * float(hit.mean()), 2),
+            "accuracy": round(100 * em.score, 2),
             "ci95": [round(100 * float(low), 2), round(100 * float(high), 2)],
             "labels": {labels[k]: int(v) for k, v in Counter(pred[keep].tolist()).most_common()},
         }
