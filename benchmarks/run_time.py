@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     task = HERE / "tasks" / f"{args.task}.toml"
     if not task.is_file():
         parser.exit(2, f"--task: {task} not found\n")
-    sys.path.insert(0, str(HERE.parent))
     from common.files import atomic_write_json, atomic_write_text
 
     name = f"{args.task}-n{args.examples}"

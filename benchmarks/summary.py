@@ -99,13 +99,13 @@ def learning_curves(tasks: list[str], path: Path) -> None:
     from common.files import atomic_write_bytes
     from distill.evaluation.plots import training_curves_png
 
-    missing = [t for t in tasks if not (HERE / "runs" / t / "model" / "metrics.json").is_file()]
+    files = {task: HERE / "runs" / task / "model" / "metrics.json" for task in tasks}
+    missing = [task for task, f in files.items() if not f.is_file()]
     if missing:
         print(f"{path.name} kept as it was: no run directory for {', '.join(missing)}")
         return
     curves = {}
-    for task in tasks:
-        metrics = HERE / "runs" / task / "model" / "metrics.json"
+    for task, metrics in files.items():
         m = json.loads(metrics.read_text())
         per_epoch = m["global_steps"] / max(m["epochs_run"], 1)
         key = "val_exact_match" if HEADLINE.get(task.split("-")[0]) == "em" else "val_chrf"

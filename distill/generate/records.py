@@ -6,7 +6,10 @@ and the hot path appends thousands of journal lines a second: a dict costs nothi
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from teachers.accounting import Accounting
 
 Kind = Literal["synth", "label"]
 
@@ -86,9 +89,8 @@ JournalRecord = IssueRecord | DoneRecord | CancelRecord | RefusedRecord | Resume
 SPENT_KEYS = ("prompt_tokens", "completion_tokens", "cost_usd")
 
 
-def session_spent(session_id: str, accounting: Any) -> Spent:
-    """A session's teacher totals so far (`accounting`: a teachers.accounting.Accounting),
-    journaled with every answer, live or batch, so that a session killed before it wrote a
+def session_spent(session_id: str, accounting: Accounting) -> Spent:
+    """A session's teacher totals so far, journaled with every answer, live or batch, so that a session killed before it wrote a
     manifest still counts toward the run's cost and budget when the run resumes."""
     return {
         "session": session_id,
