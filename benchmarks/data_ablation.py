@@ -2,6 +2,7 @@
 
     python benchmarks/data_ablation.py --task sentiment            # 300 examples an arm
     python benchmarks/data_ablation.py --task sentiment --arms label-requests,no-label-set
+    python benchmarks/data_ablation.py --task sentiment --rewrite   # the table again, no runs
 
 The default path without `--inputs`: the embedded teacher synthesizes the training set from the
 task file alone (instruction + 3 made-up demonstrations), the embedded student trains on it with
@@ -16,7 +17,8 @@ the requests and tokens it would cost alone.
 Per arm: yield (accepted examples per parsed teacher pair), duplicate rate, the label mix of the
 training set, the student's exact match and macro-F1 on the test rows with bootstrap 95% CIs,
 how many distinct answers it gives (a collapsed student gives one), and its exact match minus
-the baseline arm's on the same test rows (paired bootstrap 95% CI).
+the baseline arm's on the same test rows (paired bootstrap 95% CI). A second table pairs the
+arms in COMPARISONS with their twins the same way, with the ratio of teacher work each needed.
 
 Writes benchmarks/results/data_ablation_<task>.{json,md}; run directories go to
 benchmarks/runs/data_ablation/<task>/ and are reused, so an interrupted run resumes.
@@ -48,7 +50,9 @@ RUNS = HERE / "runs" / "data_ablation"
 # mixed into each prompt, generate's defaults when the first arms were run (this ablation is
 # why neither is any more), so "label-requests" is the baseline every other arm is compared
 # with, and "no-label-requests-no-mixing" is today's default.
-BASE: dict[str, Any] = {"label_requests": True, "few_shot_accepted": 3}
+# BASE also pins synthesize answers at max_tokens (512), as every request was sent before
+# synthesize answers got their own size (`synth_max_tokens`, measured by the "-synth-cap" arms).
+BASE: dict[str, Any] = {"label_requests": True, "few_shot_accepted": 3, "synth_max_tokens": 512}
 BASELINE = "label-requests"
 MAX_LABELS_SHOWN = 8  # more distinct training outputs: a free-text task, shown as a count
 # Each arm: the GenerateConfig settings it changes from BASE.
@@ -75,10 +79,29 @@ ARMS: dict[str, dict[str, Any]] = {
         "few_shot_accepted": 0,
         "seed": 1,
     },
+    # today's default: synthesize answers sized from the demonstrations, not 512 tokens
+    "no-label-requests-no-mixing-synth-cap": {
+        "label_requests": False,
+        "few_shot_accepted": 0,
+        "synth_max_tokens": None,
+    },
+    "no-label-requests-no-mixing-synth-cap-seed1": {
+        "label_requests": False,
+        "few_shot_accepted": 0,
+        "synth_max_tokens": None,
+        "seed": 1,
+    },
     "no-format-check": {"format_check": False},
     "no-near-dedup": {"near_dup_threshold": 1.0},
     # self-consistency on synthesized inputs: each is relabelled by a 3-sample vote
     "vote3": {"mode": "synthesize-label", "votes": 3},
+}
+# Arms measured against one another as well as against the baseline: each "-synth-cap" arm
+# against the first of its uncapped twins that was run (on a task without a label set, such
+# as questions, label_requests changes nothing, so "no-mixing" is the twin there).
+COMPARISONS: dict[str, tuple[str, ...]] = {
+    "no-label-requests-no-mixing-synth-cap": ("no-label-requests-no-mixing", "no-mixing"),
+    "no-label-requests-no-mixing-synth-cap-seed1": ("no-label-requests-no-mixing-seed1",),
 }
 
 
@@ -127,7 +150,8 @@ def run_arm(task: Any, arm: str, examples: int, test: list[dict], arm_dir: Path)
             task, cfg, _teacher_cfg("embedded"), data, exclude_inputs=[r["input"] for r in test]
         )
     manifest = json.loads(manifest_file.read_text())
-    had = {"label_requests": True, **manifest["settings"]}  # runs from before the setting
+    # runs from before these settings: label requests on, synthesize answers at max_tokens
+    had = {"label_requests": True, "synth_max_tokens": 512, **manifest["settings"]}
     stale = {k: had.get(k) for k, v in {**BASE, **ARMS[arm]}.items() if had.get(k) != v}
     if stale:  # generated under another definition of this arm: never report it as this one
         raise SystemExit(f"{data}: generated with {stale}, not arm {arm}'s settings; delete it")
@@ -156,6 +180,7 @@ def data_stats(manifest: dict, data: Path) -> dict:
         "rejected_by_reason": counts.get("rejected_by_reason", {}),
         "train_labels": dict(Counter(r["output"] for r in train).most_common()),
         "completion_tokens": tokens.get("completion"),
+        "generate_seconds": manifest.get("wall_s"),
     }
 
 
@@ -233,6 +258,50 @@ def paired(baseline: list[float], arm: list[float]) -> dict:
     }
 
 
+def comparisons(arms: dict[str, dict]) -> list[dict]:
+    """Each COMPARISONS arm against its twin: paired exact match, and the teacher work each
+    needed for the same number of accepted examples (requests, completion tokens)."""
+    out = []
+    for name, twins in COMPARISONS.items():
+        twin = next((t for t in twins if t in arms), None)
+        if name not in arms or twin is None:
+            continue
+        a, b = arms[name], arms[twin]
+        diff = paired(b["student"]["em_per_example"], a["student"]["em_per_example"])
+        out.append(
+            {
+                "arm": name,
+                "against": twin,
+                "em_diff": diff["diff"],
+                "em_ci95": diff["ci95"],
+                "requests_ratio": round(a["data"]["requests"] / b["data"]["requests"], 3),
+                "completion_tokens_ratio": round(
+                    a["data"]["completion_tokens"] / b["data"]["completion_tokens"], 3
+                ),
+                "yield": [b["data"]["yield"], a["data"]["yield"]],
+            }
+        )
+    return out
+
+
+def comparisons_markdown(rows: list[dict]) -> list[str]:
+    """The COMPARISONS as a second table (none run: no table)."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "| arm | against | student EM diff (paired) | requests | completion tokens | yield |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['against']} | {r['em_diff']:+.1f} [{r['em_ci95'][0]:+.1f}, "
+            f"{r['em_ci95'][1]:+.1f}] | x{r['requests_ratio']:.2f} | "
+            f"x{r['completion_tokens_ratio']:.2f} | {_num(r['yield'][0])} -> {_num(r['yield'][1])} |"
+        )
+    return lines
+
+
 def markdown(meta: dict, arms: dict[str, dict]) -> str:
     """One row per arm: data (yield, duplicates, label mix), cost, the student's scores."""
     lines = [
@@ -249,9 +318,10 @@ def markdown(meta: dict, arms: dict[str, dict]) -> str:
             "",
         ]
     lines += [
-        "| arm | changed | requests | yield | dup rate | train labels | student EM (95% CI) "
-        "| vs label-requests (paired) | macro-F1 | distinct answers |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| arm | changed | requests | completion tokens | generate s | yield | dup rate "
+        "| train labels | student EM (95% CI) | vs label-requests (paired) | macro-F1 "
+        "| distinct answers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in arms.items():
         d, s = r["data"], r["student"]
@@ -263,11 +333,13 @@ def markdown(meta: dict, arms: dict[str, dict]) -> str:
         changed = ", ".join(f"{k}={v}" for k, v in ARMS[name].items()) or "-"
         labels = _labels_cell(d["train_labels"])
         lines.append(
-            f"| {name} | {changed} | {d['requests']} | {_num(d['yield'])} | "
+            f"| {name} | {changed} | {d['requests']} | {_int(d.get('completion_tokens'))} | "
+            f"{_int(d.get('generate_seconds'))} | {_num(d['yield'])} | "
             f"{_num(d['duplicate_rate'])} | {labels} | {100 * em['value']:.1f} "
             f"[{100 * em['ci'][0]:.1f}, {100 * em['ci'][1]:.1f}] | {diff_cell} | "
             f"{100 * s['macro_f1']['value']:.1f} | {s['distinct_answers']} |"
         )
+    lines += comparisons_markdown(comparisons(arms))
     return "\n".join(lines) + "\n"
 
 
@@ -278,8 +350,57 @@ def _labels_cell(labels: dict[str, int]) -> str:
     return " / ".join(f"{k} {v}" for k, v in labels.items())
 
 
+def _int(x: float | None) -> str:
+    """A count or a duration rounded to a whole number; "-" where the arm did not record it
+    (generate time was recorded from the "-synth-cap" arms on)."""
+    return "-" if x is None else f"{x:,.0f}"
+
+
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
+
+
+def earlier_results(path: Path, meta: dict) -> tuple[dict, dict[str, dict]]:
+    """The arms an earlier run of the same size recorded, so that running some arms keeps the
+    others in the table (run directories are not kept between machines; the JSON is), and the
+    teacher's score when this run skipped it."""
+    if not path.is_file():
+        return meta, {}
+    old = json.loads(path.read_text())
+    same = all(old["meta"].get(k) == meta[k] for k in ("task", "examples", "test"))
+    if not same:
+        return meta, {}
+    if meta["teacher"] is None:
+        meta = {**meta, "teacher": old["meta"].get("teacher")}
+    return meta, {k: v for k, v in old["arms"].items() if k in ARMS}
+
+
+def write_results(stem: Path, meta: dict, arms: dict[str, dict]) -> None:
+    """The JSON (arms, their comparisons) and its table, each written whole or not at all."""
+    from common.files import atomic_write_text
+
+    base = arms.get(BASELINE)
+    for rec in arms.values():
+        if base is not None and rec is not base:
+            rec["vs_baseline"] = paired(
+                base["student"]["em_per_example"], rec["student"]["em_per_example"]
+            )
+    doc = {"meta": meta, "arms": arms, "comparisons": comparisons(arms)}
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(stem.with_suffix(".md"), markdown(meta, arms))
+
+
+def rewrite(path: Path) -> int:
+    """Recompute the comparisons and the table of a results JSON without running an arm."""
+    if not path.is_file():
+        print(f"error: {path} does not exist: run the ablation first", file=sys.stderr)
+        return 2
+    old = json.loads(path.read_text())
+    arms = {k: v for k, v in old["arms"].items() if k in ARMS}
+    write_results(path.with_suffix(""), old["meta"], arms)
+    print(path.with_suffix(".md").read_text())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,7 +410,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=300, help="accepted examples an arm")
     parser.add_argument("--test", type=int, default=500, help="real test rows")
     parser.add_argument("--no-teacher-eval", action="store_true", help="skip the teacher's score")
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="run nothing: rewrite the JSON and table from the arms the JSON holds",
+    )
     args = parser.parse_args(argv)
+    if args.rewrite:
+        return rewrite(RESULTS / f"data_ablation_{args.task}.json")
     names = args.arms.split(",")
     unknown = [n for n in names if n not in ARMS]
     if unknown:
@@ -297,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     if BASELINE in names:  # first: its teacher cache seeds every other arm
         names = [BASELINE] + [n for n in names if n != BASELINE]
 
-    from common.files import atomic_write_jsonl, atomic_write_text
+    from common.files import atomic_write_jsonl
     from distill.task import load_task
 
     task = load_task(HERE / "tasks" / f"{args.task}.toml")
@@ -306,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_jsonl(run_dir / "test.jsonl", test)
     meta: dict[str, Any] = {"task": args.task, "examples": args.examples, "test": len(test)}
     meta["teacher"] = None if args.no_teacher_eval else teacher_score(task, test, run_dir)
-    results: dict[str, dict] = {}
+    stem = RESULTS / f"data_ablation_{args.task}"
+    meta, results = earlier_results(stem.with_suffix(".json"), meta)
     for name in names:
         arm_dir = run_dir / name
         if name != BASELINE:
@@ -316,20 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         preds = predict(arm_dir / "model", test, arm_dir / "test_predictions.json")
         record["student"] = score(preds, test)
         results[name] = record
-        base = results.get(BASELINE)
-        for rec in results.values():
-            if base is not None and rec is not base:
-                rec["vs_baseline"] = paired(
-                    base["student"]["em_per_example"], rec["student"]["em_per_example"]
-                )
         print(json.dumps({name: {**record["data"], "em": record["student"]["em"]}})[:600])
-        RESULTS.mkdir(exist_ok=True)
-        stem = RESULTS / f"data_ablation_{args.task}"
-        atomic_write_text(
-            stem.with_suffix(".json"),
-            json.dumps({"meta": meta, "arms": results}, indent=2) + "\n",
-        )
-        atomic_write_text(stem.with_suffix(".md"), markdown(meta, results))
+        write_results(stem, meta, results)
     print((RESULTS / f"data_ablation_{args.task}.md").read_text())
     return 0
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_generate_run import TASK, phrase, reverse, rows
+from test_generate_run import SYNTH_CAP_2_PAIRS, TASK, phrase, reverse, rows
 from test_generate_run import responder as answer
 
 from distill.errors import UserError
@@ -327,6 +327,10 @@ def test_synthesize_mode_runs_in_rounds_that_anneal_and_grow_the_pool(tmp_path):
     assert m["complete"] and m["counts"]["accepted"] == 12 and server.requests == []
     temps = [{line["body"]["temperature"] for line in lines} for lines in batches]
     assert len(batches) >= 2 and temps[0] == {0.4} and min(temps[1]) > 0.4
+    # batch lines carry the synthesize size, as streamed requests do
+    assert {line["body"]["max_tokens"] for lines in batches for line in lines} == {
+        SYNTH_CAP_2_PAIRS
+    }
     first = {e["input"] for e in rows(tmp_path / "b" / "examples.jsonl")[: len(batches[0])]}
     prompts = [json.dumps(line["body"]["messages"]) for line in batches[1]]
     assert any(text in p for p in prompts for text in first)  # round 2 shows round 1's pool

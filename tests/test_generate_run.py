@@ -120,6 +120,73 @@ def test_synthesize_prompts_show_accepted_examples_only_when_asked(tmp_path):
             assert pooled[0] == 0 and max(pooled) == 3
 
 
+# The longest demonstration of TASK as a prompt line is 55 characters, which
+# `estimate_tokens` reads as 55 // 3 + 4 = 22 tokens; 2 pairs may take 2 x 22 each, plus 32.
+SYNTH_CAP_2_PAIRS = 2 * 2 * 22 + 32
+
+
+def test_synthesize_answers_get_room_sized_from_the_demonstrations(tmp_path):
+    """Synthesize requests go out with max_tokens sized from the demonstrations (120 for two
+    pairs of TASK), label requests with --max-tokens; --synth-max-tokens and a lower
+    --max-tokens override the size, and the resolved size is in the run's settings."""
+    cases = [
+        ({}, SYNTH_CAP_2_PAIRS, 512),
+        ({"synth_max_tokens": 300}, 300, 512),
+        ({"max_tokens": 50}, 50, 50),
+    ]
+    for k, (extra, synth, label) in enumerate(cases):
+        cfg = GenerateConfig(
+            num_examples=6, pairs_per_request=2, mode="synthesize-label", votes=3, **extra
+        )
+        with FakeOpenAIServer(responder) as server:
+            run_generate(TASK, cfg, teacher(server), tmp_path / str(k))
+        sent = {(label_input(b) is None, b["max_tokens"]) for b in server.requests}
+        assert sent == {(True, synth), (False, label)}
+        manifest = json.loads((tmp_path / str(k) / "manifest.json").read_text())
+        assert manifest["synth_max_tokens"] == synth
+        assert manifest["settings"]["synth_max_tokens"] == extra.get("synth_max_tokens")
+
+
+def test_a_synthesize_answer_that_loops_is_cut_and_keeps_its_complete_pairs(tmp_path):
+    """A teacher that writes 40 pairs when asked for 2 stops at the synthesize size (120 fake
+    tokens: 10 whole pairs of 12 words each) and those 10 pairs are still used; with
+    --synth-max-tokens 512 every answer runs on to all 40."""
+
+    def looping(body: dict, index: int) -> str:
+        seed = int(body["seed"])
+        texts = [phrase(40 * seed + j, 4) for j in range(40)]  # 5 words: 12 a JSON pair
+        return json.dumps([{"input": t, "output": reverse(t)} for t in texts])
+
+    for k, (extra, pairs) in enumerate([({}, 10), ({"synth_max_tokens": 512}, 40)]):
+        cfg = GenerateConfig(num_examples=30, pairs_per_request=2, **extra)
+        with FakeOpenAIServer(looping) as server:
+            one_at_a_time = TeacherConfig(teacher=server.base_url, model="fake", max_in_flight=1)
+            m = run_generate(TASK, cfg, one_at_a_time, tmp_path / str(k))
+            answered = len(server.requests)  # none cancelled: one request at a time
+        assert m["counts"]["teacher_pairs"] == pairs * answered
+        assert m["tokens"]["completion"] == 12 * pairs * answered
+        assert m["counts"]["accepted"] == 30
+
+
+def test_synth_max_tokens_is_in_the_fingerprint_of_synthesize_runs_only(tmp_path):
+    """Changing the synthesize size changes which requests a synthesize run sends, so a rerun
+    under another size is refused; a label run sends no synthesize request and keeps its
+    fingerprint (runs made before the setting stay resumable)."""
+    from distill.generate.run import run_fingerprint
+
+    tcfg = TeacherConfig(teacher="http://127.0.0.1:9/v1", model="fake")
+    label = GenerateConfig(inputs="in.jsonl", mode="label")
+    _, payload = run_fingerprint(TASK, label, tcfg, ["a b"], [])
+    assert "synth_max_tokens" not in payload["settings"]
+    _, payload = run_fingerprint(TASK, GenerateConfig(pairs_per_request=2), tcfg, [], [])
+    assert payload["settings"]["synth_max_tokens"] == SYNTH_CAP_2_PAIRS
+    with FakeOpenAIServer(responder) as server:
+        run_generate(TASK, GenerateConfig(num_examples=4), teacher(server), tmp_path)
+        with pytest.raises(UserError, match=r"different settings.*--overwrite"):
+            cfg = GenerateConfig(num_examples=4, synth_max_tokens=64)
+            run_generate(TASK, cfg, teacher(server), tmp_path)
+
+
 def test_rerun_same_settings_sends_nothing_and_conflict_is_refused(tmp_path):
     with FakeOpenAIServer(responder) as server:
         cfg = GenerateConfig(num_examples=10, pairs_per_request=2)

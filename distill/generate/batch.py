@@ -117,8 +117,9 @@ class _Batcher:
 
         messages = self.driver.messages_for(rec)
         cfg = self.session.cfg
+        max_tokens = self.driver.max_tokens_for(rec)
         request = chat_request(
-            self.model, messages, temperature=rec["temperature"], max_tokens=cfg.max_tokens,
+            self.model, messages, temperature=rec["temperature"], max_tokens=max_tokens,
             seed=cfg.seed,
         )  # fmt: skip
         cid = canonical_key(request, rec["index"])
@@ -128,7 +129,7 @@ class _Batcher:
             self._record(rec)
             self._answer(rec, {"text": cached})
             return None
-        cost = self.accounting.max_cost(prompt_upper_bound(messages), cfg.max_tokens)
+        cost = self.accounting.max_cost(prompt_upper_bound(messages), max_tokens)
         if not self._reserve(cid, cost):
             return None
         # The line is kept before the request is journaled: a request out has its line.

@@ -8,6 +8,7 @@ mixed data) unless `--overwrite`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MODES = ("synthesize", "label", "synthesize-label")
@@ -123,6 +124,14 @@ class GenerateConfig:
         },
     )
     max_tokens: int = field(default=512, metadata={"help": "max tokens of one teacher answer"})
+    synth_max_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "max tokens of one synthesize answer (default: sized from the "
+            "demonstrations, twice the longest one's estimated tokens per asked-for pair plus "
+            "32, at most --max-tokens: answers that loop past their pairs stop sooner)"
+        },
+    )
     near_dup_threshold: float = field(
         default=0.8,
         metadata={
@@ -318,6 +327,8 @@ class GenerateConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be > 0 (got {getattr(self, name)})")
+        if self.synth_max_tokens is not None and self.synth_max_tokens <= 0:
+            raise ValueError(f"synth_max_tokens: must be > 0 (got {self.synth_max_tokens})")
         if self.votes is not None and self.votes <= 0:
             raise ValueError(f"votes: must be > 0 (got {self.votes})")
         if self.resolved_mode == "synthesize" and self.votes not in (None, 1):
@@ -421,6 +432,15 @@ class GenerateConfig:
     def resolved_mode(self) -> str:
         """The mode after defaults: label when inputs are given, else synthesize."""
         return self.mode or ("label" if self.inputs else "synthesize")
+
+    def resolved_synth_max_tokens(self, demos: Sequence[tuple[str, str]]) -> int:
+        """The max_tokens of a synthesize request: --synth-max-tokens, else sized from the
+        demonstrations (`prompts.synth_answer_tokens`)."""
+        from distill.generate.prompts import synth_answer_tokens
+
+        if self.synth_max_tokens is not None:
+            return self.synth_max_tokens
+        return synth_answer_tokens(demos, self.pairs_per_request, self.max_tokens)
 
     def target(self, n_inputs: int) -> int:
         """Examples to accept: label mode labels every input unless --num-examples caps it."""

@@ -70,6 +70,7 @@ class Driver:
         self.max_in_flight = max_in_flight
         self.on_progress = on_progress
         self.budget = PromptBudget(teacher.context_length, cfg.max_tokens)
+        self.synth_max_tokens = cfg.resolved_synth_max_tokens(demos)
         self.label_prompts: dict[str, list[dict[str, str]]] = {}
         self._conditions_of: dict[str | None, SynthConditions | None] = {}  # by target label
         self.sampler_s = 0.0
@@ -103,6 +104,11 @@ class Driver:
                 labels=self.state.labels.labels if self.state.labels else (),
             )
         return self.label_prompts[key]
+
+    def max_tokens_for(self, rec: IssueRecord) -> int:
+        """The max_tokens request `rec` is sent with: synthesize answers get the room their
+        asked-for pairs need (`synth_answer_tokens`), label answers --max-tokens."""
+        return self.synth_max_tokens if rec["kind"] == "synth" else self.cfg.max_tokens
 
     def _demos_for(self, label: str | None) -> list[Pair]:
         """The demonstrations a synthesize request may show: for a request that asks for one
@@ -145,7 +151,7 @@ class Driver:
             res = await self.teacher.chat(
                 messages,
                 temperature=rec["temperature"],
-                max_tokens=self.cfg.max_tokens,
+                max_tokens=self.max_tokens_for(rec),
                 seed=self.cfg.seed,
                 sample_index=rec[
                     "index"

@@ -115,6 +115,28 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 3 + 4
 
 
+# Room a synthesize answer gets, from the demonstrations: each asked-for pair may be this many
+# times the longest demonstration's JSON line (estimate_tokens already reads about 1.4x the
+# real count, so an input about 2.8x the longest demonstration still fits, for prompts that ask
+# for inputs "longer than the examples"), plus tokens for the brackets, a code fence and a line
+# of chatter.
+SYNTH_ANSWER_SLACK = 2
+SYNTH_ANSWER_OVERHEAD = 32
+
+
+def synth_answer_tokens(demos: Sequence[Pair], n: int, max_tokens: int) -> int:
+    """The max_tokens of a synthesize request asking for `n` pairs like `demos`.
+
+    Why not `max_tokens` itself: a small teacher sometimes never closes its JSON array and
+    repeats pairs until the limit (2 of 39 embedded-teacher answers on sentiment ran to 512
+    tokens, against 227-479 characters for the others); what such an answer writes past its
+    first pairs is copies, paid for token by token. An answer cut at this size still yields its
+    complete objects (`parse_pairs` reads them one by one). Never more than `max_tokens`.
+    """
+    longest = max((estimate_tokens(_example_line(i, o)) for i, o in demos), default=0)
+    return min(max_tokens, n * SYNTH_ANSWER_SLACK * longest + SYNTH_ANSWER_OVERHEAD)
+
+
 def format_examples(pairs: Sequence[Pair]) -> str:
     """One JSON object a line: the same shape we ask the teacher to answer in."""
     return "\n".join(_example_line(i, o) for i, o in pairs)

@@ -91,6 +91,9 @@ def run_fingerprint(
         votes=cfg.resolved_votes,
         label_temperature=cfg.resolved_label_temperature,
     )
+    if cfg.resolved_mode != "label":  # label runs send no synthesize request: fingerprint kept
+        demos = [(d.input, d.output) for d in task.demonstrations]
+        settings["synth_max_tokens"] = cfg.resolved_synth_max_tokens(demos)
     if cfg.top_logprobs:  # only when set: runs from before the setting keep their fingerprint
         settings["top_logprobs"] = cfg.top_logprobs
     rules = rules if rules is not None else run_rules(task, cfg)
@@ -424,6 +427,10 @@ def _finish(
         "message": result.message or _done_message(state),
         "mode": state.mode,
         "votes": state.votes,
+        # the max_tokens synthesize requests were sent with (None: label mode sends none)
+        "synth_max_tokens": None
+        if state.mode == "label"
+        else cfg.resolved_synth_max_tokens([(d.input, d.output) for d in task.demonstrations]),
         "settings": dataclasses.asdict(cfg),
         "teacher": {"teacher": teacher_cfg.teacher, "model": teacher_cfg.model},
         "counts": state.counts(),
