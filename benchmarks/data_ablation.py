@@ -91,17 +91,36 @@ ARMS: dict[str, dict[str, Any]] = {
         "synth_max_tokens": None,
         "seed": 1,
     },
+    # today's default showing one demonstration a prompt instead of two: the teacher copies
+    # what it is shown (a fifth of its sentiment pairs were demonstration copies)
+    "no-label-requests-no-mixing-synth-cap-one-demo": {
+        "label_requests": False,
+        "few_shot_accepted": 0,
+        "synth_max_tokens": None,
+        "few_shot_demos": 1,
+    },
+    "no-label-requests-no-mixing-synth-cap-one-demo-seed1": {
+        "label_requests": False,
+        "few_shot_accepted": 0,
+        "synth_max_tokens": None,
+        "few_shot_demos": 1,
+        "seed": 1,
+    },
     "no-format-check": {"format_check": False},
     "no-near-dedup": {"near_dup_threshold": 1.0},
     # self-consistency on synthesized inputs: each is relabelled by a 3-sample vote
     "vote3": {"mode": "synthesize-label", "votes": 3},
 }
-# Arms measured against one another as well as against the baseline: each "-synth-cap" arm
-# against the first of its uncapped twins that was run (on a task without a label set, such
+# Arms measured against one another as well as against the baseline: each arm against the
+# first of its twins (the same settings but the one it changes) that was run (on a task without a label set, such
 # as questions, label_requests changes nothing, so "no-mixing" is the twin there).
 COMPARISONS: dict[str, tuple[str, ...]] = {
     "no-label-requests-no-mixing-synth-cap": ("no-label-requests-no-mixing", "no-mixing"),
     "no-label-requests-no-mixing-synth-cap-seed1": ("no-label-requests-no-mixing-seed1",),
+    "no-label-requests-no-mixing-synth-cap-one-demo": ("no-label-requests-no-mixing-synth-cap",),
+    "no-label-requests-no-mixing-synth-cap-one-demo-seed1": (
+        "no-label-requests-no-mixing-synth-cap-seed1",
+    ),
 }
 
 

@@ -56,7 +56,7 @@ def run_cli(cmd: list[str], log: Path) -> tuple[dict[str, float], float, int]:
 
 
 def teacher_work(run_dir: Path) -> dict:
-    """Requests, teacher pairs and yield from the generate manifest."""
+    """Requests, teacher pairs, yield and why pairs were rejected, from the generate manifest."""
     m = json.loads((run_dir / "data" / "manifest.json").read_text())
     c = m["counts"]
     return {
@@ -65,6 +65,8 @@ def teacher_work(run_dir: Path) -> dict:
         "teacher_pairs": c.get("teacher_pairs"),
         "yield": c.get("accepted_per_teacher_pair"),
         "mode": m["settings"].get("mode") or "synthesize",
+        "rejected_by_reason": c.get("rejected_by_reason", {}),
+        "repeats_within_answer": c.get("repeats_within_answer"),
     }
 
 
@@ -86,6 +88,13 @@ def markdown(summary: dict) -> str:
         f"Teacher: {w['requests']} requests, {w['teacher_pairs']} pairs, {w['accepted']} "
         f"accepted (yield {w['yield']:.2f}).",
     ]
+    if w.get("rejected_by_reason"):  # recorded from the synth_max_tokens run on
+        reasons = sorted(w["rejected_by_reason"].items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append(
+            "Rejected: "
+            + ", ".join(f"{k} {v}" for k, v in reasons)
+            + f" ({w['repeats_within_answer']} of them repeats inside one answer)."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -41,3 +41,11 @@ def test_markdown_lists_stages_in_minutes_and_the_teacher_work() -> None:
     md = run_time.markdown(summary)
     assert "| generate | 6.0 min (360 s) |" in md and "| **total** | **9.0 min** |" in md
     assert "122 requests, 482 pairs, 300 accepted (yield 0.63)" in md
+    assert "Rejected:" not in md  # a summary from before the reasons were recorded
+    summary["teacher"] |= {
+        "rejected_by_reason": {"duplicate": 59, "leak": 104, "unparsable": 8},
+        "repeats_within_answer": 56,
+    }
+    assert run_time.markdown(summary).endswith(
+        "Rejected: leak 104, duplicate 59, unparsable 8 (56 of them repeats inside one answer).\n"
+    )
