@@ -112,8 +112,8 @@ ARMS: dict[str, dict[str, Any]] = {
     "vote3": {"mode": "synthesize-label", "votes": 3},
 }
 # Arms measured against one another as well as against the baseline: each arm against the
-# first of its twins (the same settings but the one it changes) that was run (on a task without a label set, such
-# as questions, label_requests changes nothing, so "no-mixing" is the twin there).
+# first of its twins (the same settings but the one it changes) that was run. On a task without
+# a label set, such as questions, label_requests changes nothing, so "no-mixing" is a twin.
 COMPARISONS: dict[str, tuple[str, ...]] = {
     "no-label-requests-no-mixing-synth-cap": ("no-label-requests-no-mixing", "no-mixing"),
     "no-label-requests-no-mixing-synth-cap-seed1": ("no-label-requests-no-mixing-seed1",),

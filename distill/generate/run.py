@@ -91,9 +91,9 @@ def run_fingerprint(
         votes=cfg.resolved_votes,
         label_temperature=cfg.resolved_label_temperature,
     )
-    if cfg.resolved_mode != "label":  # label runs send no synthesize request: fingerprint kept
-        demos = [(d.input, d.output) for d in task.demonstrations]
-        settings["synth_max_tokens"] = cfg.resolved_synth_max_tokens(demos)
+    synth_max_tokens = _synth_max_tokens(task, cfg)
+    if synth_max_tokens is not None:  # label runs send no synthesize request: fingerprint kept
+        settings["synth_max_tokens"] = synth_max_tokens
     if cfg.top_logprobs:  # only when set: runs from before the setting keep their fingerprint
         settings["top_logprobs"] = cfg.top_logprobs
     rules = rules if rules is not None else run_rules(task, cfg)
@@ -111,6 +111,13 @@ def run_fingerprint(
         "teacher": {"teacher": teacher_cfg.teacher, "model": teacher_cfg.model},
     }
     return store.fingerprint(payload), payload
+
+
+def _synth_max_tokens(task: TaskSpec, cfg: GenerateConfig) -> int | None:
+    """The max_tokens synthesize requests are sent with; None in label mode, which sends none."""
+    if cfg.resolved_mode == "label":
+        return None
+    return cfg.resolved_synth_max_tokens([(d.input, d.output) for d in task.demonstrations])
 
 
 @dataclass(frozen=True)
@@ -427,10 +434,7 @@ def _finish(
         "message": result.message or _done_message(state),
         "mode": state.mode,
         "votes": state.votes,
-        # the max_tokens synthesize requests were sent with (None: label mode sends none)
-        "synth_max_tokens": None
-        if state.mode == "label"
-        else cfg.resolved_synth_max_tokens([(d.input, d.output) for d in task.demonstrations]),
+        "synth_max_tokens": _synth_max_tokens(task, cfg),
         "settings": dataclasses.asdict(cfg),
         "teacher": {"teacher": teacher_cfg.teacher, "model": teacher_cfg.model},
         "counts": state.counts(),
