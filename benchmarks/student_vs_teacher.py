@@ -79,9 +79,13 @@ def run_pipeline(
     run_dir: Path,
     teacher: str,
     data_mode: str,
-    soft: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict:
-    """Generate, train, export (the stages `distill run` uses); return the seconds each took."""
+    """Generate, train, export (the stages `distill run` uses); return the seconds each took.
+
+    `options`: what the flags change (`top_logprobs` for generate; soft-label weight and
+    temperature, `min_label_prob` and `seed` for train); None or missing: the defaults.
+    """
     from distill.configs import build_config
     from distill.generate.config import GenerateConfig
     from distill.stages.generate import generate_data
@@ -107,9 +111,9 @@ def run_pipeline(
         )
     if data_mode != "synthesize":
         extra["max_tokens"] = 64
-    soft = soft or {}
-    if soft.get("top_logprobs"):  # the teacher's first-token alternatives: soft labels
-        extra["top_logprobs"] = soft["top_logprobs"]
+    options = options or {}
+    if options.get("top_logprobs"):  # the teacher's first-token alternatives: soft labels
+        extra["top_logprobs"] = options["top_logprobs"]
     gen_cfg = build_config(GenerateConfig, task.table("generate"), extra=extra)
     teacher_cfg = _teacher_cfg(teacher)
     timings = {}
@@ -121,9 +125,9 @@ def run_pipeline(
         ),
     )
     train_extra: dict[str, Any] = {"epochs": sizes.epochs}
-    for key in ("soft_label_weight", "soft_label_temperature"):
-        if soft.get(key) is not None:
-            train_extra[key] = soft[key]
+    for key in ("soft_label_weight", "soft_label_temperature", "min_label_prob", "seed"):
+        if options.get(key) is not None:
+            train_extra[key] = options[key]
     train_cfg = build_config(TrainConfig, task.table("train"), extra=train_extra)
     if TEACHER_ONLY:
         return timings
@@ -310,6 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soft-label-weight", type=float, help="train's soft-label weight")
     parser.add_argument("--soft-label-temperature", type=float, help="train's soft temperature")
     parser.add_argument(
+        "--min-label-prob",
+        type=float,
+        help="train only on the teacher labels it gave at least this probability "
+        "(needs --top-logprobs)",
+    )
+    parser.add_argument(
+        "--train-seed", type=int, help="train's seed (data order, init, dropout; default 0)"
+    )
+    parser.add_argument(
         "--teacher-only",
         action="store_true",
         help="only the teacher's work: generate the data and evaluate the teacher (fills the "
@@ -342,12 +355,14 @@ def main(argv: list[str] | None = None) -> int:
         _write_jsonl(
             run_dir / "unlabelled.jsonl", [{"input": r["input"]} for r in rows[sizes.test :]]
         )
-    soft = {
+    options = {
         "top_logprobs": args.top_logprobs,
         "soft_label_weight": args.soft_label_weight,
         "soft_label_temperature": args.soft_label_temperature,
+        "min_label_prob": args.min_label_prob,
+        "seed": args.train_seed,
     }
-    timings = run_pipeline(args.task, sizes, run_dir, args.teacher, args.data_mode, soft)
+    timings = run_pipeline(args.task, sizes, run_dir, args.teacher, args.data_mode, options)
     reports = evaluate_all(args.task, sizes, run_dir, args.teacher, args.eval_limit)
     if TEACHER_ONLY:
         return 0

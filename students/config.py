@@ -59,6 +59,15 @@ class TrainConfig:
             "flattens them; the T^2 factor keeps the gradient scale)"
         },
     )
+    min_label_prob: float = field(
+        default=0.0,
+        metadata={
+            "help": "drop the training rows whose teacher `label_probs` give their label less "
+            "than this probability (generate --top-logprobs, or --votes > 1, on a task with a "
+            "label set): a confident subset of the teacher's labels, which are right more often; "
+            "rows without `label_probs` and the validation rows are kept (0: keep all)"
+        },
+    )
     rationale_weight: float = field(
         default=0.0,
         metadata={
@@ -185,6 +194,8 @@ class TrainConfig:
             raise ValueError(
                 f"soft_label_weight: must be a finite number >= 0 (got {self.soft_label_weight})"
             )
+        if not 0 <= self.min_label_prob <= 1:
+            raise ValueError(f"min_label_prob: must be in [0, 1] (got {self.min_label_prob})")
         if not 0 <= self.rationale_weight < 1:
             raise ValueError(
                 f"rationale_weight: must be in [0, 1) (got {self.rationale_weight}); 1 would "

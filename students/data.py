@@ -145,6 +145,22 @@ def label_list(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
+def drop_unsure(
+    rows: Sequence[dict[str, Any]], min_prob: float
+) -> tuple[list[dict[str, Any]], int]:
+    """(the rows whose `label_probs` give their `output` at least `min_prob`, how many were
+    dropped). A row without `label_probs` is kept: there is no evidence against it. An output
+    the distribution does not name has probability 0."""
+    if min_prob <= 0:
+        return list(rows), 0
+    kept = [
+        r
+        for r in rows
+        if not r.get("label_probs") or float(r["label_probs"].get(r["output"], 0.0)) >= min_prob
+    ]
+    return kept, len(rows) - len(kept)
+
+
 def attach_probs(
     encoded: list[Encoded], rows: Sequence[dict[str, Any]], labels: Sequence[str]
 ) -> int:

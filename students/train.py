@@ -29,6 +29,7 @@ from students.data import (
     LengthPlan,
     attach_probs,
     collate,
+    drop_unsure,
     label_list,
     mix_sources,
     model_inputs,
@@ -160,6 +161,8 @@ class _Run:
         cfg, tok = self.cfg, self.tokenizer
         extras = [(read_examples(p), w) for p, w in map(parse_source_spec, cfg.extra_data)]
         rows = mix_sources(read_examples(train_path), extras, cfg.seed)
+        self.n_extra = len(rows) - len(read_examples(train_path))
+        rows, self.n_unsure = self._confident(rows)
         self.val_rows = read_examples(val_path) if val_path else []
         self.eos = _eos_id(self.model, tok)
         prompt_len = self._prompt_len(self.prefix)
@@ -173,10 +176,28 @@ class _Run:
         self.plan = plan_lengths(src, tgt, self.cap_source, self.cap_target, prompt_len)
         self.train = truncate(src, tgt, self.plan)
         self.val = truncate(*self._tokenize(self.val_rows), self.plan) if self.val_rows else []
-        self.n_train, self.n_extra = len(rows), len(rows) - len(read_examples(train_path))
+        self.n_train = len(rows)
         self.not_roundtrip = _count_not_roundtrip(tok, [r["output"] for r in rows])
         self.soft = self._soft_labels(rows)
         self.n_rationale, self.rationale_plan = self._rationales(rows)
+
+    def _confident(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """`min_label_prob`: the rows whose teacher distribution backs their label enough, and
+        how many were dropped (students.data.drop_unsure)."""
+        p = self.cfg.min_label_prob
+        if not p:
+            return rows, 0
+        if not any(r.get("label_probs") for r in rows):
+            raise ValueError(
+                "min_label_prob: no training example carries `label_probs` (generate them "
+                "with --top-logprobs, or --votes > 1, on a task with a label set), or set it to 0"
+            )
+        kept, dropped = drop_unsure(rows, p)
+        if not kept:
+            raise ValueError(
+                f"min_label_prob: all {dropped} training examples fall below {p}; lower it"
+            )
+        return kept, dropped
 
     def _prompt_len(self, prefix: str) -> int:
         """Tokens of a source with an empty input: the task prefix, template and instruction."""
@@ -519,6 +540,7 @@ class _Run:
             "checkpoint_parameters": self.params_checkpoint,
             "train_examples": self.n_train,
             "extra_examples": self.n_extra,
+            "train_examples_dropped_unsure": self.n_unsure,
             "validation_examples": len(self.val),
             "epochs_run": self.state["epoch"],
             "epochs_planned": self.epochs,

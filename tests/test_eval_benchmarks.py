@@ -57,3 +57,26 @@ def test_paired_diff_counts_and_bounds_the_student_minus_teacher_difference() ->
     assert better["diff"] == 50.0 and better["student_only"] == 2 and better["teacher_only"] == 0
     same = paired_diff([0.5, 1.0], [1.0, 1.5])
     assert same == {"diff": 50.0, "ci95": [50.0, 50.0], "student_only": 2, "teacher_only": 0}
+
+
+def test_the_train_flags_of_student_vs_teacher_reach_distill_train(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """`--min-label-prob 0.6 --train-seed 1 --epochs 2` train the student with exactly those
+    settings (the data and the export already exist, so only the train stage runs)."""
+    import student_vs_teacher as svt
+
+    from distill.stages import train as train_stage
+
+    seen = []
+    monkeypatch.setattr(train_stage, "train_model", lambda task, cfg, data, model: seen.append(cfg))
+    (tmp_path / "test.jsonl").write_text('{"input": "a", "output": "positive"}\n')
+    for done in ("data/manifest.json", "onnx/export_report.json"):
+        (tmp_path / done).parent.mkdir(parents=True)
+        (tmp_path / done).write_text("{}")
+    sizes = svt.Sizes(test=1, generate=10, epochs=2, latency_samples=1)
+    options = {"min_label_prob": 0.6, "seed": 1, "soft_label_weight": None}
+    svt.run_pipeline("sentiment", sizes, tmp_path, "embedded", "label", options)
+    assert [(c.min_label_prob, c.seed, c.epochs, c.soft_label_weight) for c in seen] == [
+        (0.6, 1, 2, 0.0)
+    ]
