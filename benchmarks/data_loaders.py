@@ -8,8 +8,12 @@ Nobody on this project wrote these examples:
 - sentiment: BIG-bench's `multiemo/hotels_sentence_en` (MultiEmo, CC BY 4.0: sentences of Polish
   hotel reviews in English translation, labelled positive / negative / neutral / ambivalent).
 - e2e: BIG-bench's `gem/e2e_nlg` (the E2E NLG challenge test set, CC BY-SA 4.0: restaurant
-  attributes -> one-sentence description; each input has several human references). The sdist is fetched once from PyPI by name and version, its
-  sha256 checked, cached under benchmarks/.cache, and only that task.json is read with tarfile.
+  attributes -> one-sentence description; each input has several human references).
+- intent: BIG-bench's `intent_recognition` (SNIPS, Coucke et al. 2018: 693 voice-assistant
+  requests -> one of seven intents).
+
+The BIG-bench sdist is fetched once from PyPI by name and version, its sha256 checked, cached
+under benchmarks/.cache, and only the task.json files named here are read with tarfile.
 
 Each loader returns a list of {"input", "output"} dicts in a fixed, seeded order.
 """
@@ -197,10 +201,32 @@ def load_questions(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
+def load_intent(seed: int = 0) -> list[dict[str, str]]:
+    """intent_recognition: a voice-assistant request -> one of seven intents (SNIPS).
+
+    693 user utterances from the SNIPS NLU benchmark (Coucke et al. 2018) as BIG-bench ships
+    them, each with its one gold intent (add_to_playlist, book_restaurant, get_weather,
+    play_music, rate_book, search_creative_work, search_screening_event; the largest is 18%).
+    The "Utterance: " prefix BIG-bench adds is removed: the task file's instruction says what
+    the input is.
+    """
+    task = bigbench_task("intent_recognition")
+    rows = [
+        {
+            "input": ex["input"].removeprefix("Utterance:").strip(),
+            "output": max(ex["target_scores"], key=ex["target_scores"].get),
+        }
+        for ex in task["examples"]
+    ]
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
 LOADERS = {
     "temporal": load_temporal,
     "spider": load_spider,
     "sentiment": load_sentiment,
     "e2e": load_e2e,
     "questions": load_questions,
+    "intent": load_intent,
 }

@@ -22,7 +22,7 @@ Budget: teacher calls are the requests each arm issued (label, rationalise, refi
 not; the table also gives the characters the teacher wrote, since a reasoning answer costs
 ~100x a bare label in output tokens. `--seed-cache RUN` copies RUN/data/teacher_cache.sqlite
 into an arm before it generates, so answers that run already paid for are replayed (its calls
-still count here). Writes benchmarks/results/levers_<task>.{json,md,png}.
+still count here). Writes benchmarks/results/levers_<task>-b<budget>.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -428,7 +428,7 @@ def write(rows: list[dict], teacher: dict, args: argparse.Namespace) -> None:
     from common.files import atomic_write_json, atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"levers_{args.task}"
+    stem = RESULTS / f"levers_{args.task}-b{args.budget}"
     table = markdown(rows, teacher, args.task, args.budget, args.metric)
     atomic_write_json(stem.with_suffix(".json"), {
         "task": args.task, "budget": args.budget, "active_share": args.active_share,

@@ -84,7 +84,8 @@ def run_pipeline(
     """Generate, train, export (the stages `distill run` uses); return the seconds each took.
 
     `options`: what the flags change (`top_logprobs` for generate; soft-label weight and
-    temperature, `min_label_prob` and `seed` for train); None or missing: the defaults.
+    temperature, `min_label_prob`, `metric_for_best` and `seed` for train); None or missing:
+    the defaults.
     """
     from distill.configs import build_config
     from distill.generate.config import GenerateConfig
@@ -125,7 +126,14 @@ def run_pipeline(
         ),
     )
     train_extra: dict[str, Any] = {"epochs": sizes.epochs}
-    for key in ("soft_label_weight", "soft_label_temperature", "min_label_prob", "seed"):
+    train_keys = (
+        "soft_label_weight",
+        "soft_label_temperature",
+        "min_label_prob",
+        "metric_for_best",
+        "seed",
+    )
+    for key in train_keys:
         if options.get(key) is not None:
             train_extra[key] = options[key]
     train_cfg = build_config(TrainConfig, task.table("train"), extra=train_extra)
@@ -323,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         "--train-seed", type=int, help="train's seed (data order, init, dropout; default 0)"
     )
     parser.add_argument(
+        "--metric-for-best",
+        choices=["auto", "chrf", "exact_match", "loss"],
+        help="train's validation metric that picks the best epoch (default: auto)",
+    )
+    parser.add_argument(
         "--teacher-only",
         action="store_true",
         help="only the teacher's work: generate the data and evaluate the teacher (fills the "
@@ -361,13 +374,14 @@ def main(argv: list[str] | None = None) -> int:
         "soft_label_temperature": args.soft_label_temperature,
         "min_label_prob": args.min_label_prob,
         "seed": args.train_seed,
+        "metric_for_best": args.metric_for_best,
     }
     timings = run_pipeline(args.task, sizes, run_dir, args.teacher, args.data_mode, options)
     reports = evaluate_all(args.task, sizes, run_dir, args.teacher, args.eval_limit)
     if TEACHER_ONLY:
         return 0
     return write_results(
-        args.task, suffix, sizes, run_dir, reports, timings, len(rows), args.data_mode
+        args.task, suffix, sizes, run_dir, reports, timings, len(rows), args.data_mode, options
     )
 
 
@@ -380,8 +394,12 @@ def write_results(
     timings: dict,
     pool: int,
     data_mode: str,
+    options: dict | None = None,
 ) -> int:
-    """JSON + Markdown + PNG under benchmarks/results, and the table on stdout."""
+    """JSON + Markdown + PNG under benchmarks/results, and the table on stdout.
+
+    `options` (the generate/train flags that were set) go in the JSON, so a row records how it
+    was made."""
     from common.files import atomic_write_json, atomic_write_text
     from distill.evaluation import compare_markdown
 
@@ -393,6 +411,7 @@ def write_results(
         "sizes": sizes.__dict__,
         "test_pool": pool,
         "data_mode": data_mode,
+        "options": {k: v for k, v in (options or {}).items() if v is not None},
         "timings_s": timings,
         "generate_manifest_counts": manifest.get("counts"),
         "reports": [{k: v for k, v in r.items() if k != "examples"} for r in reports],

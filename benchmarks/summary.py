@@ -1,6 +1,6 @@
 """One table and one learning-curve figure across the student-vs-teacher benchmark runs.
 
-    python benchmarks/summary.py questions sentiment-t300-g3000 temporal-t200-g346
+    python benchmarks/summary.py questions sentiment-t300-g3000 temporal-t200-g346 intent-t200
 
 For every task whose benchmark finished, the table shows the teacher's score against gold, the
 int8 ONNX student's, their ratio (student / teacher) with both 95% CIs, and the per-input p50
@@ -23,6 +23,7 @@ RESULTS = HERE / "results"
 HEADLINE = {
     "sentiment": "em",
     "questions": "em",
+    "intent": "em",
     "temporal": "chrf",
     "e2e": "chrf",
     "spider": "chrf",
@@ -124,6 +125,14 @@ def main() -> int:
         "sentiment-t300-g3000",
         "sentiment-t300-g3000-e6",
         "temporal-t200-g346",
+        "intent-t200",
+        "intent-t200-s1",
+        "intent-t200-s1-auto",
+        "intent-t200-s2-auto",
+        "sentiment-t600-g3000-lp",
+        "sentiment-t600-g3000-lp-auto",
+        "sentiment-t600-g3000-lp-p50",
+        "sentiment-t600-g3000-lp-p70",
         "sentiment-t300-g1000",
         "sentiment-t300-g1000-lp",
         "sentiment-t300-g1000-lp-soft",

@@ -12,6 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# At most this many distinct references: a closed label set, scored by exact match (the export
+# gate's rule and the student's best-epoch metric); more: free text, scored by chrF++.
+LABEL_SET_MAX = 20
+
+
+def is_label_set(references: Sequence[str | None]) -> bool:
+    """Whether the references take at most LABEL_SET_MAX distinct values (after stripping).
+
+    A classification task's outputs take a handful of values; a free-text task's are nearly all
+    distinct. No reference at all counts as a label set (exact match, the stricter choice)."""
+    return len({r.strip() for r in references if r is not None}) <= LABEL_SET_MAX
+
 
 def normalize(text: str) -> str:
     """What exact match compares: the text without surrounding whitespace."""

@@ -20,8 +20,8 @@ rows with references; the exact-match rule's bound was 15.9 points). For them th
 `decide_chrf`: the one-sided 95% paired-bootstrap upper bound on the corpus chrF++ drop from fp32
 to int8, in points, must be at most `max_drop`. An input without a reference takes fp32's own
 output as its reference (the worst case again: any change costs what it changes). `choose_metric`
-picks the rule from the references: a closed label set (at most `LABEL_SET_MAX` distinct
-references) is exact match, anything else chrF++.
+picks the rule from the references: a closed label set (`common.metrics.is_label_set`, at most
+`LABEL_SET_MAX` distinct references) is exact match, anything else chrF++.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from common.metrics import is_label_set
+
 CONFIDENCE = 0.95
-LABEL_SET_MAX = 20  # at most this many distinct references: a closed label set, exact match
 BOOTSTRAP_RESAMPLES = 2000
 EM_RULE = (
     "int8 passes when the one-sided 95% exact binomial upper bound on the share of inputs "
@@ -142,8 +143,7 @@ def choose_metric(references: list[str | None], requested: str = "auto") -> str:
     """
     if requested != "auto":
         return requested
-    distinct = {r.strip() for r in references if r is not None}
-    return "chrf" if len(distinct) > LABEL_SET_MAX else "exact_match"
+    return "exact_match" if is_label_set(references) else "chrf"
 
 
 def chrf_drop_bound(

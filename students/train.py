@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 
 from common.files import replace_dir
 from common.meta import StudentMeta, format_source, write_meta
-from common.metrics import chrf, exact_match
+from common.metrics import chrf, exact_match, is_label_set
 from students.config import TrainConfig
 from students.data import (
     EpochBatches,
@@ -125,6 +125,8 @@ class TrainerState(TypedDict):
     global_step: int
     history: list[dict[str, Any]]  # one row per epoch: epoch, train_loss, val_* metrics
     best: float | None  # best score of metric_for_best so far (negated loss)
+    best_loss: float | None  # that epoch's validation loss (breaks a tie in the score)
+    metric: str | None  # the resolved metric_for_best that `best` is a score of
     best_epoch: int | None
     bad_epochs: int  # epochs since the best (early stopping)
 
@@ -151,6 +153,8 @@ class _Run:
             "global_step": 0,
             "history": [],
             "best": None,
+            "best_loss": None,
+            "metric": None,
             "best_epoch": None,
             "bad_epochs": 0,
         }
@@ -164,6 +168,7 @@ class _Run:
         self.n_extra = len(rows) - len(read_examples(train_path))
         rows, self.n_unsure = self._confident(rows)
         self.val_rows = read_examples(val_path) if val_path else []
+        self.metric_key = best_metric(cfg.metric_for_best, [r["output"] for r in self.val_rows])
         self.eos = _eos_id(self.model, tok)
         prompt_len = self._prompt_len(self.prefix)
         src, tgt = self._tokenize(rows)
@@ -298,6 +303,9 @@ class _Run:
             )
         self.acc.load_state(str(last))
         self.state = TrainerState(**json.loads((last / "trainer_state.json").read_text()))
+        # the best so far is a score of the metric the run started with: keep comparing on it
+        # (a checkpoint from before the metric was recorded keeps today's resolution)
+        self.metric_key = self.state.get("metric") or self.metric_key
 
     # ---- training ---------------------------------------------------------------------------
     def loop(self) -> None:
@@ -416,18 +424,19 @@ class _Run:
         self._checkpoint()
 
     def _track_best(self, metrics: dict[str, Any]) -> None:
-        """Best by `metric_for_best` (no validation: the latest epoch is the best)."""
-        key = self.cfg.metric_for_best
-        score = metrics.get(f"val_{key}")
+        """Best by `metric_for_best` as resolved (`best_metric`), an equal score going to the
+        lower validation loss (no validation: the latest epoch is the best)."""
+        key = self.metric_key
+        score, loss = metrics.get(f"val_{key}"), metrics.get("val_loss")
         if score is not None and key == "loss":
             score = -score
-        better = score is None or self.state["best"] is None or score > self.state["best"]
-        if better:
+        if is_better(score, loss, self.state["best"], self.state.get("best_loss")):
             self.state["best"], self.state["best_epoch"], self.state["bad_epochs"] = (
                 score,
                 metrics["epoch"],
                 0,
             )
+            self.state["best_loss"], self.state["metric"] = loss, key
             self._save_best()
         else:
             self.state["bad_epochs"] += 1
@@ -555,6 +564,8 @@ class _Run:
             "rationale": self._rationale_metrics(),
             "settings": {
                 **asdict(self.cfg),
+                # the metric that picked the best epoch ("auto" resolved; refine compares on it)
+                "metric_for_best": self.metric_key,
                 "lr": self.lr,
                 "batch_size": self.batch_size,
                 "source_template": self.template,
@@ -652,6 +663,32 @@ def _freeze_unused_pooler(model: Any) -> None:
     pooler = getattr(getattr(model, "encoder", None), "pooler", None)
     if pooler is not None:
         pooler.requires_grad_(False)
+
+
+def best_metric(requested: str, references: list[str]) -> str:
+    """The validation metric that picks the best epoch: `requested`, or for "auto" exact match
+    when the references form a label set (`common.metrics.is_label_set`), chrF++ otherwise.
+
+    On a label set chrF++ gives partial credit to a label outside the set ("add_music" for
+    "add_to_playlist"), so it can prefer an undertrained epoch that writes such labels; exact
+    match is what the task is scored in. No validation rows: chrF++ (nothing is compared)."""
+    if requested != "auto":
+        return requested
+    return "exact_match" if references and is_label_set(references) else "chrf"
+
+
+def is_better(
+    score: float | None, loss: float | None, best: float | None, best_loss: float | None
+) -> bool:
+    """Whether an epoch (`score`, higher is better; its validation `loss`) replaces the best so
+    far. An equal score goes to the lower loss: on a small validation split exact match ties
+    often (51 rows move it in steps of 2 points), and the lower loss is the better-fitted model.
+    No score (no validation) or no best yet: the epoch replaces it."""
+    if score is None or best is None:
+        return True
+    if score != best:
+        return score > best
+    return loss is not None and best_loss is not None and loss < best_loss
 
 
 def planned_epochs(epochs: int, min_steps: int, steps_per_epoch: int) -> int:

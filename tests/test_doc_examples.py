@@ -92,10 +92,10 @@ def test_readme_student_vs_teacher_table_is_the_benchmark_summary() -> None:
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("task", ["sentiment", "questions", "temporal"])
+@pytest.mark.parametrize("task", ["sentiment-b100", "questions-b100", "temporal-b100"])
 def test_readme_levers_tables_are_the_benchmark_output(task: str) -> None:
-    """Each levers table in the README is benchmarks/levers.py's Markdown for that task, byte
-    for byte (its title line aside): a hand-edited figure fails here."""
+    """Each levers table in the README is benchmarks/levers.py's Markdown for that task and
+    budget, byte for byte (its title line aside): a hand-edited figure fails here."""
     md = (ROOT / "benchmarks" / "results" / f"levers_{task}.md").read_text(encoding="utf-8")
     table = md.split("\n", 2)[2]  # after the "### task: ..." title and its blank line
     assert table.startswith("| arm | teacher calls |") and table.count("\n") >= 4

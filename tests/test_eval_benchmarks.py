@@ -62,8 +62,9 @@ def test_paired_diff_counts_and_bounds_the_student_minus_teacher_difference() ->
 def test_the_train_flags_of_student_vs_teacher_reach_distill_train(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """`--min-label-prob 0.6 --train-seed 1 --epochs 2` train the student with exactly those
-    settings (the data and the export already exist, so only the train stage runs)."""
+    """`--min-label-prob 0.6 --train-seed 1 --epochs 2 --metric-for-best chrf` train the student
+    with exactly those settings (the data and the export already exist, so only the train stage
+    runs); a flag not given keeps train's default."""
     import student_vs_teacher as svt
 
     from distill.stages import train as train_stage
@@ -75,8 +76,15 @@ def test_the_train_flags_of_student_vs_teacher_reach_distill_train(
         (tmp_path / done).parent.mkdir(parents=True)
         (tmp_path / done).write_text("{}")
     sizes = svt.Sizes(test=1, generate=10, epochs=2, latency_samples=1)
-    options = {"min_label_prob": 0.6, "seed": 1, "soft_label_weight": None}
+    options = {
+        "min_label_prob": 0.6,
+        "seed": 1,
+        "soft_label_weight": None,
+        "metric_for_best": "chrf",
+    }
     svt.run_pipeline("sentiment", sizes, tmp_path, "embedded", "label", options)
-    assert [(c.min_label_prob, c.seed, c.epochs, c.soft_label_weight) for c in seen] == [
-        (0.6, 1, 2, 0.0)
+    svt.run_pipeline("sentiment", sizes, tmp_path, "embedded", "label", {})
+    got = [
+        (c.min_label_prob, c.seed, c.epochs, c.soft_label_weight, c.metric_for_best) for c in seen
     ]
+    assert got == [(0.6, 1, 2, 0.0, "chrf"), (0.0, 0, 2, 0.0, "auto")]

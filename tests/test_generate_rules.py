@@ -61,6 +61,22 @@ TOPIC = "Classify the topic of the news headline as world, sports, business or s
             ["positive", "neutral", "ambivalent"],
             ("positive", "negative", "neutral", "ambivalent"),
         ),
+        # benchmarks/tasks/intent.toml: snake_case labels, four of seven no demonstration shows
+        (
+            "Classify the intent of the user's request to a voice assistant. Answer with "
+            "exactly one of: add_to_playlist, book_restaurant, get_weather, play_music, "
+            "rate_book, search_creative_work or search_screening_event.",
+            ["get_weather", "play_music", "rate_book"],
+            (
+                "add_to_playlist",
+                "book_restaurant",
+                "get_weather",
+                "play_music",
+                "rate_book",
+                "search_creative_work",
+                "search_screening_event",
+            ),
+        ),
         ("Read the text and classify it as spam or ham", ["spam", "ham"], ("spam", "ham")),
         ("Is the claim supported? Answer 'yes' or 'no'.", ["yes", "no"], ("yes", "no")),
         ('Reply "Yes" or "No".', ["Yes", "No", "No"], ("Yes", "No")),

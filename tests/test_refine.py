@@ -240,9 +240,12 @@ def test_stop_rule_keeps_the_best_model_and_the_manifest_has_every_round(
     assert not (run / "refine" / "round-2").exists()
     (rnd,) = manifest["rounds"]
     score = rnd["score"]
-    assert score["metric"] == "chrf" and score["before"] == before["best"]["val_chrf"]
+    # a yes/no task: the best epoch was picked by exact match, and rounds compare on it
+    assert before["settings"]["metric_for_best"] == "exact_match"
+    assert score["metric"] == "exact_match"
+    assert score["before"] == before["best"]["val_exact_match"]
     assert score["gain_points"] == pytest.approx(100 * (score["after"] - score["before"]))
-    now = json.loads((run / "model" / "metrics.json").read_text())["best"]["val_chrf"]
+    now = json.loads((run / "model" / "metrics.json").read_text())["best"]["val_exact_match"]
     assert now == max(score["before"], score["after"])
     assert rnd["kept"] == (score["after"] > score["before"]) == manifest["model_replaced"]
     # calls, tokens and cost, per kind, as the server saw them

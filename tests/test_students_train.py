@@ -118,7 +118,8 @@ def test_resume_continues_from_checkpoint_step(tmp_path: Path, monkeypatch) -> N
     """Crash mid-epoch 2, resume: same steps and bit-identical weights as an uninterrupted run.
 
     With dropout, the weights are identical only if the RNG state was restored too: the
-    check below that a different RNG gives different weights shows the test can tell.
+    check below that a different RNG gives different weights shows the test can tell. The
+    checkpoint records the metric its best epoch was picked by, and a resume keeps it.
     """
     student = tiny_t5_dir(tmp_path / "s", dropout=0.3)
     kw = {"epochs": 2, "checkpoint_every": 1, "keep_checkpoints": True}
@@ -139,12 +140,16 @@ def test_resume_continues_from_checkpoint_step(tmp_path: Path, monkeypatch) -> N
         (tmp_path / "crash" / "checkpoints" / "last" / "trainer_state.json").read_text()
     )
     assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 1, 3)
+    assert state["metric"] == "exact_match"  # four distinct outputs: a label set
     monkeypatch.setattr(train_mod._Run, "_step", original)
     import shutil
 
     shutil.copytree(tmp_path / "crash", tmp_path / "no_rng")
-    for pkl in (tmp_path / "no_rng" / "checkpoints" / "last").glob("random_states*.pkl"):
+    last = tmp_path / "no_rng" / "checkpoints" / "last"
+    for pkl in last.glob("random_states*.pkl"):
         pkl.unlink()  # a resume that forgets the RNG state
+    # and whose best so far is a loss: the resumed run keeps comparing on the metric it began with
+    (last / "trainer_state.json").write_text(json.dumps({**state, "metric": "loss"}))
     resumed = _train(tmp_path, student, "crash", resume=True, **kw)
     assert resumed["global_steps"] == full["global_steps"]
     from safetensors.torch import load_file
@@ -154,7 +159,8 @@ def test_resume_continues_from_checkpoint_step(tmp_path: Path, monkeypatch) -> N
         load_file(tmp_path / "crash" / "model.safetensors"),
     )
     assert all(torch.equal(a[k], b[k]) for k in a)
-    _train(tmp_path, student, "no_rng", resume=True, **kw)
+    no_rng = _train(tmp_path, student, "no_rng", resume=True, **kw)
+    assert no_rng["settings"]["metric_for_best"] == "loss"
     c = load_file(tmp_path / "no_rng" / "model.safetensors")
     assert not all(torch.equal(a[k], c[k]) for k in a)  # without the RNG state it differs
 
@@ -248,3 +254,58 @@ def test_embedded_student_short_run(tmp_path: Path, monkeypatch) -> None:
     assert meta["case_markers"] is True and meta["model_type"] == "encoder-decoder"
     preds = TorchPredictor(tmp_path / "m").generate(["01.03.2010"], max_new_tokens=8)
     assert len(preds) == 1 and isinstance(preds[0], str)
+
+
+@pytest.mark.parametrize(
+    ("requested", "references", "expected"),
+    [
+        ("auto", ["get_weather", "play_music", "get_weather"], "exact_match"),
+        ("auto", [f"sentence number {i}" for i in range(21)], "chrf"),
+        ("auto", [f"label{i % 20}" for i in range(60)], "exact_match"),
+        ("auto", [], "chrf"),
+        ("chrf", ["a", "b", "a"], "chrf"),
+        ("loss", ["a", "b"], "loss"),
+    ],
+)
+def test_best_metric_is_exact_match_on_a_label_set_only(requested, references, expected) -> None:
+    """auto: exact match when the validation outputs take at most 20 values, else chrF++; an
+    explicit choice is kept."""
+    assert train_mod.best_metric(requested, references) == expected
+
+
+@pytest.mark.parametrize(
+    ("score", "loss", "best", "best_loss", "expected"),
+    [
+        (0.9, 0.5, 0.8, 0.1, True),  # a higher score wins whatever the loss
+        (0.7, 0.01, 0.8, 0.1, False),
+        (0.8, 0.05, 0.8, 0.1, True),  # an equal score goes to the lower loss
+        (0.8, 0.2, 0.8, 0.1, False),
+        (0.8, 0.1, 0.8, 0.1, False),  # nothing better: the earlier epoch stays
+        (0.8, None, 0.8, 0.1, False),
+        (None, None, 0.8, 0.1, True),  # no validation: the latest epoch
+        (0.1, 9.0, None, None, True),  # the first epoch
+    ],
+)
+def test_is_better_breaks_a_tie_by_validation_loss(score, loss, best, best_loss, expected):
+    assert train_mod.is_better(score, loss, best, best_loss) is expected
+
+
+@pytest.mark.parametrize("requested", ["auto", "chrf"])
+def test_the_best_epoch_follows_the_resolved_metric(tmp_path: Path, requested: str) -> None:
+    """Four distinct outputs are a label set: "auto" picks the epoch of the highest validation
+    exact match, the lowest validation loss among equals, and records exact_match as the metric
+    that picked it (refine compares rounds on it); "chrf" picks by chrF++ alone."""
+    student = tiny_t5_dir(tmp_path / "s")
+    metrics = _train(tmp_path, student, "m", epochs=4, metric_for_best=requested)
+    history = metrics["history"]
+    if requested == "auto":
+        assert metrics["settings"]["metric_for_best"] == "exact_match"
+        key = max(
+            range(len(history)),
+            key=lambda i: (history[i]["val_exact_match"], -history[i]["val_loss"], -i),
+        )
+    else:
+        assert metrics["settings"]["metric_for_best"] == "chrf"
+        key = max(range(len(history)), key=lambda i: (history[i]["val_chrf"], -i))
+    assert metrics["best_epoch"] == history[key]["epoch"]
+    assert metrics["best"] == history[key]
