@@ -288,6 +288,15 @@ def chart(reports: list[dict], path: Path, title: str) -> None:
     atomic_write_bytes(path, quality_latency_png(reports, title, metrics=("em", "chrf")))
 
 
+def _train_choices(name: str) -> list[str]:
+    """The values `distill train` accepts for a setting (its TrainConfig field's choices)."""
+    from dataclasses import fields
+
+    from students.config import TrainConfig
+
+    return next(f for f in fields(TrainConfig) if f.name == name).metadata["choices"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=sorted(LOADERS), required=True)
@@ -332,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--metric-for-best",
-        choices=["auto", "chrf", "exact_match", "loss"],
+        choices=_train_choices("metric_for_best"),
         help="train's validation metric that picks the best epoch (default: auto)",
     )
     parser.add_argument(

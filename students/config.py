@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.metrics import LABEL_SET_MAX
+
 # The source with the task's instruction in front: what an instruction-tuned student (Flan-T5)
 # was trained to read. The embedded student's preset uses "{input}" instead (students.presets).
 INSTRUCTION_TEMPLATE = "{instruction}\nInput: {input}"
@@ -127,8 +129,8 @@ class TrainConfig:
         default="auto",
         metadata={
             "help": "validation metric that picks the best epoch; auto: exact match when the "
-            "validation outputs take at most 20 values (a label set), chrF++ otherwise. An "
-            "equal score goes to the epoch with the lower validation loss",
+            f"validation outputs take at most {LABEL_SET_MAX} values (a label set), chrF++ "
+            "otherwise. An equal score goes to the epoch with the lower validation loss",
             "choices": ["auto", "chrf", "exact_match", "loss"],
         },
     )
