@@ -129,6 +129,7 @@ def main() -> int:
         "intent-t200-s1",
         "intent-t200-s1-auto",
         "intent-t200-s2-auto",
+        "intent-t200-ld",
         "sentiment-t600-g3000-lp",
         "sentiment-t600-g3000-lp-auto",
         "sentiment-t600-g3000-lp-p50",

@@ -55,6 +55,10 @@ class StudentMeta:
     task_prefix: str = ""
     # Optional held-out pairs for the export gate ({"input", "output"} objects).
     heldout: list[dict[str, str]] = field(default_factory=list)
+    # The closed label set the student answers in (the generate manifest's, when every training
+    # output is one of them): greedy decoding then chooses only among these (common.label_decoding).
+    # Empty: free decoding.
+    labels: list[str] = field(default_factory=list)
 
     def source_text(self, text: str) -> str:
         """The source text the student was trained to read for one raw task input."""
@@ -75,13 +79,16 @@ class StudentMeta:
             raise ValueError(f"{where}: missing key '{missing[0]}'")
         if not isinstance(data.get("task_prefix", ""), str):
             raise ValueError(f"{where}: key 'task_prefix' must be a string")
+        labels = data.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise ValueError(f"{where}: key 'labels' must be a list of strings")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object to write (heldout and task_prefix only when there is one, so a
-        plain student's file is what it was before task prefixes existed)."""
+        """The JSON object to write (heldout, task_prefix and labels only when there is one, so
+        a plain student's file is what it was before they existed)."""
         data = dataclasses.asdict(self)
-        for key in ("heldout", "task_prefix"):
+        for key in ("heldout", "task_prefix", "labels"):
             if not data[key]:
                 del data[key]
         return data

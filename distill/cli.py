@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 import threading
@@ -72,6 +73,14 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    """Drop asyncio's "Task exception was never retrieved" for an interrupt. A SIGTERM or Ctrl-C
+    that lands while a task runs stays stored on that task too, and asyncio logs it with a
+    traceback when the task is collected, after the resume hint; it was handled already."""
+    exc = record.exc_info[0] if record.exc_info else None
+    return not (exc is not None and issubclass(exc, KeyboardInterrupt))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     parser = build_parser()
@@ -87,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"distill {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
+        logging.getLogger("asyncio").addFilter(_not_an_interrupt)
         print(
             f"distill {args.command}: interrupted; run the same command again to resume",
             file=sys.stderr,

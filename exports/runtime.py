@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from common.label_decoding import LabelDecoder
 from common.meta import StudentMeta, read_meta
 from exports.decoding import beam_search, greedy
 from exports.layout import GRAPHS, graph_file, resolve_precision
@@ -40,6 +41,9 @@ class DecodeOptions(TypedDict, total=False):
     num_beams: int  # 1: greedy
     batch_size: int  # inputs per forward pass
     min_new_tokens: int  # EOS is suppressed before this many tokens
+    # Greedy decoding chooses among these labels (common.label_decoding); None: distill.json's
+    # `labels` (free decoding when it has none); []: free decoding.
+    labels: list[str] | None
 
 
 class OnnxSeq2Seq:
@@ -61,6 +65,12 @@ class OnnxSeq2Seq:
         self.start = self.meta.decoder_start_token_id
         self.eos = self.meta.eos_token_id
         self.pad = self.meta.pad_token_id
+
+    def label_decoder(self, labels: list[str] | None = None) -> LabelDecoder | None:
+        """The label set greedy decoding is held to: `labels`, else distill.json's (None: free)."""
+        chosen = self.meta.labels if labels is None else labels
+        seqs = [self.tokenizer.encode(x, add_special_tokens=False).ids for x in chosen]
+        return LabelDecoder.build(seqs, start=self.start, eos=self.eos, pad=self.pad)
 
     def _session(self, graph: str, opts: ort.SessionOptions) -> ort.InferenceSession:
         path = self.onnx_dir / graph_file(graph, self.precision)
@@ -99,18 +109,36 @@ class OnnxSeq2Seq:
         num_beams: int = 1,
         batch_size: int = 16,
         min_new_tokens: int = 0,
+        labels: list[str] | None = None,
     ) -> list[list[int]]:
-        """Generated token ids (without the start token, cut before EOS) for each input."""
+        """Generated token ids (without the start token, cut before EOS) for each input.
+
+        With a label set (`labels`, or distill.json's when None) greedy decoding answers one of
+        its labels, in fewer decoder steps (common.label_decoding); beam search and
+        `min_new_tokens` decode freely."""
         if num_beams < 1 or batch_size < 1:
             raise ValueError(
                 f"num_beams and batch_size must be >= 1 (got {num_beams}, {batch_size})"
             )
         max_new = int(max_new_tokens or self.meta.max_new_tokens)
+        free = num_beams > 1 or min_new_tokens > 0
+        decoder = None if free else self.label_decoder(labels)
         out: list[list[int]] = []
         for i in range(0, len(inputs), batch_size):
             ids, mask = self.encode(inputs[i : i + batch_size])
-            out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens)
+            if decoder is not None:
+                out += self._decode_labels(ids, mask, decoder)
+            else:
+                out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens)
         return out
+
+    def _decode_labels(
+        self, ids: np.ndarray, mask: np.ndarray, decoder: LabelDecoder
+    ) -> list[list[int]]:
+        states = self.sessions["encoder_model"].run(
+            None, {"input_ids": ids, "attention_mask": mask}
+        )[0]
+        return decoder(_Stepper(self, states, mask), len(ids))
 
     def label_scores(
         self, inputs: list[str], labels: list[str], *, batch_size: int = 16

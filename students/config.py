@@ -122,6 +122,14 @@ class TrainConfig:
     patience: int = field(
         default=2, metadata={"help": "early stopping: epochs without improvement (0: off)"}
     )
+    label_decoding: bool = field(
+        default=True,
+        metadata={
+            "help": "write the data's label set (the generate manifest's, when every training "
+            "and validation output is one of its labels) into distill.json, so greedy decoding "
+            "answers only those labels, in fewer decoder steps"
+        },
+    )
     # "auto" was chosen by measurement (README, "intent"): on a label set chrF++ gives partial
     # credit to a label outside it ("add_music"), and for one training seed picked epoch 2 of 12,
     # which wrote such labels: int8 59.0% exact; picked by exact match (ties: lower loss), 68.5%.

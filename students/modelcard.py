@@ -43,6 +43,11 @@ def model_card(
         f"{metrics['lengths']['target_truncated']} targets",
     ]
     lines += _rationale_lines(metrics)
+    if meta.labels:
+        lines.append(
+            f"- answers one of {len(meta.labels)} labels (distill.json `labels`; greedy decoding "
+            "chooses only among them): " + ", ".join(f"`{x}`" for x in meta.labels)
+        )
     lines += [f"- {k}: {v}" for k, v in card.items() if k != "teacher"]
     lines += ["", "## Validation (best epoch)", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.4f} |" for k, v in best.items() if isinstance(v, float)]

@@ -1,10 +1,12 @@
-"""Torch inference for a trained student directory (greedy or beam search)."""
+"""Torch inference for a trained student directory (greedy, greedy inside a label set, or beam
+search)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from common.label_decoding import LabelDecoder
 from common.meta import StudentMeta, read_meta
 
 
@@ -17,8 +19,10 @@ def generate_texts(
     max_new_tokens: int,
     num_beams: int = 1,
     batch_size: int = 16,
+    labels: LabelDecoder | None = None,
 ) -> list[str]:
-    """Decode already-formatted source texts in batches, in input order."""
+    """Decode already-formatted source texts in batches, in input order; with a label set
+    (and num_beams 1), greedy inside it (common.label_decoding)."""
     import torch
 
     device = next(model.parameters()).device
@@ -34,16 +38,41 @@ def generate_texts(
                 padding=True,
                 return_tensors="pt",
             ).to(device)
-            ids = model.generate(
-                input_ids=enc["input_ids"],
-                attention_mask=enc["attention_mask"],
-                max_new_tokens=max_new_tokens,
-                num_beams=num_beams,
-                do_sample=False,
-            )  # (batch, generated)
+            if labels is not None and num_beams == 1:
+                ids = _label_ids(model, enc["input_ids"], enc["attention_mask"], labels)
+            else:
+                ids = model.generate(
+                    input_ids=enc["input_ids"],
+                    attention_mask=enc["attention_mask"],
+                    max_new_tokens=max_new_tokens,
+                    num_beams=num_beams,
+                    do_sample=False,
+                )  # (batch, generated)
             out += tokenizer.batch_decode(ids, skip_special_tokens=True)
     model.train(was_training)
     return out
+
+
+def _label_ids(model: Any, input_ids: Any, mask: Any, labels: LabelDecoder) -> list[list[int]]:
+    """Label-set greedy with the torch model: each step re-reads the whole decoded prefix (labels
+    are a few tokens, so no cache is needed), the encoder runs once."""
+    import numpy as np
+    import torch
+
+    states = model.get_encoder()(input_ids=input_ids, attention_mask=mask)
+    prefix: list[torch.Tensor] = []
+
+    def step(tokens: np.ndarray, _reorder: np.ndarray | None) -> np.ndarray:
+        prefix.append(torch.from_numpy(tokens).to(input_ids.device))
+        logits = model(
+            encoder_outputs=states,
+            attention_mask=mask,
+            decoder_input_ids=torch.cat(prefix, 1),
+            use_cache=False,
+        ).logits[:, -1, :]
+        return logits.float().cpu().numpy()
+
+    return labels(step, len(input_ids))
 
 
 class TorchPredictor:
@@ -56,6 +85,15 @@ class TorchPredictor:
         self.meta: StudentMeta = read_meta(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         self.model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir)).to(device).eval()
+
+    def label_decoder(self, labels: list[str] | None = None) -> LabelDecoder | None:
+        """The label set greedy decoding is held to: `labels`, else distill.json's (None: free)."""
+        chosen = self.meta.labels if labels is None else labels
+        seqs = [self.tokenizer(x, add_special_tokens=False)["input_ids"] for x in chosen]
+        m = self.meta
+        return LabelDecoder.build(
+            seqs, start=m.decoder_start_token_id, eos=m.eos_token_id, pad=m.pad_token_id
+        )
 
     def source_text(self, text: str) -> str:
         """The source the model was trained on for a raw input."""
@@ -94,8 +132,11 @@ class TorchPredictor:
         max_new_tokens: int | None = None,
         num_beams: int = 1,
         batch_size: int = 16,
+        labels: list[str] | None = None,
     ) -> list[str]:
-        """Outputs for raw task inputs (greedy when num_beams == 1)."""
+        """Outputs for raw task inputs (greedy when num_beams == 1). With a label set (`labels`,
+        or distill.json's when None; [] decodes freely) greedy answers one of its labels, as the
+        ONNX runtime does."""
         return generate_texts(
             self.model,
             self.tokenizer,
@@ -104,4 +145,5 @@ class TorchPredictor:
             max_new_tokens=max_new_tokens or self.meta.max_new_tokens,
             num_beams=num_beams,
             batch_size=batch_size,
+            labels=self.label_decoder(labels),
         )

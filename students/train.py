@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from common.files import replace_dir
-from common.meta import StudentMeta, format_source, write_meta
+from common.meta import META_FILE, StudentMeta, format_source, read_meta, write_meta
 from common.metrics import chrf, exact_match, is_label_set
 from students.config import TrainConfig
 from students.data import (
@@ -75,8 +75,12 @@ def train_student(
     instruction: str,
     task_name: str,
     card: dict | None = None,
+    labels: list[str] | None = None,
 ) -> dict:
-    """Train, validate each epoch, keep the best epoch and save it to `out_dir`; return metrics."""
+    """Train, validate each epoch, keep the best epoch and save it to `out_dir`; return metrics.
+
+    `labels`: the data's closed label set (the generate manifest's), kept in distill.json for
+    label-set decoding when `cfg.label_decoding` and every output is one of them."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -91,7 +95,7 @@ def train_student(
         cpu=_multi_cpu(),
     )
     run = _Run(cfg, acc, out_dir, instruction)
-    run.prepare_data(Path(train_path), Path(val_path) if val_path else None)
+    run.prepare_data(Path(train_path), Path(val_path) if val_path else None, labels or [])
     run.build()
     run.loop()
     metrics = run.finish(task_name, card or {})
@@ -160,14 +164,20 @@ class _Run:
         }
 
     # ---- data -------------------------------------------------------------------------------
-    def prepare_data(self, train_path: Path, val_path: Path | None) -> None:
-        """Read, mix, format, tokenise and truncate; count truncation and round-trip failures."""
+    def prepare_data(
+        self, train_path: Path, val_path: Path | None, labels: list[str] | None = None
+    ) -> None:
+        """Read, mix, format, tokenise and truncate; count truncation and round-trip failures;
+        decide the label set distill.json keeps."""
         cfg, tok = self.cfg, self.tokenizer
         extras = [(read_examples(p), w) for p, w in map(parse_source_spec, cfg.extra_data)]
         rows = mix_sources(read_examples(train_path), extras, cfg.seed)
         self.n_extra = len(rows) - len(read_examples(train_path))
         rows, self.n_unsure = self._confident(rows)
         self.val_rows = read_examples(val_path) if val_path else []
+        outputs = [r["output"] for r in rows + self.val_rows]
+        labels = labels or self._warm_start_labels()
+        self.labels = decoding_labels(labels, outputs) if cfg.label_decoding else []
         self.metric_key = best_metric(cfg.metric_for_best, [r["output"] for r in self.val_rows])
         self.eos = _eos_id(self.model, tok)
         prompt_len = self._prompt_len(self.prefix)
@@ -185,6 +195,12 @@ class _Run:
         self.not_roundtrip = _count_not_roundtrip(tok, [r["output"] for r in rows])
         self.soft = self._soft_labels(rows)
         self.n_rationale, self.rationale_plan = self._rationales(rows)
+
+    def _warm_start_labels(self) -> list[str]:
+        """The label set of a student directory this run starts from (a refine round retrains
+        RUN/model on data without a generate manifest); [] for a preset or hub student."""
+        source = Path(self.source)
+        return read_meta(source).labels if (source / META_FILE).is_file() else []
 
     def _confident(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """`min_label_prob`: the rows whose teacher distribution backs their label enough, and
@@ -562,6 +578,7 @@ class _Run:
             "targets_not_roundtrip": self.not_roundtrip,
             "soft_labels": self._soft_metrics(),
             "rationale": self._rationale_metrics(),
+            "decoding_labels": self.labels,
             "settings": {
                 **asdict(self.cfg),
                 # the metric that picked the best epoch ("auto" resolved; refine compares on it)
@@ -617,6 +634,7 @@ class _Run:
             student=self.cfg.student,
             num_parameters=self.params_total,
             task_prefix=self.prefix,
+            labels=self.labels,
         )
         write_meta(tmp, meta)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -624,6 +642,21 @@ class _Run:
         for item in tmp.iterdir():  # each file lands atomically; checkpoints/ stays untouched
             os.replace(item, self.out_dir / item.name)
         tmp.rmdir()
+
+
+def decoding_labels(labels: list[str], outputs: list[str]) -> list[str]:
+    """The label set to decode in: `labels` when every output is one of them (after stripping),
+    else none. Data mixed with other sources or edited by hand may answer outside the set, and
+    a student held to the set could then never give those answers."""
+    known = {x.strip() for x in labels}
+    outside = sorted({o.strip() for o in outputs} - known)
+    if labels and outside:
+        print(
+            f"label decoding off: {len(outside)} training output(s) outside the label set "
+            f"(e.g. {outside[0][:40]!r}); the student decodes freely"
+        )
+        return []
+    return list(labels)
 
 
 def _eos_id(model: Any, tokenizer: Any) -> int:

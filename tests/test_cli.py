@@ -50,3 +50,32 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys; from distill.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+INTERRUPTED_TASK = """
+import asyncio, sys
+from distill import cli
+import distill.commands.report as command
+
+async def interrupted():
+    raise cli.Terminated  # what the SIGTERM handler raises, here inside a running task
+
+async def main():
+    asyncio.ensure_future(interrupted())
+    await asyncio.sleep(0.05)
+
+command.run = lambda args: asyncio.run(main())
+sys.exit(cli.main(["report", "."]))
+"""
+
+
+def test_an_interrupt_inside_an_asyncio_task_prints_the_hint_and_no_traceback() -> None:
+    """A SIGTERM landing while an asyncio task runs (generate under load did this): exit 143,
+    the resume hint, and no "Task exception was never retrieved" traceback after it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_TASK], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip() == (
+        "distill report: interrupted; run the same command again to resume"
+    )

@@ -104,6 +104,14 @@ def test_readme_levers_tables_are_the_benchmark_output(task: str) -> None:
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+def test_readme_label_decoding_table_is_the_benchmark_output() -> None:
+    """The README's free-vs-label-set decoding table is benchmarks/label_decoding.py's
+    Markdown, byte for byte."""
+    table = (ROOT / "benchmarks" / "results" / "label_decoding.md").read_text(encoding="utf-8")
+    assert table.startswith("| run | int8/fp32 |") and table.count("\n") >= 3
+    assert table in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
 BENCH_SPAN = re.compile(r"`((?:nice )?python benchmarks/[^`]+)`")
 ANY_FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 

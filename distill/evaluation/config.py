@@ -31,6 +31,15 @@ class EvalConfig:
             "for latency p50/p95"
         },
     )
+    # Not `label_decoding`: that is train's flag (whether distill.json keeps the label set),
+    # and `distill run` has one flag per name.
+    free_decoding: bool = field(
+        default=False,
+        metadata={
+            "help": "students decode freely even when their distill.json has a label set "
+            "(default: greedy answers only its labels)"
+        },
+    )
     student_threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads of a student (torch or onnxruntime; default: their choice)"},

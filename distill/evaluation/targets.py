@@ -64,18 +64,15 @@ def target_kind(target: str) -> str:
 
 def _timed_batches(generate: Any, inputs: list[str], cfg: EvalConfig) -> Predictions:
     """Batched pass (throughput) then batch-1 pass over the first inputs (latency)."""
+    labels = [] if cfg.free_decoding else None  # None: the student's own label set, if any
+    options = {"max_new_tokens": cfg.max_new_tokens, "num_beams": cfg.num_beams, "labels": labels}
     start = time.perf_counter()
-    texts = generate(
-        inputs,
-        max_new_tokens=cfg.max_new_tokens,
-        num_beams=cfg.num_beams,
-        batch_size=cfg.batch_size,
-    )
+    texts = generate(inputs, batch_size=cfg.batch_size, **options)
     wall = time.perf_counter() - start
     latencies = []
     for text in inputs[: cfg.latency_samples]:
         t0 = time.perf_counter()
-        generate([text], max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams, batch_size=1)
+        generate([text], batch_size=1, **options)
         latencies.append(time.perf_counter() - t0)
     return Predictions("", list(texts), latencies, wall)
 
@@ -90,7 +87,11 @@ def predict_onnx(onnx_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predicti
     precision = resolve_precision(onnx_dir, cfg.onnx_precision)
     out.kind = "onnx"
     out.size_bytes = files_size(onnx_dir / graph_file(g, precision) for g in GRAPHS)
-    out.extra = {"precision": precision, "threads": cfg.student_threads}
+    out.extra = {
+        "precision": precision,
+        "threads": cfg.student_threads,
+        "decoding_labels": _decoding_labels(runtime.meta.labels, cfg),
+    }
     return out
 
 
@@ -108,8 +109,16 @@ def predict_model(model_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predic
     out.size_bytes = files_size(
         p for p in model_dir.iterdir() if p.suffix in (".safetensors", ".bin")
     )
-    out.extra = {"threads": torch.get_num_threads()}
+    out.extra = {
+        "threads": torch.get_num_threads(),
+        "decoding_labels": _decoding_labels(predictor.meta.labels, cfg),
+    }
     return out
+
+
+def _decoding_labels(labels: list[str], cfg: EvalConfig) -> int:
+    """How many labels greedy decoding chose among (0: free decoding)."""
+    return 0 if cfg.free_decoding or cfg.num_beams > 1 else len(labels)
 
 
 def read_prediction_file(path: Path, n: int) -> Predictions:

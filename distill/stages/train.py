@@ -56,6 +56,7 @@ def train_model(
             instruction=instruction,
             task_name=name,
             card=model_card_facts(manifest),
+            labels=list(manifest.labels),
         )
     except (ValueError, FileNotFoundError) as exc:
         raise config_error(exc) from None
@@ -89,12 +90,14 @@ class ManifestFacts:
     cost_usd: float | None = None
     mode: str | None = None
     license: str | None = None  # the task file's `license`
+    labels: tuple[str, ...] = ()  # the closed label set generate held the outputs to (rules)
 
     @classmethod
     def parse(cls, data: Any) -> ManifestFacts:
         data = data if isinstance(data, dict) else {}
         task, teacher = _dict(data.get("task")), _dict(data.get("teacher"))
         cost = data.get("cost_usd")
+        labels = _dict(data.get("rules")).get("labels")
         return cls(
             task_name=_str(task.get("name")),
             instruction=_str(task.get("instruction")),
@@ -104,11 +107,16 @@ class ManifestFacts:
             cost_usd=float(cost) if isinstance(cost, int | float) else None,
             mode=_str(data.get("mode")),
             license=_str(task.get("license")),
+            labels=tuple(labels) if _strings(labels) else (),
         )
 
 
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(x, str) for x in value)
 
 
 def _str(value: Any) -> str | None:
