@@ -132,6 +132,7 @@ def main() -> int:
         "intent-t200-ld",
         "sentiment-t600-g3000-lp",
         "sentiment-t600-g3000-lp-auto",
+        "sentiment-t600-g3000-lp-ld",
         "sentiment-t600-g3000-lp-p50",
         "sentiment-t600-g3000-lp-p70",
         "sentiment-t300-g1000",
