@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.meta import StudentMeta
+
 # tokens (rows, 1) int64, reorder (always None here) -> logits (rows, vocab); the KV-cached step
 # function of exports.decoding, so one decoder step per call.
 StepFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
@@ -115,6 +117,20 @@ class LabelDecoder:
         if not sequences:
             return None
         return cls(label_trie(sequences, eos), start, eos, pad)
+
+    @classmethod
+    def for_student(
+        cls, meta: StudentMeta, labels: list[str] | None, encode: Callable[[str], list[int]]
+    ) -> LabelDecoder | None:
+        """The set a student's greedy decoding is held to: `labels`, else its distill.json's
+        (None: free decoding), each label tokenised by `encode` (no special tokens)."""
+        chosen = meta.labels if labels is None else labels
+        return cls.build(
+            [encode(x) for x in chosen],
+            start=meta.decoder_start_token_id,
+            eos=meta.eos_token_id,
+            pad=meta.pad_token_id,
+        )
 
     def __call__(self, step: StepFn, batch: int) -> list[list[int]]:
         """`label_greedy` with this set's trie and ids."""

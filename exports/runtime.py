@@ -65,12 +65,17 @@ class OnnxSeq2Seq:
         self.start = self.meta.decoder_start_token_id
         self.eos = self.meta.eos_token_id
         self.pad = self.meta.pad_token_id
+        # distill.json's label set, tokenised once: generate() runs per request
+        self._labels = LabelDecoder.for_student(self.meta, None, self._label_ids)
+
+    def _label_ids(self, label: str) -> list[int]:
+        return self.tokenizer.encode(label, add_special_tokens=False).ids
 
     def label_decoder(self, labels: list[str] | None = None) -> LabelDecoder | None:
         """The label set greedy decoding is held to: `labels`, else distill.json's (None: free)."""
-        chosen = self.meta.labels if labels is None else labels
-        seqs = [self.tokenizer.encode(x, add_special_tokens=False).ids for x in chosen]
-        return LabelDecoder.build(seqs, start=self.start, eos=self.eos, pad=self.pad)
+        if labels is None:
+            return self._labels
+        return LabelDecoder.for_student(self.meta, labels, self._label_ids)
 
     def _session(self, graph: str, opts: ort.SessionOptions) -> ort.InferenceSession:
         path = self.onnx_dir / graph_file(graph, self.precision)
@@ -132,12 +137,15 @@ class OnnxSeq2Seq:
                 out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens)
         return out
 
+    def _encoder_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The encoder's last hidden states (batch, src, d) for right-padded ids and mask."""
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        return self.sessions["encoder_model"].run(None, feeds)[0]
+
     def _decode_labels(
         self, ids: np.ndarray, mask: np.ndarray, decoder: LabelDecoder
     ) -> list[list[int]]:
-        states = self.sessions["encoder_model"].run(
-            None, {"input_ids": ids, "attention_mask": mask}
-        )[0]
+        states = self._encoder_states(ids, mask)
         return decoder(_Stepper(self, states, mask), len(ids))
 
     def label_scores(
@@ -146,13 +154,11 @@ class OnnxSeq2Seq:
         """(len(inputs), len(labels)) log-probabilities of each label's whole token sequence
         (its tokens, then the end token), teacher-forced: the scores soft-label training
         uses (students.soft_labels), for calibration. One decoder step per label token."""
-        seqs = [[*self.tokenizer.encode(x, add_special_tokens=False).ids, self.eos] for x in labels]
+        seqs = [[*self._label_ids(x), self.eos] for x in labels]
         out = []
         for i in range(0, len(inputs), batch_size):
             ids, mask = self.encode(inputs[i : i + batch_size])
-            states = self.sessions["encoder_model"].run(
-                None, {"input_ids": ids, "attention_mask": mask}
-            )[0]
+            states = self._encoder_states(ids, mask)
             out.append(np.stack([self._sequence_logprob(states, mask, s) for s in seqs], axis=1))
         return np.concatenate(out) if out else np.zeros((0, len(labels)))
 
@@ -172,9 +178,7 @@ class OnnxSeq2Seq:
     def _decode_batch(
         self, ids: np.ndarray, mask: np.ndarray, max_new: int, num_beams: int, min_new: int
     ) -> list[list[int]]:
-        states = self.sessions["encoder_model"].run(
-            None, {"input_ids": ids, "attention_mask": mask}
-        )[0]
+        states = self._encoder_states(ids, mask)
         if num_beams > 1:  # every beam of a row reads the same encoder output
             states, mask = np.repeat(states, num_beams, axis=0), np.repeat(mask, num_beams, axis=0)
         step = _Stepper(self, states, mask)

@@ -85,15 +85,17 @@ class TorchPredictor:
         self.meta: StudentMeta = read_meta(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         self.model = AutoModelForSeq2SeqLM.from_pretrained(str(self.model_dir)).to(device).eval()
+        # distill.json's label set, tokenised once: generate() may run per request
+        self._labels = LabelDecoder.for_student(self.meta, None, self._label_ids)
+
+    def _label_ids(self, label: str) -> list[int]:
+        return self.tokenizer(label, add_special_tokens=False)["input_ids"]
 
     def label_decoder(self, labels: list[str] | None = None) -> LabelDecoder | None:
         """The label set greedy decoding is held to: `labels`, else distill.json's (None: free)."""
-        chosen = self.meta.labels if labels is None else labels
-        seqs = [self.tokenizer(x, add_special_tokens=False)["input_ids"] for x in chosen]
-        m = self.meta
-        return LabelDecoder.build(
-            seqs, start=m.decoder_start_token_id, eos=m.eos_token_id, pad=m.pad_token_id
-        )
+        if labels is None:
+            return self._labels
+        return LabelDecoder.for_student(self.meta, labels, self._label_ids)
 
     def source_text(self, text: str) -> str:
         """The source the model was trained on for a raw input."""

@@ -95,7 +95,7 @@ def train_student(
         cpu=_multi_cpu(),
     )
     run = _Run(cfg, acc, out_dir, instruction)
-    run.prepare_data(Path(train_path), Path(val_path) if val_path else None, labels or [])
+    run.prepare_data(Path(train_path), Path(val_path) if val_path else None, labels)
     run.build()
     run.loop()
     metrics = run.finish(task_name, card or {})
