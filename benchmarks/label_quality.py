@@ -1,6 +1,7 @@
 """Can the teacher's labels be made better than its one greedy answer, without more teachers?
 
-    python benchmarks/label_quality.py --task sentiment            # 600 inputs, ~6 min on 2 cores
+    python benchmarks/label_quality.py --task sentiment            # 600 inputs, ~8 min on 2 cores
+    python benchmarks/label_quality.py --task intent --n 493 --skip 200
 
 A student that imitates its teacher beats it only where the teacher's errors are noise the
 student does not learn; where they are a bias, the student learns the bias too. This measures,
@@ -10,10 +11,12 @@ labels nobody here wrote, for label strategies that cost no more than a few gree
 
 - `greedy`: generate's default, one greedy answer with the demonstrations in the task file's order
   (`greedy, rotation K`: the same with the demonstrations rotated K places);
-- `calibrated a=A`: the teacher's distribution over the label set (its first-token
-  log-probabilities, `--top-logprobs 5`) divided by the mean distribution over all the inputs
-  to the power A, then argmax: a prior correction against a teacher that favours some labels
-  (contextual calibration, Zhao et al. 2021; its prior estimated from the unlabelled inputs
+- `content-free`: generate's default since stop 30, contextual calibration (Zhao et al. 2021):
+  the teacher's distribution over the label set (its first-token log-probabilities,
+  `--top-logprobs 5`) divided by its mean distribution for three inputs that say nothing
+  (`N/A`, `[MASK]`, `...`; the run's calibration.json), then argmax;
+- `calibrated a=A`: the same distribution divided by the mean distribution over all the
+  inputs to the power A, then argmax (the prior estimated from the unlabelled inputs
   themselves, as in batch calibration, Zhou et al. 2023);
 - `order ensemble`: the mean of the distributions under each rotation of the demonstrations
   (one greedy call per order; few-shot answers depend on the order, Lu et al. 2022), argmax;
@@ -59,20 +62,26 @@ def rotations(task: Any) -> list[Any]:
     ]
 
 
-def label_run(task: Any, inputs: Path, exclude: list[str], out: Path) -> list[dict]:
-    """Label mode with --top-logprobs 5 (resumed when `out` holds a run); its examples."""
+def label_run(
+    task: Any, inputs: Path, exclude: list[str], out: Path
+) -> tuple[list[dict], dict[str, float] | None]:
+    """Label mode with --top-logprobs 5 (resumed when `out` holds a run, or lacks the
+    content-free answers); its examples as the teacher answered, and the content-free prior."""
     from student_vs_teacher import _teacher_cfg
 
     from distill.generate.config import GenerateConfig
     from distill.stages.generate import generate_data
 
     manifest = out / "manifest.json"
-    if not manifest.is_file() or not json.loads(manifest.read_text()).get("complete"):
+    calibration = out / "calibration.json"
+    done = manifest.is_file() and json.loads(manifest.read_text()).get("complete")
+    if not done or not calibration.is_file():
         cfg = GenerateConfig(
             inputs=str(inputs), top_logprobs=5, test_fraction=0.0, min_test_examples=0
         )
         generate_data(task, cfg, _teacher_cfg("embedded"), out, exclude_inputs=exclude)
-    return [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines() if x]
+    examples = [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines() if x]
+    return examples, json.loads(calibration.read_text())["prior"]
 
 
 def distributions(runs: list[list[dict]], labels: list[str]) -> tuple[list[str], np.ndarray]:
@@ -105,13 +114,18 @@ def order_vote(greedy: np.ndarray) -> np.ndarray:
     return out
 
 
-def strategies(greedy: np.ndarray, probs: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each strategy's (kept-input mask, predicted label index)."""
+def strategies(
+    greedy: np.ndarray, probs: np.ndarray, prior: np.ndarray | None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each strategy's (kept-input mask, predicted label index); `prior`: the content-free
+    distribution of the file's order (None: that strategy is left out)."""
     everything = np.ones(greedy.shape[1], bool)
     out = {"greedy": (everything, greedy[0])}
     for k in range(1, greedy.shape[0]):  # the same, the demonstrations rotated k places
         out[f"greedy, rotation {k}"] = (everything, greedy[k])
     out["argmax of probabilities"] = (everything, probs[0].argmax(axis=1))
+    if prior is not None:
+        out["content-free"] = (everything, (probs[0] / prior).argmax(axis=1))
     for a in ALPHAS:
         out[f"calibrated a={a}"] = (everything, calibrated(probs[0], a))
     out["order ensemble"] = (everything, probs.mean(axis=0).argmax(axis=1))
@@ -153,6 +167,13 @@ def confusion(gold: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str
     }
 
 
+def _prior_line(prior: dict[str, float] | None) -> list[str]:
+    if not prior:
+        return []
+    shares = " / ".join(f"{k} {v:.2f}" for k, v in prior.items())
+    return [f"Content-free prior (the file's order): {shares}.", ""]
+
+
 def markdown(meta: dict, rows: dict[str, dict], conf: dict[str, dict[str, int]]) -> str:
     """The strategies table, then the greedy confusion matrix."""
     lines = [
@@ -161,6 +182,7 @@ def markdown(meta: dict, rows: dict[str, dict], conf: dict[str, dict[str, int]])
         "",
         f"Gold label mix: {' / '.join(f'{k} {v}' for k, v in meta['gold'].items())}.",
         "",
+        *_prior_line(meta.get("content_free_prior")),
         "| strategy | inputs kept | accuracy vs gold (95% CI) | vs greedy (paired) | label mix |",
         "|---|---|---|---|---|",
     ]
@@ -203,19 +225,23 @@ def main(argv: list[str] | None = None) -> int:
     if not inputs.is_file():
         atomic_write_jsonl(inputs, [{"input": r["input"]} for r in pool])
     exclude = [r["input"] for r in test]
-    runs = [
+    done = [
         label_run(t, inputs, exclude, runs_dir / f"order{k}") for k, t in enumerate(rotations(task))
     ]
+    runs = [examples for examples, _ in done]
+    cf = done[0][1]
+    prior = np.array([cf[lab] for lab in labels]) if cf else None
     keys, probs = distributions(runs, labels)
     gold_of = {r["input"]: r["output"] for r in pool}
     gold = np.array([labels.index(gold_of[k]) for k in keys])
     answer = [{e["input"]: e["output"] for e in run} for run in runs]
     greedy = np.array([[labels.index(a[k]) for k in keys] for a in answer])
-    rows_out = score(gold, strategies(greedy, probs), labels)
+    rows_out = score(gold, strategies(greedy, probs, prior), labels)
     meta = {
         "task": args.task,
         "n": len(keys),
         "orders": len(runs),
+        "content_free_prior": cf,
         "gold": {labels[k]: int(v) for k, v in Counter(gold.tolist()).most_common()},
     }
     conf = confusion(gold, greedy[0], labels)

@@ -83,9 +83,9 @@ def run_pipeline(
 ) -> dict:
     """Generate, train, export (the stages `distill run` uses); return the seconds each took.
 
-    `options`: what the flags change (`top_logprobs` for generate; soft-label weight and
-    temperature, `min_label_prob`, `metric_for_best` and `seed` for train); None or missing:
-    the defaults.
+    `options`: what the flags change (`top_logprobs` and `label_calibration` for generate;
+    soft-label weight and temperature, `min_label_prob`, `metric_for_best` and `seed` for
+    train); None or missing: the defaults.
     """
     from distill.configs import build_config
     from distill.generate.config import GenerateConfig
@@ -113,8 +113,9 @@ def run_pipeline(
     if data_mode != "synthesize":
         extra["max_tokens"] = 64
     options = options or {}
-    if options.get("top_logprobs"):  # the teacher's first-token alternatives: soft labels
-        extra["top_logprobs"] = options["top_logprobs"]
+    for key in ("top_logprobs", "label_calibration"):  # generate's, where given (0 included)
+        if options.get(key) is not None:
+            extra[key] = options[key]
     gen_cfg = build_config(GenerateConfig, task.table("generate"), extra=extra)
     teacher_cfg = _teacher_cfg(teacher)
     timings = {}
@@ -297,6 +298,15 @@ def _train_choices(name: str) -> list[str]:
     return next(f for f in fields(TrainConfig) if f.name == name).metadata["choices"]
 
 
+def _generate_choices(name: str) -> list[str]:
+    """The values `distill generate` accepts for a setting (its GenerateConfig field's)."""
+    from dataclasses import fields
+
+    from distill.generate.config import GenerateConfig
+
+    return list(next(f for f in fields(GenerateConfig) if f.name == name).metadata["choices"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=sorted(LOADERS), required=True)
@@ -326,7 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--top-logprobs",
         type=int,
-        help="ask the teacher for K first-token alternatives (soft labels; label modes)",
+        help="ask the teacher for K first-token alternatives (soft labels, calibration; "
+        "generate's default: 5 in label modes)",
+    )
+    parser.add_argument(
+        "--label-calibration",
+        choices=_generate_choices("label_calibration"),
+        help="generate's label calibration (default: content-free; none: the teacher's answers, "
+        "as every run before it existed)",
     )
     parser.add_argument("--soft-label-weight", type=float, help="train's soft-label weight")
     parser.add_argument("--soft-label-temperature", type=float, help="train's soft temperature")
@@ -379,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     options = {
         "top_logprobs": args.top_logprobs,
+        "label_calibration": args.label_calibration,
         "soft_label_weight": args.soft_label_weight,
         "soft_label_temperature": args.soft_label_temperature,
         "min_label_prob": args.min_label_prob,

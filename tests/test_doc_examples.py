@@ -188,12 +188,14 @@ def test_readme_run_time_table_is_the_benchmark_output() -> None:
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_readme_label_quality_table_is_the_benchmark_output() -> None:
+@pytest.mark.parametrize("task", ["sentiment", "intent"])
+def test_readme_label_quality_table_is_the_benchmark_output(task: str) -> None:
     """The README's teacher-label-quality tables are benchmarks/label_quality.py's Markdown,
     byte for byte, its title line aside."""
-    md = (ROOT / "benchmarks" / "results" / "label_quality_sentiment.md").read_text("utf-8")
+    md = (ROOT / "benchmarks" / "results" / f"label_quality_{task}.md").read_text("utf-8")
     body = md.split("\n", 2)[2].rstrip("\n")
-    assert "| strategy | inputs kept |" in body and "| gold | positive |" in body
+    assert "| strategy | inputs kept |" in body and "| content-free |" in body
+    assert "| gold | " in body
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -204,4 +206,13 @@ def test_readme_data_ablation_table_is_the_benchmark_output(task: str) -> None:
     md = (ROOT / "benchmarks" / "results" / f"data_ablation_{task}.md").read_text("utf-8")
     body = md.split("\n", 2)[2]  # after the "# Data ablation: ..." title and its blank line
     assert "| arm | changed | requests |" in body and body.count("\n") >= 5
+    assert body in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_label_calibration_pairs_are_the_benchmark_output() -> None:
+    """The README's paired student table for label calibration is benchmarks/paired_runs.py's
+    Markdown, byte for byte, its title line aside."""
+    md = (ROOT / "benchmarks" / "results" / "paired_label_calibration.md").read_text("utf-8")
+    body = md.split("\n", 2)[2].rstrip("\n")
+    assert "| baseline run | run |" in body and "Mean difference on intent" in body
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -70,7 +70,8 @@ def test_scores_count_hits_and_the_paired_difference_from_greedy() -> None:
             [[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.3, 0.0, 0.7], [0.6, 0.0, 0.4]],
         ]
     )
-    rows = label_quality.score(gold, label_quality.strategies(greedy, probs), LABELS)
+    rows = label_quality.score(gold, label_quality.strategies(greedy, probs, None), LABELS)
+    assert "content-free" not in rows  # no prior: no such row
     assert rows["greedy"]["accuracy"] == 50.0 and rows["greedy"]["n"] == 4
     assert rows["greedy, rotation 1"]["accuracy"] == 75.0  # the second order's own answers
     ens = rows["order ensemble"]
@@ -85,11 +86,19 @@ def test_markdown_has_a_row_per_strategy_and_the_confusion_matrix() -> None:
     gold = np.array([0, 1, 2])
     greedy = np.array([[0, 0, 2]])
     probs = np.array([[[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]])
-    rows = label_quality.score(gold, label_quality.strategies(greedy, probs), LABELS)
+    prior = np.array([0.6, 0.2, 0.2])  # content-free: second input 1.0 / 1.5 / 0.5 -> negative
+    rows = label_quality.score(gold, label_quality.strategies(greedy, probs, prior), LABELS)
+    assert rows["content-free"]["accuracy"] == 100.0
+    assert rows["content-free"]["vs_greedy"]["diff"] == 33.33
     conf = label_quality.confusion(gold, greedy[0], LABELS)
     assert conf["negative"] == {"positive": 1, "negative": 0, "neutral": 0}
-    meta = {"task": "t", "n": 3, "orders": 1, "gold": {"positive": 1}}
+    meta = {"task": "t", "n": 3, "orders": 1, "gold": {"positive": 1},
+            "content_free_prior": {"positive": 0.6, "negative": 0.2, "neutral": 0.2}}  # fmt: skip
     md = label_quality.markdown(meta, rows, conf)
+    assert (
+        "Content-free prior (the file's order): positive 0.60 / negative 0.20 / neutral 0.20." in md
+    )
+    assert "| content-free | 3 | 100.0 [" in md
     assert "| greedy | 3 | 66.7 [" in md
     assert md.count("\n| calibrated a=") == len(label_quality.ALPHAS)
     assert "| negative | 1 | 0 | 0 |" in md

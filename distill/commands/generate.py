@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the task and settings, generate, print the outcome; exit 1 on a budget stop."""
+    from distill.generate.calibration import summary_line
     from distill.stages import stage_config
     from distill.stages.generate import excluded_inputs, generate_data
     from distill.task import load_task
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
             f"inputs: {n['total']} given, {n['labelled']} labelled, {n['rejected']} rejected, "
             f"{n['left']} left" + (" (--num-examples reached)" if n["left"] else "")
         )
+    if line := summary_line(manifest.get("calibration")):
+        print(line)
     if manifest["stopped"] in ("batch_pending", "cancelled"):
         print(f"distill generate: {manifest['message']}", file=sys.stderr)
         return 0

@@ -43,6 +43,7 @@ def dataset_card(out_dir: Path, manifest: Manifest) -> str:
         _counts(manifest),
         _labels(out_dir, manifest),
         _soft_labels(manifest),
+        _calibration(manifest),
         _rationales(manifest),
         _splits_and_cost(manifest),
         _loading(out_dir, manifest),
@@ -197,6 +198,27 @@ def _soft_labels(m: Manifest) -> str:
     rows = [*soft["examples_by_source"].items()]
     rows.append(("answers without usable logprobs", soft["answers_without_usable_logprobs"]))
     return text + _table("Soft label sources", ("source", "examples"), rows)
+
+
+def _calibration(m: Manifest) -> str:
+    """What label calibration did to the outputs (nothing without a label set or with none)."""
+    cal = m.get("calibration")
+    if not cal or cal["method"] == "none":
+        return ""
+    if not cal.get("applied"):
+        return f"## Label calibration\n\nNot applied: {cal['why']}.\n\n"
+    prior = ", ".join(f"{k} {v:.3f}" for k, v in cal["prior"].items())
+    text = (
+        "## Label calibration\n\n"
+        "The splits hold calibrated labels: each example's distribution divided by the "
+        f"teacher's distribution for inputs that say nothing ({prior}), then the argmax; "
+        f"{cal['changed']} of {cal['calibrated']} labels changed, and `examples.jsonl` keeps "
+        'the teacher\'s own (docs/generate.md, "Label calibration").\n\n'
+    )
+    before, after = cal["per_label_before"], cal["per_label_after"]
+    rows = [(x, before.get(x, 0), after.get(x, 0)) for x in cal["prior"]]
+    header = ("label", "teacher", "calibrated")
+    return text + _table("Labels before and after calibration", header, rows)
 
 
 def _shares(counts: dict[str, int]) -> list[tuple[Any, ...]]:

@@ -172,7 +172,7 @@ class Driver:
         and --top-logprobs (only there is the answer a label whose alternatives mean something)."""
         if rec["kind"] != "label" or self.state.labels is None:
             return 0
-        return self.cfg.top_logprobs
+        return self.cfg.resolved_top_logprobs
 
     def _fill(self, queue: asyncio.Queue, tasks: dict[asyncio.Task, IssueRecord]) -> None:
         """Issue requests until the slots are full or the state wants nothing more now."""

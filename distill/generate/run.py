@@ -20,6 +20,11 @@ from distill.configs import config_error
 from distill.errors import UserError
 from distill.generate import filters as F
 from distill.generate import store
+from distill.generate.calibration import (
+    CONTENT_FREE_INPUTS,
+    apply_calibration,
+    content_free_prior,
+)
 from distill.generate.card import write_dataset_card
 from distill.generate.config import FINGERPRINT_FIELDS, GenerateConfig
 from distill.generate.driver import Driver, DriveResult
@@ -64,6 +69,18 @@ def run_rules(task: TaskSpec, cfg: GenerateConfig) -> OutputRules:
             f"{task.path or 'the task'} has none (set `labels`, or name every label in the "
             "instruction)"
         )
+    if cfg.label_calibration != "none" and cfg.resolved_mode == "synthesize":
+        raise UserError(
+            "--label-calibration / [generate] label_calibration: content-free needs mode label "
+            "or synthesize-label (it reads the label requests' log-probabilities; synthesize "
+            "mode sends none)"
+        )
+    if cfg.label_calibration != "none" and rules.label_set is None:
+        raise UserError(
+            f"--label-calibration / [generate] label_calibration: needs a label set, and "
+            f"{task.path or 'the task'} has none (set `labels`, or name every label in the "
+            "instruction)"
+        )
     if rules.label_set is not None and rules.label_set.source == "task":
         for n, out in enumerate(outputs, start=1):
             if rules.label_set.canonical(out) is None:
@@ -94,9 +111,10 @@ def run_fingerprint(
     synth_max_tokens = _synth_max_tokens(task, cfg)
     if synth_max_tokens is not None:  # label runs send no synthesize request: fingerprint kept
         settings["synth_max_tokens"] = synth_max_tokens
-    if cfg.top_logprobs:  # only when set: runs from before the setting keep their fingerprint
-        settings["top_logprobs"] = cfg.top_logprobs
     rules = rules if rules is not None else run_rules(task, cfg)
+    if cfg.resolved_top_logprobs and rules.label_set is not None:
+        # only when asked: runs without log-probabilities keep their fingerprint
+        settings["top_logprobs"] = cfg.resolved_top_logprobs
     if not cfg.label_requests and rules.label_set is not None and cfg.resolved_mode != "label":
         # only where it changes the data, and only when off: runs from before the setting
         # asked for labels, and keep their fingerprint when resumed with --label-requests
@@ -286,8 +304,9 @@ def _replay(
 def _drive(
     session: _Session, state: SamplerState, journal: store.LogWriter
 ) -> tuple[DriveResult, dict[str, Any]]:
-    """Open the teacher (only when there is work left) and drive the state to completion."""
-    if state.done:
+    """Open the teacher (only when there is work left: requests, or the content-free answers
+    of calibration) and drive the state to completion."""
+    if state.done and not _calibration_pending(session, state):
         return DriveResult(None, "", 0.0), {}
     if session.cfg.batch_mode:
         from distill.generate.batch import drive_batch
@@ -354,11 +373,116 @@ async def _drive_async(
         )
         try:
             result = await driver.run()
+            if result.stopped in (None, "budget") and _calibration_pending(session, state):
+                await _ask_content_free(session, driver)
         except TeacherFatalError as exc:
             result = DriveResult("fatal", str(exc), driver.sampler_s)
         finally:
             progress.close()
         return result, teacher.accounting.snapshot()
+
+
+def _wants_calibration(cfg: GenerateConfig, state: SamplerState) -> bool:
+    """Content-free calibration applies: asked for, a label set, and some example's
+    distribution read from log-probabilities."""
+    return (
+        cfg.label_calibration == "content-free"
+        and state.labels is not None
+        and state.soft_sources["logprobs"] > 0
+    )
+
+
+def _read_calibration(session: _Session) -> dict[str, Any] | None:
+    """This run's content-free answers (calibration.json), if they were asked already."""
+    path = session.out_dir / store.CALIBRATION
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return saved if saved.get("fingerprint") == session.fingerprint else None
+
+
+def _calibration_pending(session: _Session, state: SamplerState) -> bool:
+    return _wants_calibration(session.cfg, state) and _read_calibration(session) is None
+
+
+async def _ask_content_free(session: _Session, driver: Driver) -> None:
+    """Ask the label prompt about each content-free input (greedy, with log-probabilities)
+    and keep the answers in calibration.json. A failed request gives no distribution; the
+    teacher cache makes a repeat after a crash free."""
+    from distill.generate.prompts import label_messages, parse_label
+    from distill.generate.rationale import split_rationale
+    from distill.generate.soft import label_probs_from_logprobs
+    from teachers.errors import BudgetExceeded, RequestFailed
+
+    cfg, labels = session.cfg, driver.state.labels
+    assert labels is not None
+    answers: list[str | None] = []
+    dists: list[dict[str, float] | None] = []
+    for i, text in enumerate(CONTENT_FREE_INPUTS):
+        messages = label_messages(
+            session.task.instruction,
+            driver.label_demos,
+            text,
+            chain_of_thought=cfg.chain_of_thought,
+            budget=driver.budget,
+            labels=labels.labels,
+        )
+        try:
+            res = await driver.teacher.chat(
+                messages,
+                temperature=0.0,
+                max_tokens=cfg.max_tokens,
+                seed=cfg.seed,
+                sample_index=i,
+                top_logprobs=cfg.resolved_top_logprobs,
+            )
+        except (RequestFailed, BudgetExceeded):
+            answers.append(None)
+            dists.append(None)
+            continue
+        answer_text = res.texts[0]
+        parsed = (
+            split_rationale(answer_text)[0] if cfg.chain_of_thought else parse_label(answer_text)
+        )
+        tokens = res.logprobs[0] if res.logprobs else None
+        dist = None
+        if parsed and tokens:
+            dist = label_probs_from_logprobs(
+                tokens, answer_text, parsed, labels, last=cfg.chain_of_thought
+            )
+        answers.append(answer_text)
+        dists.append(dist)
+    saved = {
+        "fingerprint": session.fingerprint,
+        "inputs": list(CONTENT_FREE_INPUTS),
+        "answers": answers,
+        "label_probs": dists,
+        "prior": content_free_prior(dists),
+    }
+    atomic_write_json(session.out_dir / store.CALIBRATION, saved)
+
+
+def _calibrated(
+    session: _Session, state: SamplerState
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The accepted rows as the splits hold them (calibrated where it applies), and the
+    manifest's `calibration` block (None without a label set)."""
+    if state.labels is None:
+        return state.accepted, None
+    if session.cfg.label_calibration != "content-free":
+        return state.accepted, {"method": "none"}
+    block: dict[str, Any] = {"method": "content-free", "inputs": list(CONTENT_FREE_INPUTS)}
+    if not _wants_calibration(session.cfg, state):
+        return state.accepted, {**block, "applied": False, "why": "no log-probabilities"}
+    saved = _read_calibration(session)
+    prior = saved.get("prior") if saved else None
+    if prior is None:
+        why = "content-free answers gave no distribution" if saved else "not asked (stopped)"
+        return state.accepted, {**block, "applied": False, "why": why}
+    rows, summary = apply_calibration(
+        state.accepted, prior, skip=frozenset(state.vote_share_inputs)
+    )
+    return rows, {**block, "applied": True, "prior": prior, **summary}
 
 
 class _Progress:
@@ -409,9 +533,10 @@ def _finish(
         session.teacher_cfg,
         session.out_dir,
     )
+    rows, calibration = _calibrated(session, state)
     splits = store.write_splits(
         out_dir,
-        state.accepted,
+        rows,
         cfg.validation_fraction,
         cfg.seed,
         test_fraction=cfg.test_fraction,
@@ -453,6 +578,7 @@ def _finish(
         "sessions": sessions,
         "rules": state.rules.describe(),
         **({"soft_labels": soft} if (soft := state.soft_label_counts()) else {}),
+        **({"calibration": calibration} if calibration else {}),
         "files": ["examples.jsonl", "rejected.jsonl", *store.SPLIT_FILES, "hf/", store.CARD],
     }
 

@@ -113,6 +113,7 @@ class SamplerState:
         self.inputs_rejected = 0  # label mode: inputs rejected (filters or the vote)
         self.soft_sources: Counter[str] = Counter()  # accepted examples by label_probs source
         self.logprobs_unusable = 0  # answers asked for logprobs that gave no distribution
+        self.vote_share_inputs: set[str] = set()  # label_probs from votes: not calibrated
 
     # ------------------------------------------------------------------ inputs (label mode)
 
@@ -593,6 +594,8 @@ class SamplerState:
         if self.labels is not None:
             probs, source = self._label_probs(group)
             self.soft_sources[source] += 1
+            if source == "votes":
+                self.vote_share_inputs.add(group.input)
             if probs is not None:
                 example["label_probs"] = probs
         self._accept(example)
@@ -664,7 +667,7 @@ class SamplerState:
         used = [k for k in ("logprobs", "votes") if by[k]]
         return {
             "source": used[0] if len(used) == 1 else ("mixed" if used else None),
-            "top_logprobs": self.cfg.top_logprobs,
+            "top_logprobs": self.cfg.resolved_top_logprobs,
             "examples_by_source": by,
             "answers_without_usable_logprobs": self.logprobs_unusable,
         }

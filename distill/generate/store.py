@@ -45,7 +45,8 @@ MANIFEST = "manifest.json"
 CACHE = "teacher_cache.sqlite"
 SPLIT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl")
 CARD = "README.md"  # the dataset card (card.py)
-OUTPUTS = (JOURNAL, EXAMPLES, REJECTED, STATE, MANIFEST, CARD, *SPLIT_FILES)
+CALIBRATION = "calibration.json"  # the content-free answers (calibration.py)
+OUTPUTS = (JOURNAL, EXAMPLES, REJECTED, STATE, MANIFEST, CARD, CALIBRATION, *SPLIT_FILES)
 
 
 # json.dumps(row, ensure_ascii=False) builds a JSONEncoder per call; this one is built once.

@@ -206,7 +206,7 @@ class LabelPlan:
             budget=budget,
             labels=labels.labels if labels else (),
         )
-        top = cfg.top_logprobs if labels is not None else 0
+        top = cfg.resolved_top_logprobs if labels is not None else 0
         votes = cfg.resolved_votes
         slots = self.prior.get(key, [])[:votes]
         fresh = ROUND_STRIDE * rnd + position * votes

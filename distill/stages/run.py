@@ -25,6 +25,7 @@ from common.files import atomic_write_json, atomic_write_text
 from common.jsonl import read_jsonl
 from common.meta import META_FILE
 from distill.errors import UserError
+from distill.generate.calibration import summary_line
 from distill.stages.evaluate import check_eval, evaluate_one
 from distill.stages.export import export_student
 from distill.stages.generate import check_generate, generate_data
@@ -108,6 +109,8 @@ def run_pipeline(
         f"'{cfgs.teacher.teacher}' -> {data_dir}"
     )
     manifest = generate_data(task, cfgs.generate, cfgs.teacher, data_dir, exclude_inputs=exclude)
+    if line := summary_line(manifest.get("calibration")):
+        log(line)
     if manifest["stopped"] in ("batch_pending", "cancelled"):  # the data is not all there yet
         raise UserError(f"generate: {manifest['message']}; then rerun `distill run`")
     model_dir = run.train(data_dir)
