@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_soft_labels_generate import LABELS, TASK  # the same three-label sentiment task
+from test_soft_labels_generate import _task_file as soft_task_file
 
 from distill.cli import main
 from distill.generate import run_generate
@@ -22,20 +24,9 @@ from distill.generate.calibration import (
     summary_line,
 )
 from distill.generate.config import GenerateConfig
-from distill.task import Demonstration, TaskSpec
 from teachers.config import TeacherConfig
 from teachers.testing import FakeOpenAIServer, word_phrase
 
-LABELS = ["positive", "negative", "neutral"]
-TASK = TaskSpec(
-    name="sentiment",
-    instruction="Classify the sentiment of the sentence as positive, negative or neutral.",
-    demonstrations=(
-        Demonstration("what a lovely day", "positive"),
-        Demonstration("this is awful", "negative"),
-        Demonstration("the bus leaves at nine", "neutral"),
-    ),
-)
 N_INPUTS = 10
 # what the scripted teacher believes about every content-free input: a bias to "positive"
 CF_SHARES = {"positive": 0.6, "negative": 0.2, "neutral": 0.2}
@@ -142,8 +133,8 @@ def cfg(tmp_path: Path, **kw: Any) -> GenerateConfig:
     return GenerateConfig(**{**base, "label_calibration": "content-free", **kw})
 
 
-def teacher(server: FakeOpenAIServer) -> TeacherConfig:
-    return TeacherConfig(teacher=server.base_url, model="fake", max_in_flight=2)
+def teacher(server: FakeOpenAIServer, **kw: Any) -> TeacherConfig:
+    return TeacherConfig(teacher=server.base_url, model="fake", max_in_flight=2, **kw)
 
 
 def read(path: Path) -> list[dict]:
@@ -235,14 +226,10 @@ def test_a_rerun_reuses_the_answers_and_a_lost_file_costs_nothing(tmp_path: Path
 
 
 def _task_file(tmp_path: Path, generate: str, labels: bool = True) -> Path:
-    task = tmp_path / "task.toml"
-    demos = "".join(
-        f'[[demonstrations]]\ninput = "{d.input}"\noutput = "{d.output}"\n'
-        for d in TASK.demonstrations
-    )
-    instruction = TASK.instruction if labels else "Say something about the sentence."
-    task.write_text(f'name = "s"\ninstruction = "{instruction}"\n[generate]\n{generate}\n{demos}')
-    return task
+    """test_soft_labels_generate's task file, with `generate` as its [generate] table."""
+    path = soft_task_file(tmp_path, labels)
+    path.write_text(path.read_text() + f"[generate]\n{generate}\n")
+    return path
 
 
 @pytest.mark.parametrize(
@@ -273,3 +260,26 @@ def test_bad_calibration_settings_exit_2_with_one_line(
     assert rc == 2 and len(err) == 1, err
     assert message in err[0], err
     assert not (tmp_path / "o" / "journal.jsonl").exists()  # refused before any request
+
+
+def test_failed_content_free_answers_are_asked_again_by_the_next_run(tmp_path: Path) -> None:
+    """The three requests fail (500, no retries): the run keeps the teacher's answers and says
+    why. The next run of the same command asks those three again, and only those."""
+    out = tmp_path / "d"
+    failing = [True]
+
+    def fail_content_free(body: dict, index: int) -> str | None:
+        return "500" if failing[0] and user_turn(body) in CONTENT_FREE_INPUTS else None
+
+    with FakeOpenAIServer(answer, logprobs_fn=logprobs, fault_fn=fail_content_free) as server:
+        first = run_generate(TASK, cfg(tmp_path), teacher(server, max_retries=0), out)
+        assert len(server.requests) == N_INPUTS + 3
+        assert first["calibration"]["applied"] is False
+        assert first["calibration"]["why"] == "content-free answers gave no distribution"
+        assert set(split_outputs(out).values()) == {"positive"}
+        failing[0] = False
+        second = run_generate(TASK, cfg(tmp_path), teacher(server, max_retries=0), out)
+        again = [user_turn(b) for b in server.requests[N_INPUTS + 3 :]]
+    assert again == list(CONTENT_FREE_INPUTS)
+    assert second["calibration"]["applied"] is True
+    assert split_outputs(out) == {word_phrase(n): expected_label(n) for n in range(N_INPUTS)}

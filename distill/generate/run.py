@@ -402,7 +402,12 @@ def _read_calibration(session: _Session) -> dict[str, Any] | None:
 
 
 def _calibration_pending(session: _Session, state: SamplerState) -> bool:
-    return _wants_calibration(session.cfg, state) and _read_calibration(session) is None
+    """Calibration applies and its prior is not known yet: never asked, or asked and every
+    answer failed (a budget stop, a server error), which the next run asks again."""
+    if not _wants_calibration(session.cfg, state):
+        return False
+    saved = _read_calibration(session)
+    return saved is None or saved.get("prior") is None
 
 
 async def _ask_content_free(session: _Session, driver: Driver) -> None:
