@@ -40,7 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data_loaders import LOADERS
+from data_loaders import LOADERS, load
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -139,7 +139,7 @@ def generate_config(task: Any, arm: str, examples: int) -> Any:
 
 def test_rows(task: str, n: int) -> list[dict[str, str]]:
     """The first `n` rows of the task's seeded real data (student_vs_teacher's test rows too)."""
-    return [{"input": r["input"], "output": r["output"]} for r in LOADERS[task]()[:n]]
+    return [{"input": r["input"], "output": r["output"]} for r in load(task)[:n]]
 
 
 def seed_cache(arm_dir: Path, baseline_dir: Path) -> None:

@@ -13,7 +13,12 @@ Nobody on this project wrote these examples:
   requests -> one of seven intents).
 
 The BIG-bench sdist is fetched once from PyPI by name and version, its sha256 checked, cached
-under benchmarks/.cache, and only the task.json files named here are read with tarfile.
+under benchmarks/.cache, and only the task.json files named here are read with tarfile. Where
+PyPI no longer lists it (seen 2026-12-05: pypi.org/simple/bigbench/ listed only 0.0.1, which
+holds no tasks), `DISTILL_BIGBENCH_SDIST` names a copy of the file and
+`DISTILL_BIGBENCH_INDEX` another simple index to look in; either way the sha256 is checked.
+A loader that cannot get its data raises `DataUnavailable`, which `load` turns into one line
+and exit code 2.
 
 Each loader returns a list of {"input", "output"} dicts in a fixed, seeded order.
 """
@@ -23,16 +28,27 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import random
 import re
 import sys
 import tarfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-CACHE = Path(__file__).parent / ".cache"
+# DISTILL_BENCH_CACHE moves it (the tests point it at an empty directory).
+CACHE = Path(os.environ.get("DISTILL_BENCH_CACHE") or Path(__file__).parent / ".cache")
 BIGBENCH_SDIST = "bigbench-1.0.0.tar.gz"
 BIGBENCH_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+BIGBENCH_INDEX = "https://pypi.org/simple/bigbench/"
+SDIST_ENV = "DISTILL_BIGBENCH_SDIST"
+INDEX_ENV = "DISTILL_BIGBENCH_INDEX"
+
+
+class DataUnavailable(RuntimeError):
+    """A benchmark's real data cannot be had here; the message says what to set or fetch."""
+
 
 # ---- temporal (ctparse) ---------------------------------------------------------------------
 
@@ -109,27 +125,68 @@ def load_temporal(seed: int = 0) -> list[dict[str, str]]:
 
 
 def bigbench_sdist() -> Path:
-    """The cached BIG-bench sdist, fetched from PyPI by name/version the first time.
+    """The BIG-bench sdist: `$DISTILL_BIGBENCH_SDIST`, else the cached copy, else fetched once.
 
     `pip download --no-deps bigbench==1.0.0` fails on this sdist (pip builds its metadata and
-    rejects its direct-URL dependency on bleurt), so the file is located through PyPI's simple
-    index (the one pip reads) and checked against its published sha256.
+    rejects its direct-URL dependency on bleurt), so the file is located through a simple index
+    (PyPI's, the one pip reads, unless `$DISTILL_BIGBENCH_INDEX` names another) and checked
+    against its published sha256 before it is renamed into the cache.
     """
+    given = os.environ.get(SDIST_ENV)
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise DataUnavailable(f"{SDIST_ENV}={given}: no such file")
+        _check_sha256(path, f"{SDIST_ENV}={given}")
+        return path
     path = CACHE / BIGBENCH_SDIST
     if path.is_file():
         return path
+    url = _sdist_url(os.environ.get(INDEX_ENV) or BIGBENCH_INDEX)
     CACHE.mkdir(parents=True, exist_ok=True)
-    index = urllib.request.urlopen("https://pypi.org/simple/bigbench/", timeout=60).read().decode()
-    url = next(u for u in re.findall(r'href="([^"]+)"', index) if BIGBENCH_SDIST in u)
     part = path.with_suffix(".part")
-    print(f"downloading {BIGBENCH_SDIST} (358 MB) from PyPI once ...", file=sys.stderr)
-    urllib.request.urlretrieve(url.split("#")[0], part)
-    digest = hashlib.sha256(part.read_bytes()).hexdigest()
-    if digest != BIGBENCH_SHA256:
-        part.unlink()
-        raise RuntimeError(f"{BIGBENCH_SDIST}: sha256 {digest} != {BIGBENCH_SHA256}")
+    print(
+        f"downloading {BIGBENCH_SDIST} (358 MB) from {url.split('#')[0]} once ...", file=sys.stderr
+    )
+    try:
+        urllib.request.urlretrieve(url.split("#")[0], part)
+        _check_sha256(part, url.split("#")[0])
+    except (OSError, DataUnavailable) as exc:
+        part.unlink(missing_ok=True)
+        raise exc if isinstance(exc, DataUnavailable) else DataUnavailable(f"{url}: {exc}") from exc
     part.replace(path)
     return path
+
+
+def _sdist_url(index: str) -> str:
+    """The sdist's address on a simple index page (relative links resolved against it)."""
+    try:
+        page = urllib.request.urlopen(index, timeout=60).read().decode()
+    except OSError as exc:
+        raise DataUnavailable(
+            f"{index}: {exc}; set {SDIST_ENV} to a copy of {BIGBENCH_SDIST}"
+        ) from exc
+    links = re.findall(r'href="([^"]+)"', page)
+    url = next((u for u in links if u.split("#")[0].endswith("/" + BIGBENCH_SDIST)), None)
+    if url is None:
+        listed = ", ".join(sorted({u.split("#")[0].rsplit("/", 1)[-1] for u in links})) or "nothing"
+        raise DataUnavailable(
+            f"{index} does not list {BIGBENCH_SDIST} (it lists: {listed}); set {SDIST_ENV} to a "
+            f"copy of it (sha256 {BIGBENCH_SHA256[:12]}...) or {INDEX_ENV} to an index that has it"
+        )
+    return urllib.parse.urljoin(index, url)
+
+
+def _check_sha256(path: Path, where: str) -> None:
+    """Raise DataUnavailable unless `path` is the published sdist, byte for byte."""
+    sha = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    if sha.hexdigest() != BIGBENCH_SHA256:
+        raise DataUnavailable(
+            f"{where}: sha256 {sha.hexdigest()} is not {BIGBENCH_SDIST}'s {BIGBENCH_SHA256}"
+        )
 
 
 def bigbench_task(name: str) -> dict:
@@ -140,7 +197,9 @@ def bigbench_task(name: str) -> dict:
         with tarfile.open(bigbench_sdist()) as tar:
             data = tar.extractfile(member).read()  # type: ignore[union-attr]
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(data)
+        part = cached.with_suffix(".part")
+        part.write_bytes(data)
+        part.replace(cached)
     return json.loads(cached.read_text(encoding="utf-8"))
 
 
@@ -230,3 +289,13 @@ LOADERS = {
     "questions": load_questions,
     "intent": load_intent,
 }
+
+
+def load(task: str) -> list[dict[str, str]]:
+    """`LOADERS[task]()`, or one line naming what to set and exit code 2 when the data is out
+    of reach (a user error to fix, not a traceback)."""
+    try:
+        return LOADERS[task]()
+    except DataUnavailable as exc:
+        print(f"error: {task}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -11,7 +11,8 @@ labels nobody here wrote, for label strategies that cost no more than a few gree
 
 - `greedy`: generate's default, one greedy answer with the demonstrations in the task file's order
   (`greedy, rotation K`: the same with the demonstrations rotated K places);
-- `content-free`: generate's default since stop 30, contextual calibration (Zhao et al. 2021):
+- `content-free`: generate's `--label-calibration content-free` (which the default, `auto`,
+  keeps only where it evens the label mix), contextual calibration (Zhao et al. 2021):
   the teacher's distribution over the label set (its first-token log-probabilities,
   `--top-logprobs 5`) divided by its mean distribution for three inputs that say nothing
   (`N/A`, `[MASK]`, `...`; the run's calibration.json), then argmax;
@@ -45,7 +46,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
-from data_loaders import LOADERS
+from data_loaders import LOADERS, load
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -77,7 +78,11 @@ def label_run(
     done = manifest.is_file() and json.loads(manifest.read_text()).get("complete")
     if not done or not calibration.is_file():
         cfg = GenerateConfig(
-            inputs=str(inputs), top_logprobs=5, test_fraction=0.0, min_test_examples=0
+            inputs=str(inputs),
+            top_logprobs=5,
+            label_calibration="content-free",  # always asks the three content-free inputs
+            test_fraction=0.0,
+            min_test_examples=0,
         )
         generate_data(task, cfg, _teacher_cfg("embedded"), out, exclude_inputs=exclude)
     examples = [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines() if x]
@@ -217,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if label_set is None:
         parser.exit(2, f"--task {args.task}: its task file defines no closed label set\n")
     labels = list(label_set.labels)
-    rows = LOADERS[args.task]()
+    rows = load(args.task)
     pool, test = rows[args.skip : args.skip + args.n], rows[: args.skip]
     runs_dir = RUNS / args.task
     runs_dir.mkdir(parents=True, exist_ok=True)

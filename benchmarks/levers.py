@@ -42,12 +42,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from data_loaders import LOADERS  # noqa: E402
+from data_loaders import load  # noqa: E402
 from student_vs_teacher import _export, _stage, _teacher_cfg, paired_diff  # noqa: E402
 
 RESULTS = HERE / "results"
 # the label requests of label mode, as student_vs_teacher.py sends them: greedy, one vote
-LABEL = {"mode": "label", "votes": 1, "label_temperature": 0.0, "max_tokens": 64}
+# Label calibration is not one of the levers: every arm keeps the teacher's own answers, as all
+# of them did when they were measured (before generate's default became `auto`).
+LABEL = {
+    "mode": "label",
+    "votes": 1,
+    "label_temperature": 0.0,
+    "max_tokens": 64,
+    "label_calibration": "none",
+}
 COT = {**LABEL, "chain_of_thought": True, "max_tokens": 256}
 
 
@@ -411,13 +419,13 @@ def main(argv: list[str] | None = None) -> int:
         if "soft" in wanted:
             parser.error("--no-top-logprobs: the soft arm needs them; leave it out")
         arms = [free_text(a) for a in arms]
+    gold = {r["input"]: r["output"] for r in load(args.task)}  # before hours of arms, not after
     reports = {}
     for arm in arms:
         run_arm(args, run, arm)
         reports[arm.name] = evaluate(args.task, run, arm)
     base = score_list(run / "imitation" / "eval" / "student_onnx.predictions.jsonl", args.metric)
     rows = [result_row(run, a, reports[a.name], teacher_scores, base, args.metric) for a in arms]
-    gold = {r["input"]: r["output"] for r in LOADERS[args.task]()}
     for arm, row in zip(arms, rows, strict=True):
         row.update(label_quality(run, arm, gold))
     write(rows, teacher, args)

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data_loaders import LOADERS
+from data_loaders import LOADERS, load
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -337,13 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         "--top-logprobs",
         type=int,
         help="ask the teacher for K first-token alternatives (soft labels, calibration; "
-        "generate's default: 5 in label modes)",
+        "generate's default: 5 in label modes unless --label-calibration none)",
     )
     parser.add_argument(
         "--label-calibration",
         choices=_generate_choices("label_calibration"),
-        help="generate's label calibration (default: content-free; none: the teacher's answers, "
-        "as every run before it existed)",
+        help="generate's label calibration (default: generate's, auto since 2026-12-05; none: "
+        "the teacher's answers, as every run before that)",
     )
     parser.add_argument("--soft-label-weight", type=float, help="train's soft-label weight")
     parser.add_argument("--soft-label-temperature", type=float, help="train's soft temperature")
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         suffix += f"-{args.tag}"
     run_dir = Path(args.runs) / f"{args.task}{suffix}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    rows = LOADERS[args.task]()
+    rows = load(args.task)
     test = rows[: sizes.test]
     if not (run_dir / "test.jsonl").is_file():
         _write_jsonl(run_dir / "test.jsonl", test)
@@ -441,6 +441,8 @@ def write_results(
         "options": {k: v for k, v in (options or {}).items() if v is not None},
         "timings_s": timings,
         "generate_manifest_counts": manifest.get("counts"),
+        # what label calibration did or, under auto, declined (label counts both ways)
+        "generate_manifest_calibration": manifest.get("calibration"),
         "reports": [{k: v for k, v in r.items() if k != "examples"} for r in reports],
         "paired_em_vs_teacher": paired_em(run_dir, reports),
     }

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data_loaders import LOADERS
+from data_loaders import LOADERS, load
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -69,7 +69,7 @@ BASE = {
 
 def split(task: str, n_test: int, n_val: int, n_train: int) -> dict[str, list[dict]]:
     """Fixed, seeded split of the real rows: test first, then validation, then training."""
-    rows = LOADERS[task]()
+    rows = load(task)
     test, val = rows[:n_test], rows[n_test : n_test + n_val]
     train = rows[n_test + n_val : n_test + n_val + n_train]
     return {"train": train, "validation": val, "test": test}

@@ -18,11 +18,17 @@ LABEL_SET_MAX = 20
 
 
 def is_label_set(references: Sequence[str | None]) -> bool:
-    """Whether the references take at most LABEL_SET_MAX distinct values (after stripping).
+    """Whether the references take at most LABEL_SET_MAX distinct values (after stripping), each
+    on average at least twice.
 
     A classification task's outputs take a handful of values; a free-text task's are nearly all
-    distinct. No reference at all counts as a label set (exact match, the stricter choice)."""
-    return len({r.strip() for r in references if r is not None}) <= LABEL_SET_MAX
+    distinct. The second condition keeps a small free-text set from passing for labels: 17
+    validation dates, all different, are not a 17-label set (a 136-row temporal run's
+    validation split was, and picked its epochs and its refine round by exact match on them).
+    No reference at all counts as a label set (exact match, the stricter choice)."""
+    given = [r.strip() for r in references if r is not None]
+    distinct = len(set(given))
+    return distinct <= LABEL_SET_MAX and 2 * distinct <= max(len(given), 1)
 
 
 def normalize(text: str) -> str:

@@ -21,7 +21,7 @@ rows with references; the exact-match rule's bound was 15.9 points). For them th
 to int8, in points, must be at most `max_drop`. An input without a reference takes fp32's own
 output as its reference (the worst case again: any change costs what it changes). `choose_metric`
 picks the rule from the references: a closed label set (`common.metrics.is_label_set`, at most
-`LABEL_SET_MAX` distinct references) is exact match, anything else chrF++.
+`LABEL_SET_MAX` distinct references, each twice on average) is exact match, anything else chrF++.
 """
 
 from __future__ import annotations

@@ -137,8 +137,8 @@ class TrainConfig:
         default="auto",
         metadata={
             "help": "validation metric that picks the best epoch; auto: exact match when the "
-            f"validation outputs take at most {LABEL_SET_MAX} values (a label set), chrF++ "
-            "otherwise. An equal score goes to the epoch with the lower validation loss",
+            f"validation outputs take at most {LABEL_SET_MAX} values, each twice on average (a "
+            "label set), chrF++ otherwise. An equal score goes to the epoch with the lower validation loss",
             "choices": ["auto", "chrf", "exact_match", "loss"],
         },
     )

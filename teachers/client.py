@@ -10,7 +10,9 @@ Flow of one completion request (`Teacher._send`):
   -> 200: parse (invalid JSON / no choices: RequestFailed, counted)
   -> 429/408/409/5xx/connection error/timeout: back off (retry-after-ms / retry-after honoured,
      else exponential with full jitter) and retry; a 429 pauses every worker together
-  -> other 4xx: TeacherFatalError with the server's message (key redacted).
+  -> other 4xx: TeacherFatalError with the server's message (key redacted); a 400 to a request
+     with `logprobs` is asked once more without them (`Teacher.chat`), and where that one is
+     answered, the server is taken not to support log-probabilities.
 """
 
 from __future__ import annotations
@@ -154,6 +156,9 @@ class Teacher:
         self.model_name = model_name
         self.context_length = context_length
         self.supports_n = supports_n
+        # False once the server answered 400 to a request with `logprobs` and 200 to the same
+        # request without (OpenAI's reasoning models do): later requests no longer ask.
+        self.supports_logprobs = True
         self._api_key = api_key
         prices = load_prices(cfg.prices_file)
         price = (
@@ -227,13 +232,17 @@ class Teacher:
         """`n` completions of `messages`; sample k of this call is cached as sample_index + k.
 
         `top_logprobs` > 0 asks for each answer token's k most likely alternatives
-        (`ChatResult.logprobs`); they are cached with the text.
+        (`ChatResult.logprobs`); they are cached with the text. A server that answers 400 to
+        them and 200 without is asked without from then on (`supports_logprobs`), and its
+        answers carry none: callers already read a missing distribution as "not given".
         Raises RequestFailed (count it, move on), BudgetExceeded or TeacherFatalError (stop).
         """
         if n < 1:
             raise ValueError(f"n: must be >= 1 (got {n})")
         if top_logprobs < 0:
             raise ValueError(f"top_logprobs: must be >= 0 (got {top_logprobs})")
+        if top_logprobs and not self.supports_logprobs:
+            top_logprobs = 0
         request = chat_request(
             self.model_name,
             messages,
@@ -245,6 +254,28 @@ class Teacher:
             response_format=response_format,
             top_logprobs=top_logprobs,
         )
+        try:
+            return await self._chat(request, n, sample_index)
+        except TeacherFatalError as refused:
+            if not (top_logprobs and refused.status == 400):
+                raise
+            plain = {k: v for k, v in request.items() if k not in ("logprobs", "top_logprobs")}
+            try:
+                result = await self._chat(plain, n, sample_index)
+            except TeacherFatalError:
+                raise refused from None
+            if self.supports_logprobs:
+                log.warning(
+                    "teacher %s refused log-probabilities (%s); asking without them from now on",
+                    self.base_url,
+                    refused,
+                )
+            self.supports_logprobs = False
+            return result
+
+    async def _chat(self, request: dict, n: int, sample_index: int) -> ChatResult:
+        """`chat` as the server is asked: the cache first, then the missing samples."""
+        top_logprobs = int(request.get("top_logprobs") or 0)
         texts: list[str | None] = [None] * n
         logprobs: list[list[TokenTop] | None] = [None] * n
         if self.cache is not None:

@@ -196,6 +196,7 @@ class FakeOpenAIServer(LoopbackServer):
     rpm_limit: answer 429 once more than rpm_limit * rpm_window_s / 60 requests arrived within
     the last rpm_window_s seconds (a short window makes RPM tests fast).
     refuse_n: answer 400 to any request with n > 1 (like llama.cpp with too few slots).
+    refuse_logprobs: answer 400 to any request with `logprobs` (like OpenAI's reasoning models).
     ratelimit_headers: extra headers (e.g. x-ratelimit-limit-requests) on every 200 answer.
     logprobs_fn: what a request with `logprobs: true` gets as each choice's `logprobs.content`
     (default `word_logprobs`); a request without it never gets `logprobs`, as with OpenAI.
@@ -216,6 +217,7 @@ class FakeOpenAIServer(LoopbackServer):
         rpm_limit: int | None = None,
         rpm_window_s: float = 60.0,
         refuse_n: bool = False,
+        refuse_logprobs: bool = False,
         ratelimit_headers: dict[str, str] | None = None,
         error_message: str = "scripted failure",
         model: str = "fake-model",
@@ -232,6 +234,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.rpm_limit = rpm_limit
         self.rpm_window_s = rpm_window_s
         self.refuse_n = refuse_n
+        self.refuse_logprobs = refuse_logprobs
         self.ratelimit_headers = dict(ratelimit_headers or {})
         self.error_message = error_message
         self.model = model
@@ -355,6 +358,9 @@ class FakeOpenAIServer(LoopbackServer):
         if self.refuse_n and int(body.get("n") or 1) > 1:
             self._log(event, 400, "refuse_n")
             return _error(400, "only n = 1 is supported")
+        if self.refuse_logprobs and body.get("logprobs"):
+            self._log(event, 400, "refuse_logprobs")
+            return _error(400, "logprobs is not supported with this model")
         fault = self._next_fault(body, index)
         if fault is None:
             with self._lock:

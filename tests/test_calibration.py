@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from distill.generate import run_generate
 from distill.generate.calibration import (
     CONTENT_FREE_INPUTS,
     apply_calibration,
+    auto_applies,
     calibrate,
     content_free_prior,
+    evenness,
     summary_line,
 )
 from distill.generate.config import GenerateConfig
@@ -78,10 +81,46 @@ def test_apply_changes_labels_keeps_skipped_rows_and_counts() -> None:
     }
 
 
+def test_evenness_is_entropy_over_log_of_the_label_count() -> None:
+    """Equal counts: 1. One label: 0. 3 / 1 / 0 over three labels: -(0.75 ln 0.75 + 0.25 ln
+    0.25) / ln 3 = 0.5623 / 1.0986 = 0.5119 (a label with no count still counts in ln 3)."""
+    assert evenness({"a": 5, "b": 5}, ["a", "b"]) == pytest.approx(1.0, rel=1e-12)
+    assert evenness({"a": 7}, ["a", "b"]) == 0.0 and evenness({}, ["a", "b"]) == 0.0
+    want = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(3)
+    assert evenness({"a": 3, "b": 1}, ["a", "b", "c"]) == pytest.approx(want, rel=1e-12)
+    assert round(want, 4) == 0.5119
+
+
+def test_auto_applies_on_the_intent_mix_and_not_on_the_sentiment_mix() -> None:
+    """The label mixes benchmarks/label_quality.py measured (README): on intent, calibration
+    spreads the teacher's 171 search_creative_work answers out (evenness 0.886 -> 0.985,
+    applied); on sentiment it takes neutral and ambivalent away (0.654 -> 0.538, not)."""
+    intent = {
+        "per_label_before": {"search_creative_work": 171, "add_to_playlist": 93,
+                             "play_music": 70, "book_restaurant": 51, "get_weather": 51,
+                             "rate_book": 49, "search_screening_event": 8},
+        "per_label_after": {"book_restaurant": 99, "add_to_playlist": 83, "play_music": 80,
+                            "get_weather": 74, "search_screening_event": 54,
+                            "search_creative_work": 53, "rate_book": 50},
+    }  # fmt: skip
+    applies, before, after = auto_applies(intent, sorted(intent["per_label_before"]))
+    assert applies and (round(before, 3), round(after, 3)) == (0.886, 0.985)
+    sentiment = {
+        "per_label_before": {"positive": 322, "negative": 242, "neutral": 24, "ambivalent": 12},
+        "per_label_after": {"positive": 340, "negative": 253, "neutral": 4, "ambivalent": 3},
+    }
+    applies, before, after = auto_applies(
+        sentiment, ["positive", "negative", "neutral", "ambivalent"]
+    )
+    assert not applies and (round(before, 3), round(after, 3)) == (0.654, 0.538)
+
+
 def test_calibration_asks_five_log_probabilities_unless_told_otherwise() -> None:
     cf = "content-free"
-    assert GenerateConfig(inputs="x.jsonl").label_calibration == "none"  # off by default
-    assert GenerateConfig(inputs="x.jsonl").resolved_top_logprobs == 0
+    assert GenerateConfig(inputs="x.jsonl").label_calibration == "auto"  # the default
+    assert GenerateConfig(inputs="x.jsonl").resolved_top_logprobs == 5
+    none = GenerateConfig(inputs="x.jsonl", label_calibration="none")
+    assert none.resolved_top_logprobs == 0
     assert GenerateConfig(inputs="x.jsonl", label_calibration=cf).resolved_top_logprobs == 5
     assert GenerateConfig(mode="synthesize-label", label_calibration=cf).resolved_top_logprobs == 5
     assert (
@@ -107,15 +146,23 @@ def input_shares(text: str) -> dict[str, float]:
     return {"positive": 0.6 + 0.03 * n, "negative": 0.3 - 0.03 * n, "neutral": 0.1}
 
 
-def answer(body: dict, index: int) -> str:
-    """Greedy: the label with the most probability (always positive here)."""
-    shares = input_shares(user_turn(body))
-    return max(shares, key=shares.__getitem__)
+def scripted_teacher(shares_of: Callable[[str], dict[str, float]]) -> tuple[Any, Any]:
+    """The server's responder and logprobs_fn for a teacher whose belief about each input is
+    `shares_of(input)`: it answers greedily (the label with the most probability) and lists
+    every label's log-probability at the answer's first token."""
+
+    def answer(body: dict, index: int) -> str:
+        shares = shares_of(user_turn(body))
+        return max(shares, key=shares.__getitem__)
+
+    def logprobs(body: dict, index: int, text: str) -> list[dict]:
+        top = [{"token": t, "logprob": math.log(p)} for t, p in shares_of(user_turn(body)).items()]
+        return [{"token": text, "logprob": top[0]["logprob"], "top_logprobs": top}]
+
+    return answer, logprobs
 
 
-def logprobs(body: dict, index: int, text: str) -> list[dict]:
-    top = [{"token": t, "logprob": math.log(p)} for t, p in input_shares(user_turn(body)).items()]
-    return [{"token": text, "logprob": top[0]["logprob"], "top_logprobs": top}]
+answer, logprobs = scripted_teacher(input_shares)  # always positive, greedily
 
 
 def expected_label(n: int) -> str:
@@ -236,7 +283,7 @@ def _task_file(tmp_path: Path, generate: str, labels: bool = True) -> Path:
     ("generate", "args", "labels", "message"),
     [
         ('label_calibration = "batch"', [], True,
-         "label_calibration': must be one of content-free, none (got 'batch')"),
+         "label_calibration': must be one of auto, content-free, none (got 'batch')"),
         ('label_calibration = "content-free"', ["--top-logprobs", "0"], True,
          "needs log-probabilities (got --top-logprobs 0)"),
         ('label_calibration = "content-free"', ["--batch-file", "b.jsonl"], True,
@@ -283,3 +330,105 @@ def test_failed_content_free_answers_are_asked_again_by_the_next_run(tmp_path: P
     assert again == list(CONTENT_FREE_INPUTS)
     assert second["calibration"]["applied"] is True
     assert split_outputs(out) == {word_phrase(n): expected_label(n) for n in range(N_INPUTS)}
+
+
+# ---------------------------------------------------------------- auto
+
+
+def test_auto_calibrates_where_it_evens_the_labels(tmp_path: Path) -> None:
+    """The scripted run above under auto: the teacher's ten `positive` answers (evenness 0)
+    become 3 negative / 7 positive, so auto applies them, as content-free would."""
+    with FakeOpenAIServer(answer, logprobs_fn=logprobs) as server:
+        m = run_generate(
+            TASK, cfg(tmp_path, label_calibration="auto"), teacher(server), tmp_path / "d"
+        )
+        assert len(server.requests) == N_INPUTS + 3
+        assert all(b["top_logprobs"] == 5 for b in server.requests)
+    want = {word_phrase(n): expected_label(n) for n in range(N_INPUTS)}
+    assert split_outputs(tmp_path / "d") == want
+    block = m["calibration"]
+    assert block["method"] == "auto" and block["applied"] is True and block["changed"] == 3
+    assert block["evenness_before"] == 0.0
+    assert block["evenness_after"] == round(evenness({"positive": 7, "negative": 3}, LABELS), 4)
+    assert summary_line(block).startswith("label calibration (auto): 3 of 10 labels changed")
+
+
+# A teacher whose prompt makes an input that says nothing `neutral`, as sentiment's did: inputs
+# 0-3 are neutral-ish and answered neutral, 4-9 positive. Calibrated, every neutral answer
+# becomes positive (0.2 / 0.1 > 0.6 / 0.8; positive wins the tie with negative, listed first).
+NEUTRAL_PRIOR = {"positive": 0.1, "negative": 0.1, "neutral": 0.8}
+
+
+def neutral_shares(text: str) -> dict[str, float]:
+    if text in CONTENT_FREE_INPUTS:
+        return NEUTRAL_PRIOR
+    if int(text.rsplit(" ", 1)[1]) < 4:
+        return {"positive": 0.2, "negative": 0.2, "neutral": 0.6}
+    return {"positive": 0.7, "negative": 0.2, "neutral": 0.1}
+
+
+neutral_answer, neutral_logprobs = scripted_teacher(neutral_shares)
+
+
+def test_auto_keeps_the_teacher_labels_where_calibration_would_take_a_label_away(
+    tmp_path: Path,
+) -> None:
+    """4 neutral / 6 positive (evenness 0.6126) would become 10 positive (0): auto keeps the
+    teacher's answers, the manifest and card say why and what it would have done, and
+    content-free, asked for explicitly, still applies."""
+    with FakeOpenAIServer(neutral_answer, logprobs_fn=neutral_logprobs) as server:
+        m = run_generate(
+            TASK, cfg(tmp_path, label_calibration="auto"), teacher(server), tmp_path / "a"
+        )
+        forced = run_generate(TASK, cfg(tmp_path), teacher(server), tmp_path / "c")
+    own = {word_phrase(n): "neutral" if n < 4 else "positive" for n in range(N_INPUTS)}
+    assert split_outputs(tmp_path / "a") == own
+    block = m["calibration"]
+    assert block["applied"] is False and block["changed"] == 4
+    assert block["evenness_before"] == round(evenness({"neutral": 4, "positive": 6}, LABELS), 4)
+    assert block["evenness_before"] == 0.6126 and block["evenness_after"] == 0.0
+    assert summary_line(block) == (
+        "label calibration (auto): not applied (the calibrated labels are spread less evenly "
+        "than the teacher's (evenness 0.61 -> 0.00), so the prior is not what skews them)"
+    )
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "Not applied: the calibrated labels are spread less evenly" in card
+    assert "| neutral | 4 | 0 |" in card and "| positive | 6 | 10 |" in card
+    assert forced["calibration"]["applied"] is True
+    assert set(split_outputs(tmp_path / "c").values()) == {"positive"}
+
+
+def test_auto_does_what_the_run_allows_instead_of_refusing(tmp_path: Path) -> None:
+    """Where content-free is an error (batch, --top-logprobs 0, synthesize mode, no label set),
+    auto asks for no log-probabilities or calibrates nothing, and the run goes on."""
+    from distill.generate.run import run_rules
+    from distill.task import load_task
+
+    auto = "auto"
+    assert GenerateConfig(inputs="x.jsonl", label_calibration=auto).resolved_top_logprobs == 5
+    assert GenerateConfig(label_calibration=auto).resolved_top_logprobs == 0  # synthesize
+    batch = GenerateConfig(inputs="x.jsonl", label_calibration=auto, batch_file="b.jsonl")
+    assert batch.resolved_top_logprobs == 0
+    GenerateConfig(inputs="x.jsonl", label_calibration=auto, top_logprobs=0)  # no error
+    unlabelled = load_task(soft_task_file(tmp_path, False))
+    assert run_rules(unlabelled, GenerateConfig(label_calibration=auto)).label_set is None
+
+
+def test_auto_with_a_teacher_that_refuses_log_probabilities(tmp_path: Path) -> None:
+    """A server that answers 400 to `logprobs` (OpenAI's reasoning models): the first label
+    request is asked again without them and every later one goes without; no content-free
+    request is sent; the teacher's own labels are kept and the manifest says why."""
+    with FakeOpenAIServer(answer, logprobs_fn=logprobs, refuse_logprobs=True) as server:
+        m = run_generate(
+            TASK, cfg(tmp_path, label_calibration="auto"), teacher(server), tmp_path / "d"
+        )
+        bodies = list(server.requests)
+    refused = [b for b in bodies if b.get("logprobs")]
+    assert 1 <= len(refused) <= 2  # the first request of each of the 2 in-flight slots at most
+    assert len(bodies) == N_INPUTS + len(refused)
+    assert not any(user_turn(b) in CONTENT_FREE_INPUTS for b in bodies)
+    assert m["calibration"] == {
+        "method": "auto", "inputs": list(CONTENT_FREE_INPUTS), "applied": False,
+        "why": "no log-probabilities",
+    }  # fmt: skip
+    assert set(split_outputs(tmp_path / "d").values()) == {"positive"}

@@ -94,7 +94,14 @@ def test_readme_student_vs_teacher_table_is_the_benchmark_summary() -> None:
 
 @pytest.mark.parametrize(
     "task",
-    ["sentiment-b100", "questions-b100", "temporal-b100", "sentiment-b300", "questions-b300"],
+    [
+        "sentiment-b100",
+        "questions-b100",
+        "temporal-b100",
+        "sentiment-b300",
+        "questions-b300",
+        "temporal-b300",
+    ],
 )
 def test_readme_levers_tables_are_the_benchmark_output(task: str) -> None:
     """Each levers table in the README is benchmarks/levers.py's Markdown for that task and

@@ -65,7 +65,8 @@ def test_choose_metric_exact_match_on_a_label_set_chrf_on_free_text():
     free = [f"2024-01-{d:02d}" for d in range(1, 26)]
     assert choose_metric(labels) == "exact_match"
     assert choose_metric(free) == "chrf"  # 25 distinct references > 20
-    assert choose_metric(free[:20]) == "exact_match"  # 20 distinct: still a label set
+    assert choose_metric(free[:20] * 2) == "exact_match"  # 20 values, each twice: a label set
+    assert choose_metric(free[:17]) == "chrf"  # 17 all different: too few rows to be labels
     assert choose_metric([None] * 100) == "exact_match"  # no references: the stricter rule
     assert choose_metric(free, "exact_match") == "exact_match"  # an explicit choice wins
 

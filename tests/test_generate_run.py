@@ -202,7 +202,9 @@ def test_rerun_same_settings_sends_nothing_and_conflict_is_refused(tmp_path):
         )
         assert m["counts"]["accepted"] == 16
         assert (tmp_path / "examples.jsonl").read_text().startswith(before)
-        with pytest.raises(UserError, match=r"different settings.*--overwrite"):
+        # it names what moved: the seed, and the default pairs_per_request with its size cap
+        changed = r"settings\.pairs_per_request, settings\.seed, settings\.synth_max_tokens"
+        with pytest.raises(UserError, match=rf"different settings \(changed: {changed}; "):
             run_generate(TASK, GenerateConfig(num_examples=10, seed=5), teacher(server), tmp_path)
         m = run_generate(
             TASK, GenerateConfig(num_examples=4, seed=5, overwrite=True), teacher(server), tmp_path
@@ -496,3 +498,30 @@ def test_cli_budget_stop_exits_1_and_says_so(tmp_path):
     assert "stopped at the budget" in proc.stderr and "Traceback" not in proc.stderr
     accepted = len(rows(out / "examples.jsonl"))
     assert 0 < accepted < 200 and f"{accepted} accepted" in proc.stdout
+
+
+def test_a_label_run_from_before_auto_calibration_names_top_logprobs(tmp_path):
+    """A label run made without log-probabilities (as every run was before `auto` became the
+    default) is refused under the new default with the setting named, and resumes, sending
+    nothing, with --label-calibration none."""
+    from distill.generate.store import changed_keys
+
+    assert changed_keys({"a": 1, "s": {"x": 1, "y": 2}}, {"a": 1, "s": {"x": 3, "z": 2}}) == [
+        "s.x",
+        "s.y",
+        "s.z",
+    ]
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text(
+        "".join(json.dumps({"input": f"sentence number {i}"}) + "\n" for i in range(4))
+    )
+    out = tmp_path / "d"
+    old = dict(inputs=str(inputs), labels=["blue green red", "two one"], label_calibration="none")
+    with FakeOpenAIServer(lambda body, index: "two one") as server:
+        run_generate(TASK, GenerateConfig(**old), teacher(server), out)
+        sent = len(server.requests)
+        now = {k: v for k, v in old.items() if k != "label_calibration"}
+        with pytest.raises(UserError, match=r"\(changed: settings\.top_logprobs; "):
+            run_generate(TASK, GenerateConfig(**now), teacher(server), out)
+        m = run_generate(TASK, GenerateConfig(**old), teacher(server), out)
+        assert len(server.requests) == sent and m["counts"]["accepted"] == 4

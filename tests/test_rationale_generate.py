@@ -65,6 +65,7 @@ def cot_cfg(tmp_path: Path, **kw: Any) -> GenerateConfig:
         "chain_of_thought": True,
         "votes": 1,
         "label_temperature": 0.0,
+        "label_calibration": "none",  # the request counts below are the rationale's alone
     }
     return GenerateConfig(**{**base, **kw})
 

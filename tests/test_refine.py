@@ -23,6 +23,7 @@ import pytest
 from tiny_models import tiny_encoder_decoder_dir
 
 from distill.cli import main
+from distill.generate.calibration import CONTENT_FREE_INPUTS
 from distill.refine.rounds import decide
 from teachers.testing import FakeOpenAIServer, word_phrase
 
@@ -71,7 +72,10 @@ def responder(body: dict, index: int) -> str:
                 {"input": f"{seed}-odd", "output": "perhaps"},  # out of the label set
             ]
         return json.dumps(pairs)
-    return label_of(key_of(body["messages"][-1]["content"]))
+    text = body["messages"][-1]["content"]
+    if text in CONTENT_FREE_INPUTS:  # label calibration's requests (auto, the default)
+        return "yes"
+    return label_of(key_of(text))
 
 
 def label_inputs(body: dict) -> str | None:

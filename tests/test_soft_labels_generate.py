@@ -220,8 +220,8 @@ def split_votes(body: dict, index: int) -> str:
 
 def test_vote_shares_when_no_logprobs_are_asked(tmp_path: Path) -> None:
     with FakeOpenAIServer(split_votes) as server:
-        m = run_generate(TASK, label_cfg(tmp_path, votes=3, seed=0), teacher(server, 1),
-                         tmp_path / "d")  # fmt: skip
+        cfg = label_cfg(tmp_path, votes=3, seed=0, label_calibration="none")
+        m = run_generate(TASK, cfg, teacher(server, 1), tmp_path / "d")
         assert not any("logprobs" in b for b in server.requests)
     examples = rows(tmp_path / "d" / "examples.jsonl")
     assert len(examples) == N_INPUTS
@@ -247,8 +247,11 @@ def test_vote_shares_when_the_server_ignores_the_logprobs_request(tmp_path: Path
 
 
 def test_one_greedy_label_without_logprobs_has_no_distribution(tmp_path: Path) -> None:
+    """--label-calibration none (and no --top-logprobs): no log-probabilities asked, none kept."""
     with FakeOpenAIServer(greedy) as server:
-        m = run_generate(TASK, label_cfg(tmp_path), teacher(server), tmp_path / "d")
+        cfg = label_cfg(tmp_path, label_calibration="none")
+        m = run_generate(TASK, cfg, teacher(server), tmp_path / "d")
+        assert not any("logprobs" in b for b in server.requests)
     assert not any("label_probs" in r for r in rows(tmp_path / "d" / "examples.jsonl"))
     assert m["soft_labels"]["source"] is None
     assert "label_probs" not in rows(tmp_path / "d" / "train.jsonl")[0]
@@ -257,13 +260,16 @@ def test_one_greedy_label_without_logprobs_has_no_distribution(tmp_path: Path) -
 def test_a_cached_answer_without_logprobs_is_not_reused_for_a_logprobs_request(
     tmp_path: Path,
 ) -> None:
-    """Run 1 fills the cache without logprobs; run 2 (same directory, --overwrite keeps the
-    cache) asks for them: every request is sent again. Run 3 (a fresh directory with run 2's
-    cache) is served from the cache, logprobs included: the same bytes, nothing sent."""
+    """Run 1 fills the cache without logprobs (--label-calibration none); run 2 (same
+    directory, --overwrite keeps the cache) asks for them: every request is sent again. Run 3
+    (a fresh directory with run 2's cache) is served from the cache, logprobs included: the
+    same bytes, nothing sent."""
     with FakeOpenAIServer(greedy, logprobs_fn=server_logprobs) as server:
-        run_generate(TASK, label_cfg(tmp_path), teacher(server), tmp_path / "a")
+        run_generate(
+            TASK, label_cfg(tmp_path, label_calibration="none"), teacher(server), tmp_path / "a"
+        )
         assert len(server.requests) == N_INPUTS
-        cfg = label_cfg(tmp_path, top_logprobs=5, overwrite=True)
+        cfg = label_cfg(tmp_path, top_logprobs=5, overwrite=True, label_calibration="none")
         m2 = run_generate(TASK, cfg, teacher(server), tmp_path / "a")
         assert len(server.requests) == 2 * N_INPUTS
         assert all(b.get("logprobs") for b in server.requests[N_INPUTS:])

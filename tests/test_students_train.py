@@ -259,17 +259,20 @@ def test_embedded_student_short_run(tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("requested", "references", "expected"),
     [
-        ("auto", ["get_weather", "play_music", "get_weather"], "exact_match"),
+        ("auto", ["get_weather", "play_music", "get_weather", "play_music"], "exact_match"),
         ("auto", [f"sentence number {i}" for i in range(21)], "chrf"),
         ("auto", [f"label{i % 20}" for i in range(60)], "exact_match"),
         ("auto", [], "chrf"),
+        ("auto", [f"2018-03-{i:02d}" for i in range(1, 18)], "chrf"),  # 17 rows, all distinct
+        ("auto", ["a", "b", "a", "b", "c"], "chrf"),  # 3 values in 5 rows: under 2 each
+        ("auto", ["a", "b", "a", "b", "c", "c"], "exact_match"),
         ("chrf", ["a", "b", "a"], "chrf"),
         ("loss", ["a", "b"], "loss"),
     ],
 )
 def test_best_metric_is_exact_match_on_a_label_set_only(requested, references, expected) -> None:
-    """auto: exact match when the validation outputs take at most 20 values, else chrF++; an
-    explicit choice is kept."""
+    """auto: exact match when the validation outputs take at most 20 values, each twice on
+    average, else chrF++; an explicit choice is kept."""
     assert train_mod.best_metric(requested, references) == expected
 
 

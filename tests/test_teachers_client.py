@@ -163,6 +163,55 @@ def test_n_falls_back_to_separate_requests_with_distinct_seeds() -> None:
     assert sorted(b["seed"] for b in bodies[1:]) == [7, 8, 9]
 
 
+def test_a_server_that_refuses_logprobs_is_asked_without_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """400 to `logprobs` and 200 without: the call is answered (no distribution), one warning
+    is logged, and every later call goes out without `logprobs` (one request each)."""
+    caplog.set_level(logging.WARNING, logger="teachers")
+
+    async def calls(cfg: TeacherConfig) -> tuple[list[ChatResult], bool]:
+        async with open_teacher(cfg) as t:
+            got = [await t.chat([{"role": "user", "content": q}], top_logprobs=5) for q in "abc"]
+            return got, t.supports_logprobs
+
+    with FakeOpenAIServer(refuse_logprobs=True) as server:
+        results, supported = run_sync(calls(cfg_for(server)))
+        bodies = list(server.requests)
+    assert [r.texts for r in results] == [
+        ["answer 0 to: a"],
+        ["answer 1 to: b"],
+        ["answer 2 to: c"],
+    ]
+    assert all(r.logprobs == [None] for r in results) and supported is False
+    assert [(b["messages"][0]["content"], "logprobs" in b) for b in bodies] == [
+        ("a", True),
+        ("a", False),
+        ("b", False),
+        ("c", False),
+    ]
+    warnings = [r for r in caplog.records if "refused log-probabilities" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_a_400_that_is_not_about_logprobs_still_stops_the_run() -> None:
+    """A 400 the request without `logprobs` gets too is the server's real answer: the original
+    error is raised and `supports_logprobs` stays True."""
+
+    async def call(cfg: TeacherConfig) -> tuple[BaseException | None, bool]:
+        async with open_teacher(cfg) as t:
+            try:
+                await t.chat([{"role": "user", "content": "q"}], top_logprobs=5)
+            except TeacherFatalError as exc:
+                return exc, t.supports_logprobs
+            return None, t.supports_logprobs
+
+    with FakeOpenAIServer(faults=["400", "400"]) as server:
+        err, supported = run_sync(call(cfg_for(server)))
+        assert ["logprobs" in b for b in server.requests] == [True, False]
+    assert isinstance(err, TeacherFatalError) and err.status == 400 and supported is True
+
+
 def test_n_in_one_request_when_supported() -> None:
     with FakeOpenAIServer() as server:
         (res, snap) = run_sync(_chats(cfg_for(server), ["q"], n=4))

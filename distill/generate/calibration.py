@@ -10,7 +10,9 @@ log-probabilities, and average it into `prior`. An example's distribution divide
 
 Measured (benchmarks/results/label_quality_*.md): the teacher's labels matched gold for
 72.8% -> 79.3% of the intent pool, 60.0% -> 60.3% of the sentiment pool, where it also took
-the `neutral` label away (an input that says nothing is neutral): so it is off by default.
+the `neutral` label away (an input that says nothing is neutral). So the default, `auto`,
+keeps the calibrated labels only where they are spread more evenly than the teacher's own
+(`auto_applies`): that applies them on intent and not on sentiment.
 
 Only rows whose `label_probs` came from log-probabilities are calibrated (vote shares are not
 on the same scale). The splits hold the calibrated output and distribution, and
@@ -21,8 +23,9 @@ made in `run.py`, and their answers persist in `calibration.json` (`store.CALIBR
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from distill.generate.soft import LabelProbs
@@ -89,16 +92,51 @@ def apply_calibration(
     return out, summary
 
 
+def evenness(counts: Mapping[str, int], labels: Sequence[str]) -> float:
+    """How evenly `counts` spread over `labels`: their entropy divided by log(len(labels)), 1.0
+    when every label is as common, 0.0 when one label takes everything (Pielou's evenness)."""
+    total = sum(counts.get(x, 0) for x in labels)
+    if total == 0 or len(labels) < 2:
+        return 0.0
+    shares = [counts.get(x, 0) / total for x in labels]
+    return sum(-p * math.log(p) for p in shares if p > 0) / math.log(len(labels))
+
+
+def auto_applies(summary: Mapping[str, Any], labels: Sequence[str]) -> tuple[bool, float, float]:
+    """`--label-calibration auto`'s rule on `apply_calibration`'s summary: apply when the
+    calibrated labels are spread more evenly than the teacher's own. Returns (apply, evenness
+    before, evenness after).
+
+    Why this signal: calibration divides by the prior the prompt gives the labels. Where that
+    prior is what skews the answers, the skewed labels are the favoured ones and dividing evens
+    the mix (intent: 0.89 -> 0.98 evenness, labels +6.5 points against gold). Where the teacher
+    rarely gives the labels the prior favours (sentiment's `neutral`, which an input that says
+    nothing really is), the prior is not what skews the answers, and dividing takes those
+    labels further away (0.65 -> 0.54; students -1.3 points). The rule needs no gold label; it
+    would also even out a task whose true labels are skewed and whose prior favours the common
+    ones, which no measurement here covers.
+    """
+    before = evenness(summary["per_label_before"], labels)
+    after = evenness(summary["per_label_after"], labels)
+    return after > before, before, after
+
+
 def summary_line(block: dict[str, Any] | None) -> str | None:
     """One line for the console about the manifest's `calibration` block (None: nothing to
     say, no label set or calibration off)."""
     if not block or block["method"] == "none":
         return None
+    name = "label calibration" + (" (auto)" if block["method"] == "auto" else "")
     if not block.get("applied"):
-        return f"label calibration: not applied ({block['why']})"
+        return f"{name}: not applied ({block['why']})"
     prior = sorted(block["prior"].items(), key=lambda kv: -kv[1])
     shares = ", ".join(f"{k} {v:.2f}" for k, v in prior)
+    even = (
+        f"; evenness {block['evenness_before']:.2f} -> {block['evenness_after']:.2f}"
+        if "evenness_after" in block
+        else ""
+    )
     return (
-        f"label calibration: {block['changed']} of {block['calibrated']} labels changed "
-        f"(the teacher's prior from content-free inputs: {shares})"
+        f"{name}: {block['changed']} of {block['calibrated']} labels changed "
+        f"(the teacher's prior from content-free inputs: {shares}{even})"
     )

@@ -206,19 +206,28 @@ def _calibration(m: Manifest) -> str:
     if not cal or cal["method"] == "none":
         return ""
     if not cal.get("applied"):
-        return f"## Label calibration\n\nNot applied: {cal['why']}.\n\n"
-    prior = ", ".join(f"{k} {v:.3f}" for k, v in cal["prior"].items())
-    text = (
-        "## Label calibration\n\n"
-        "The splits hold calibrated labels: each example's distribution divided by the "
-        f"teacher's distribution for inputs that say nothing ({prior}), then the argmax; "
-        f"{cal['changed']} of {cal['calibrated']} labels changed, and `examples.jsonl` keeps "
-        'the teacher\'s own (docs/generate.md, "Label calibration").\n\n'
-    )
+        text = f"## Label calibration\n\nNot applied: {cal['why']}.\n\n"
+        if "per_label_after" not in cal:
+            return text
+        text += (
+            f"The splits hold the teacher's own labels; calibrated, {cal['changed']} of "
+            f"{cal['calibrated']} would have changed:\n\n"
+        )
+        title = "Labels as the teacher gave them, and as calibration would have made them"
+    else:
+        prior = ", ".join(f"{k} {v:.3f}" for k, v in cal["prior"].items())
+        text = (
+            "## Label calibration\n\n"
+            "The splits hold calibrated labels: each example's distribution divided by the "
+            f"teacher's distribution for inputs that say nothing ({prior}), then the argmax; "
+            f"{cal['changed']} of {cal['calibrated']} labels changed, and `examples.jsonl` keeps "
+            'the teacher\'s own (docs/generate.md, "Label calibration").\n\n'
+        )
+        title = "Labels before and after calibration"
     before, after = cal["per_label_before"], cal["per_label_after"]
     rows = [(x, before.get(x, 0), after.get(x, 0)) for x in cal["prior"]]
     header = ("label", "teacher", "calibrated")
-    return text + _table("Labels before and after calibration", header, rows)
+    return text + _table(title, header, rows)
 
 
 def _shares(counts: dict[str, int]) -> list[tuple[Any, ...]]:

@@ -23,6 +23,7 @@ from distill.generate import store
 from distill.generate.calibration import (
     CONTENT_FREE_INPUTS,
     apply_calibration,
+    auto_applies,
     content_free_prior,
 )
 from distill.generate.card import write_dataset_card
@@ -69,13 +70,13 @@ def run_rules(task: TaskSpec, cfg: GenerateConfig) -> OutputRules:
             f"{task.path or 'the task'} has none (set `labels`, or name every label in the "
             "instruction)"
         )
-    if cfg.label_calibration != "none" and cfg.resolved_mode == "synthesize":
+    if cfg.label_calibration == "content-free" and cfg.resolved_mode == "synthesize":
         raise UserError(
             "--label-calibration / [generate] label_calibration: content-free needs mode label "
             "or synthesize-label (it reads the label requests' log-probabilities; synthesize "
             "mode sends none)"
         )
-    if cfg.label_calibration != "none" and rules.label_set is None:
+    if cfg.label_calibration == "content-free" and rules.label_set is None:
         raise UserError(
             f"--label-calibration / [generate] label_calibration: needs a label set, and "
             f"{task.path or 'the task'} has none (set `labels`, or name every label in the "
@@ -383,10 +384,10 @@ async def _drive_async(
 
 
 def _wants_calibration(cfg: GenerateConfig, state: SamplerState) -> bool:
-    """Content-free calibration applies: asked for, a label set, and some example's
-    distribution read from log-probabilities."""
+    """Content-free calibration can apply: asked for (content-free or auto), a label set, and
+    some example's distribution read from log-probabilities."""
     return (
-        cfg.label_calibration == "content-free"
+        cfg.label_calibration != "none"
         and state.labels is not None
         and state.soft_sources["logprobs"] > 0
     )
@@ -474,9 +475,10 @@ def _calibrated(
     manifest's `calibration` block (None without a label set)."""
     if state.labels is None:
         return state.accepted, None
-    if session.cfg.label_calibration != "content-free":
+    method = session.cfg.label_calibration
+    if method == "none":
         return state.accepted, {"method": "none"}
-    block: dict[str, Any] = {"method": "content-free", "inputs": list(CONTENT_FREE_INPUTS)}
+    block: dict[str, Any] = {"method": method, "inputs": list(CONTENT_FREE_INPUTS)}
     if not _wants_calibration(session.cfg, state):
         return state.accepted, {**block, "applied": False, "why": "no log-probabilities"}
     saved = _read_calibration(session)
@@ -487,7 +489,17 @@ def _calibrated(
     rows, summary = apply_calibration(
         state.accepted, prior, skip=frozenset(state.vote_share_inputs)
     )
-    return rows, {**block, "applied": True, "prior": prior, **summary}
+    block |= {"prior": prior, **summary}
+    if method == "auto":
+        applies, before, after = auto_applies(summary, list(state.labels.labels))
+        block |= {"evenness_before": round(before, 4), "evenness_after": round(after, 4)}
+        if not applies:
+            why = (
+                f"the calibrated labels are spread less evenly than the teacher's "
+                f"(evenness {before:.2f} -> {after:.2f}), so the prior is not what skews them"
+            )
+            return state.accepted, {**block, "applied": False, "why": why}
+    return rows, {**block, "applied": True}
 
 
 class _Progress:

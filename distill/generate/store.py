@@ -140,6 +140,19 @@ def truncate_torn_tail(path: Path) -> None:
             fh.truncate(cut)
 
 
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two fingerprint payloads (added and removed
+    keys included), so a refused rerun can say which setting moved, e.g. `settings.seed`."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_keys(a, b, f"{prefix}{key}.")
+        elif key not in old or key not in new or a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
 def prepare_run_dir(out_dir: Path, fp: str, settings: dict[str, Any], overwrite: bool) -> bool:
     """Check or claim `out_dir` for fingerprint `fp`; return True when resuming a run.
 
@@ -156,9 +169,11 @@ def prepare_run_dir(out_dir: Path, fp: str, settings: dict[str, Any], overwrite:
         return True
     if (existing or has_data) and not overwrite:
         old = existing.get("fingerprint") if existing else "unknown"
+        changed = changed_keys(existing.get("settings") or {}, settings) if existing else []
+        what = f"changed: {', '.join(changed)}; " if changed else ""
         raise RunDirConflict(
-            f"{out_dir} holds a run with different settings (fingerprint {old}, now {fp}); "
-            "use a fresh --out directory, or --overwrite to discard it"
+            f"{out_dir} holds a run with different settings ({what}fingerprint {old}, now "
+            f"{fp}); use a fresh --out directory, or --overwrite to discard it"
         )
     for name in (*OUTPUTS, "hf"):
         target = out_dir / name

@@ -1,0 +1,177 @@
+"""benchmarks/data_loaders.py: how the BIG-bench sdist is found, fetched over HTTP from a simple
+index (a loopback server here), checked and cached, and the one-line error when it cannot be."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import data_loaders  # noqa: E402
+
+INTENT = {
+    "examples": [
+        {"input": "Utterance: play some jazz", "target_scores": {"play_music": 1, "rate_book": 0}},
+        {
+            "input": "Utterance: rate this book 3 stars",
+            "target_scores": {"play_music": 0, "rate_book": 1},
+        },
+    ]
+}
+
+
+def _sdist_bytes() -> bytes:
+    """A stand-in sdist holding one task.json where the real one has it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = json.dumps(INTENT).encode()
+        info = tarfile.TarInfo(
+            "bigbench-1.0.0/bigbench/benchmark_tasks/intent_recognition/task.json"
+        )
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory served over loopback HTTP, and its base URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache, and no override from the environment."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(data_loaders, "CACHE", cache)
+    monkeypatch.delenv(data_loaders.SDIST_ENV, raising=False)
+    monkeypatch.delenv(data_loaders.INDEX_ENV, raising=False)
+    return cache
+
+
+def _publish(root: Path, body: bytes, links: list[str]) -> None:
+    (root / "bigbench").mkdir()
+    (root / "bigbench" / "index.html").write_text(
+        "".join(f'<a href="{u}">{u.split("#")[0].rsplit("/", 1)[-1]}</a><br/>' for u in links)
+    )
+    (root / "files").mkdir()
+    (root / "files" / "bigbench-1.0.0.tar.gz").write_bytes(body)
+
+
+def test_fetches_through_the_index_checks_the_hash_and_caches(
+    index_dir: tuple[Path, str], isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative link on the index is followed, the file's sha256 accepted, the sdist and the
+    task.json cached, and the loader reads the task from it (prefix stripped, argmax label)."""
+    root, base = index_dir
+    body = _sdist_bytes()
+    monkeypatch.setattr(data_loaders, "BIGBENCH_SHA256", hashlib.sha256(body).hexdigest())
+    _publish(root, body, ["../files/bigbench-1.0.0.tar.gz#sha256=x"])
+    monkeypatch.setenv(data_loaders.INDEX_ENV, f"{base}/bigbench/")
+    rows = data_loaders.load("intent")
+    assert sorted((r["input"], r["output"]) for r in rows) == [
+        ("play some jazz", "play_music"),
+        ("rate this book 3 stars", "rate_book"),
+    ]
+    assert (isolated / "bigbench-1.0.0.tar.gz").read_bytes() == body
+    assert (isolated / "bigbench" / "intent_recognition.json").is_file()
+    assert not list(isolated.glob("*.part"))
+
+
+def test_a_file_with_the_wrong_hash_is_refused_and_not_left_behind(
+    index_dir: tuple[Path, str], isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index serves a file whose sha256 is not the published one: DataUnavailable names both
+    hashes, and neither the file nor its partial download stays in the cache."""
+    root, base = index_dir
+    _publish(root, _sdist_bytes(), [f"{base}/files/bigbench-1.0.0.tar.gz"])
+    monkeypatch.setenv(data_loaders.INDEX_ENV, f"{base}/bigbench/")
+    with pytest.raises(data_loaders.DataUnavailable, match=r"sha256 .* is not bigbench-1\.0\.0"):
+        data_loaders.bigbench_sdist()
+    assert list(isolated.iterdir()) == []
+
+
+def test_an_index_without_the_file_names_what_it_lists_and_what_to_set(
+    index_dir: tuple[Path, str], isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As PyPI's index was on 2026-12-05 (only bigbench-0.0.1): the error lists it and names
+    both environment variables."""
+    root, base = index_dir
+    _publish(root, b"x", ["https://example.invalid/p/bigbench-0.0.1.tar.gz#sha256=ab"])
+    monkeypatch.setenv(data_loaders.INDEX_ENV, f"{base}/bigbench/")
+    with pytest.raises(data_loaders.DataUnavailable) as err:
+        data_loaders.bigbench_sdist()
+    msg = str(err.value)
+    assert "does not list bigbench-1.0.0.tar.gz (it lists: bigbench-0.0.1.tar.gz)" in msg
+    assert data_loaders.SDIST_ENV in msg and data_loaders.INDEX_ENV in msg
+
+
+def test_the_sdist_variable_is_checked_like_a_download(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$DISTILL_BIGBENCH_SDIST: a missing file and a wrong file are refused by name; the right
+    file is used in place (not copied into the cache)."""
+    given = tmp_path / "bb.tar.gz"
+    monkeypatch.setenv(data_loaders.SDIST_ENV, str(given))
+    with pytest.raises(data_loaders.DataUnavailable, match="no such file"):
+        data_loaders.bigbench_sdist()
+    given.write_bytes(_sdist_bytes())
+    with pytest.raises(data_loaders.DataUnavailable, match=f"{data_loaders.SDIST_ENV}=.*sha256"):
+        data_loaders.bigbench_sdist()
+    monkeypatch.setattr(
+        data_loaders, "BIGBENCH_SHA256", hashlib.sha256(given.read_bytes()).hexdigest()
+    )
+    assert data_loaders.bigbench_sdist() == given
+    assert not isolated.exists()
+
+
+def test_a_benchmark_without_its_data_exits_2_with_one_line(
+    index_dir: tuple[Path, str], tmp_path: Path
+) -> None:
+    """label_quality.py on intent, with a fresh cache and an index that lacks the sdist: exit
+    code 2, one line on stderr that names the variable to set, no traceback."""
+    root, base = index_dir
+    _publish(root, b"x", [])
+    env = {
+        **os.environ,
+        data_loaders.INDEX_ENV: f"{base}/bigbench/",
+        "DISTILL_BENCH_CACHE": str(tmp_path / "cache"),
+    }
+    env.pop(data_loaders.SDIST_ENV, None)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "label_quality.py"), "--task", "intent"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: intent: "), proc.stderr
+    assert data_loaders.SDIST_ENV in lines[0] and "Traceback" not in proc.stderr
