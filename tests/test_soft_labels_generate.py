@@ -174,7 +174,15 @@ def rows(path: Path) -> list[dict]:
 
 
 def label_cfg(tmp_path: Path, **kw: Any) -> GenerateConfig:
-    base: dict[str, Any] = {"inputs": str(inputs_file(tmp_path)), "labels": LABELS, "seed": 3}
+    """A label run with calibration off: these tests pin the distributions as the server sent
+    them, which calibration would rewrite in the splits (test_calibration.py covers it), and
+    their scripted teacher has no answer for a content-free input."""
+    base: dict[str, Any] = {
+        "inputs": str(inputs_file(tmp_path)),
+        "labels": LABELS,
+        "seed": 3,
+        "label_calibration": "none",
+    }
     return GenerateConfig(**{**base, **kw})
 
 
@@ -220,7 +228,7 @@ def split_votes(body: dict, index: int) -> str:
 
 def test_vote_shares_when_no_logprobs_are_asked(tmp_path: Path) -> None:
     with FakeOpenAIServer(split_votes) as server:
-        cfg = label_cfg(tmp_path, votes=3, seed=0, label_calibration="none")
+        cfg = label_cfg(tmp_path, votes=3, seed=0)
         m = run_generate(TASK, cfg, teacher(server, 1), tmp_path / "d")
         assert not any("logprobs" in b for b in server.requests)
     examples = rows(tmp_path / "d" / "examples.jsonl")
@@ -249,7 +257,7 @@ def test_vote_shares_when_the_server_ignores_the_logprobs_request(tmp_path: Path
 def test_one_greedy_label_without_logprobs_has_no_distribution(tmp_path: Path) -> None:
     """--label-calibration none (and no --top-logprobs): no log-probabilities asked, none kept."""
     with FakeOpenAIServer(greedy) as server:
-        cfg = label_cfg(tmp_path, label_calibration="none")
+        cfg = label_cfg(tmp_path)
         m = run_generate(TASK, cfg, teacher(server), tmp_path / "d")
         assert not any("logprobs" in b for b in server.requests)
     assert not any("label_probs" in r for r in rows(tmp_path / "d" / "examples.jsonl"))
@@ -265,11 +273,9 @@ def test_a_cached_answer_without_logprobs_is_not_reused_for_a_logprobs_request(
     (a fresh directory with run 2's cache) is served from the cache, logprobs included: the
     same bytes, nothing sent."""
     with FakeOpenAIServer(greedy, logprobs_fn=server_logprobs) as server:
-        run_generate(
-            TASK, label_cfg(tmp_path, label_calibration="none"), teacher(server), tmp_path / "a"
-        )
+        run_generate(TASK, label_cfg(tmp_path), teacher(server), tmp_path / "a")
         assert len(server.requests) == N_INPUTS
-        cfg = label_cfg(tmp_path, top_logprobs=5, overwrite=True, label_calibration="none")
+        cfg = label_cfg(tmp_path, top_logprobs=5, overwrite=True)
         m2 = run_generate(TASK, cfg, teacher(server), tmp_path / "a")
         assert len(server.requests) == 2 * N_INPUTS
         assert all(b.get("logprobs") for b in server.requests[N_INPUTS:])
