@@ -206,6 +206,34 @@ def test_the_page_shows_labels_and_rejections(run_dir: Path) -> None:
     assert "40 examples accepted of 40 asked for" in page
 
 
+def test_the_page_says_what_label_calibration_decided(run_dir: Path, tmp_path: Path) -> None:
+    """A manifest whose `calibration` block has a prior (auto declined, as on the quick start):
+    the Data section gives the console's line and says which labels the splits hold; a block
+    without a prior (a synthesize run has no log-probabilities) adds nothing."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    path = copy / "data" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert "prior" not in manifest["calibration"]
+    assert 'id="calibration"' not in write_run_report(copy).read_text(encoding="utf-8")
+    manifest["calibration"] = {
+        "method": "auto", "applied": False,
+        "why": "the calibrated labels are spread less evenly than the teacher's "
+               "(evenness 0.64 -> 0.53), so the prior is not what skews them",
+        "prior": {"world": 0.4, "sports": 0.2, "business": 0.2, "sci/tech": 0.2},
+        "calibrated": 40, "changed": 6, "evenness_before": 0.64, "evenness_after": 0.53,
+    }  # fmt: skip
+    path.write_text(json.dumps(manifest))
+    page = write_run_report(copy).read_text(encoding="utf-8")
+    assert (
+        '<p id="calibration">label calibration (auto): not applied (the calibrated labels are '
+        "spread less evenly than the teacher&#x27;s (evenness 0.64 -&gt; 0.53), so the prior is "
+        "not what skews them); the splits hold the teacher&#x27;s own labels.</p>"
+    ) in page
+
+
 def test_the_worst_errors_are_those_eval_shows(run_dir: Path) -> None:
     page = write_run_report(run_dir, show_errors=2).read_text(encoding="utf-8")
     errors = page[page.index('id="errors"') :]

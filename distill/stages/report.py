@@ -341,8 +341,21 @@ def _data(manifest: dict[str, Any] | None) -> str:
         "data",
         f"<p>{_esc(facts)}.</p>",
         _labels(c.get("per_label")),
+        _calibration(manifest.get("calibration")),
         _rejected(c.get("rejected_by_reason") or {}, c.get("rejected", 0)),
     )
+
+
+def _calibration(block: dict[str, Any] | None) -> str:
+    """What label calibration decided, where it had a prior to decide with (the console's
+    line); the label table above counts the teacher's own answers, so this says whether the
+    splits hold those or calibrated ones."""
+    from distill.generate.calibration import summary_line
+
+    if not block or "prior" not in block:
+        return ""
+    held = "calibrated labels" if block.get("applied") else "the teacher's own labels"
+    return f'<p id="calibration">{_esc(summary_line(block))}; the splits hold {_esc(held)}.</p>'
 
 
 def _labels(per_label: dict[str, Any] | None) -> str:
