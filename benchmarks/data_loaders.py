@@ -26,7 +26,6 @@ Each loader returns a list of {"input", "output"} dicts in a fixed, seeded order
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import random
@@ -36,6 +35,9 @@ import tarfile
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from common.files import atomic_path, atomic_write_bytes
+from teachers.embedded import sha256_file
 
 # DISTILL_BENCH_CACHE moves it (the tests point it at an empty directory).
 CACHE = Path(os.environ.get("DISTILL_BENCH_CACHE") or Path(__file__).parent / ".cache")
@@ -143,18 +145,13 @@ def bigbench_sdist() -> Path:
     if path.is_file():
         return path
     url = _sdist_url(os.environ.get(INDEX_ENV) or BIGBENCH_INDEX)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    part = path.with_suffix(".part")
-    print(
-        f"downloading {BIGBENCH_SDIST} (358 MB) from {url.split('#')[0]} once ...", file=sys.stderr
-    )
-    try:
-        urllib.request.urlretrieve(url.split("#")[0], part)
-        _check_sha256(part, url.split("#")[0])
-    except (OSError, DataUnavailable) as exc:
-        part.unlink(missing_ok=True)
-        raise exc if isinstance(exc, DataUnavailable) else DataUnavailable(f"{url}: {exc}") from exc
-    part.replace(path)
+    print(f"downloading {BIGBENCH_SDIST} (358 MB) from {url} once ...", file=sys.stderr)
+    with atomic_path(path) as part:  # renamed into the cache only once its sha256 is right
+        try:
+            urllib.request.urlretrieve(url, part)
+        except OSError as exc:
+            raise DataUnavailable(f"{url}: {exc}") from exc
+        _check_sha256(part, url)
     return path
 
 
@@ -174,18 +171,15 @@ def _sdist_url(index: str) -> str:
             f"{index} does not list {BIGBENCH_SDIST} (it lists: {listed}); set {SDIST_ENV} to a "
             f"copy of it (sha256 {BIGBENCH_SHA256[:12]}...) or {INDEX_ENV} to an index that has it"
         )
-    return urllib.parse.urljoin(index, url)
+    return urllib.parse.urldefrag(urllib.parse.urljoin(index, url)).url
 
 
 def _check_sha256(path: Path, where: str) -> None:
     """Raise DataUnavailable unless `path` is the published sdist, byte for byte."""
-    sha = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    if sha.hexdigest() != BIGBENCH_SHA256:
+    digest = sha256_file(path)
+    if digest != BIGBENCH_SHA256:
         raise DataUnavailable(
-            f"{where}: sha256 {sha.hexdigest()} is not {BIGBENCH_SDIST}'s {BIGBENCH_SHA256}"
+            f"{where}: sha256 {digest} is not {BIGBENCH_SDIST}'s {BIGBENCH_SHA256}"
         )
 
 
@@ -196,10 +190,7 @@ def bigbench_task(name: str) -> dict:
         member = f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json"
         with tarfile.open(bigbench_sdist()) as tar:
             data = tar.extractfile(member).read()  # type: ignore[union-attr]
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        part = cached.with_suffix(".part")
-        part.write_bytes(data)
-        part.replace(cached)
+        atomic_write_bytes(cached, data)
     return json.loads(cached.read_text(encoding="utf-8"))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from common.files import atomic_write_text, read_json
 from distill.errors import UserError
 from distill.evaluation.records import EvalReport
+from distill.generate.calibration import summary_line
 
 REPORT_HTML = "report.html"
 LEARNING_CURVE = "learning_curve.json"  # written by benchmarks/learning_curve.py
@@ -350,8 +351,6 @@ def _calibration(block: dict[str, Any] | None) -> str:
     """What label calibration decided, where it had a prior to decide with (the console's
     line); the label table above counts the teacher's own answers, so this says whether the
     splits hold those or calibrated ones."""
-    from distill.generate.calibration import summary_line
-
     if not block or "prior" not in block:
         return ""
     held = "calibrated labels" if block.get("applied") else "the teacher's own labels"
