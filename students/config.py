@@ -88,6 +88,15 @@ class TrainConfig:
             "answers keep max_target_length"
         },
     )
+    ema_decay: float = field(
+        default=0.0,
+        metadata={
+            "help": "keep an exponential moving average of the weights (decay per optimizer "
+            "step, warmed up as min(decay, (1 + n) / (10 + n)) after n updates); validation, "
+            "the best epoch and the saved student use the average, not the raw weights "
+            "(0: off)"
+        },
+    )
     lr: float | None = field(
         default=None, metadata={"help": "peak learning rate (default: the preset's measured value)"}
     )
@@ -209,6 +218,8 @@ class TrainConfig:
             raise ValueError(
                 f"soft_label_weight: must be a finite number >= 0 (got {self.soft_label_weight})"
             )
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay: must be in [0, 1) (got {self.ema_decay})")
         if not 0 <= self.min_label_prob <= 1:
             raise ValueError(f"min_label_prob: must be in [0, 1] (got {self.min_label_prob})")
         if not 0 <= self.rationale_weight < 1:

@@ -39,6 +39,7 @@ from students.data import (
     tokenize_pairs,
     truncate,
 )
+from students.ema import make_ema
 from students.markers import tokenizer_has_markers
 from students.modelcard import model_card
 from students.predict import generate_texts
@@ -308,6 +309,11 @@ class _Run:
         self.model, self.opt, self.loader, self.sched = self.acc.prepare(
             self.model, opt, loader, sched
         )
+        self.ema = None
+        if cfg.ema_decay:
+            # registered before a resume loads the checkpoint, so the average comes back too
+            self.ema = make_ema(self.acc.unwrap_model(self.model), cfg.ema_decay)
+            self.acc.register_for_checkpointing(self.ema)
         if cfg.resume:
             self._resume()
 
@@ -316,6 +322,11 @@ class _Run:
         if not (last / "trainer_state.json").is_file():
             raise FileNotFoundError(
                 f"{last}: no checkpoint to resume from (train without --resume)"
+            )
+        if self.ema is not None and not any(last.glob("custom_checkpoint_*")):
+            raise ValueError(
+                f"{last}: this checkpoint holds no weight average (its run had ema_decay 0); "
+                "resume with the settings it started with"
             )
         self.acc.load_state(str(last))
         self.state = TrainerState(**json.loads((last / "trainer_state.json").read_text()))
@@ -384,6 +395,8 @@ class _Run:
             self.sched.step()
             self.opt.zero_grad()
         if self.acc.sync_gradients:
+            if self.ema is not None:
+                self.ema.update_parameters(self.acc.unwrap_model(self.model))
             self.state["global_step"] += 1
             self.state["step_in_epoch"] += 1
             every = self.cfg.checkpoint_every
@@ -469,7 +482,7 @@ class _Run:
 
         if not self.val:
             return {}
-        model = self.acc.unwrap_model(self.model)
+        model = self._evaluated()
         model.eval()
         rank, world = self.acc.process_index, self.acc.num_processes
         shard = self.val[rank::world]
@@ -486,13 +499,18 @@ class _Run:
         rows = self.val_rows[: self.cfg.max_eval_examples][rank::world]
         preds = self._decode(model, [r["input"] for r in rows]) if rows else []
         pairs = gather_object(list(zip(preds, [r["output"] for r in rows], strict=True)))
-        model.train()
+        self.model.train()
         preds, refs = [p for p, _ in pairs], [r for _, r in pairs]
         return {
             "val_loss": total / count,
             "val_exact_match": exact_match(preds, refs),
             "val_chrf": chrf(preds, refs),
         }
+
+    def _evaluated(self) -> Any:
+        """The weights validation scores and the best epoch keeps: the moving average with
+        `ema_decay`, else the model being trained."""
+        return self.ema.module if self.ema is not None else self.acc.unwrap_model(self.model)
 
     def _decode(self, model: Any, inputs: list[str]) -> list[str]:
         sources = [self._source(t) for t in inputs]
@@ -526,7 +544,10 @@ class _Run:
 
         if self.acc.is_main_process:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            state = self.acc.get_state_dict(self.model)
+            if self.ema is not None:
+                state = self.ema.module.state_dict()
+            else:
+                state = self.acc.get_state_dict(self.model)
             tmp = self.ckpt_dir / ".best.pt.tmp"
             torch.save(state, tmp)
             os.replace(tmp, self.ckpt_dir / "best.pt")

@@ -136,6 +136,21 @@ def test_no_instruction(tmp_path, capsys, tiny) -> None:
     assert code == 2 and "--task: needed" in err
 
 
+def test_ema_decay_out_of_range_names_the_flag(tmp_path, capsys, tiny) -> None:
+    _write(tmp_path / "data" / "train.jsonl", [{"input": "a", "output": "b"}])
+    task = tmp_path / "task.toml"
+    task.write_text(TASK)
+    code, err = _run(
+        capsys,
+        *("--data", str(tmp_path / "data"), "--out", str(tmp_path / "m")),
+        *("--task", str(task), "--student", str(tiny), "--ema-decay", "1"),
+    )
+    assert (
+        code == 2 and "--ema-decay: must be in [0, 1) (got 1.0)" in err and "Traceback" not in err
+    )
+    assert not (tmp_path / "m").exists()
+
+
 def test_train_via_cli_with_manifest_and_single_file(tmp_path, capsys, tiny) -> None:
     rows = [{"input": f"in {i}", "output": f"Out {i}"} for i in range(20)]
     data = _write(tmp_path / "data" / "all.jsonl", rows)

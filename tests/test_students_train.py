@@ -312,3 +312,78 @@ def test_the_best_epoch_follows_the_resolved_metric(tmp_path: Path, requested: s
         key = max(range(len(history)), key=lambda i: (history[i]["val_chrf"], -i))
     assert metrics["best_epoch"] == history[key]["epoch"]
     assert metrics["best"] == history[key]
+
+
+@pytest.mark.parametrize(
+    ("decay", "updates", "expected"),
+    [(0.99, 0, 0.1), (0.99, 8, 0.5), (0.99, 90, 0.91), (0.9, 1000, 0.9), (0.5, 1, 2 / 11)],
+)
+def test_ema_decay_warms_up_then_holds(decay: float, updates: int, expected: float) -> None:
+    from students.ema import ema_decay_at
+
+    assert ema_decay_at(decay, updates) == pytest.approx(expected)
+
+
+def test_ema_student_is_the_hand_computed_average_of_its_steps(tmp_path: Path, monkeypatch) -> None:
+    """With `ema_decay`, the saved student is the moving average of the weights after each
+    optimizer step (the first step's weights, then e += (1 - d_n) * (w - e)), not the last
+    step's weights."""
+    from students.ema import ema_decay_at
+
+    student = tiny_t5_dir(tmp_path / "s")
+    original, seen = train_mod._Run._step, []
+
+    def recording_step(self, batch):
+        loss = original(self, batch)
+        model = self.acc.unwrap_model(self.model)
+        seen.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        return loss
+
+    monkeypatch.setattr(train_mod._Run, "_step", recording_step)
+    metrics = _train(tmp_path, student, "m", epochs=1, ema_decay=0.9)
+    assert len(seen) == metrics["global_steps"] == 2
+    expected = dict(seen[0])
+    for n, weights in enumerate(seen[1:], start=1):
+        d = ema_decay_at(0.9, n)
+        expected = {k: e + (1 - d) * (weights[k] - e) for k, e in expected.items()}
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "m" / "model.safetensors")
+    shared = [k for k in expected if k in saved]
+    assert len(shared) > len(expected) // 2
+    assert all(torch.allclose(saved[k], expected[k], atol=1e-6) for k in shared)
+    assert not all(torch.allclose(saved[k], seen[-1][k], atol=1e-6) for k in shared)
+
+
+def test_ema_resume_restores_the_average(tmp_path: Path, monkeypatch) -> None:
+    """Crash mid-epoch 2 with `ema_decay` on, resume: the saved average is bit-identical to an
+    uninterrupted run's; a checkpoint without the average (a run started with ema_decay 0)
+    is refused with a message instead of resuming from a fresh average."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    student = tiny_t5_dir(tmp_path / "s")
+    kw = {"epochs": 2, "checkpoint_every": 1, "keep_checkpoints": True, "ema_decay": 0.9}
+    _train(tmp_path, student, "full", **kw)
+    original, calls = train_mod._Run._step, {"n": 0}
+
+    def crashing_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(train_mod._Run, "_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, student, "crash", **kw)
+    monkeypatch.setattr(train_mod._Run, "_step", original)
+    shutil.copytree(tmp_path / "crash", tmp_path / "no_ema")
+    custom = list((tmp_path / "no_ema" / "checkpoints" / "last").glob("custom_checkpoint_*"))
+    assert len(custom) == 1
+    custom[0].unlink()
+    _train(tmp_path, student, "crash", resume=True, **kw)
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in ("full", "crash"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="holds no weight average"):
+        _train(tmp_path, student, "no_ema", resume=True, **kw)
