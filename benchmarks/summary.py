@@ -24,6 +24,7 @@ HEADLINE = {
     "sentiment": "em",
     "questions": "em",
     "intent": "em",
+    "trec": "em",
     "temporal": "chrf",
     "e2e": "chrf",
     "spider": "chrf",
@@ -148,6 +149,10 @@ def main() -> int:
         "sentiment-t300-label-vote-g500",
         "e2e-t200-synthesize",
         "e2e-t200-synthesize-mix0",
+        "trec-t300",
+        "trec-t300-s1",
+        "trec-t300-s2",
+        "trec-t300-none",
     ]
     runs = load_runs(tasks)
     rows = [row(task, run) for task, run in runs.items()]

