@@ -223,3 +223,15 @@ def test_readme_label_calibration_pairs_are_the_benchmark_output() -> None:
     body = md.split("\n", 2)[2].rstrip("\n")
     assert "| baseline run | run |" in body and "Mean difference on intent" in body
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["ema-quickstart"])
+def test_readme_train_seeds_tables_are_the_benchmark_output(name: str) -> None:
+    """The README's arms-by-seeds tables are benchmarks/train_seeds.py's Markdown, byte for
+    byte (title line included), and its command is in the README."""
+    md = (ROOT / "benchmarks" / "results" / f"train_seeds_{name}.md").read_text("utf-8")
+    assert "| arm | per seed | mean |" in md and "| default | " in md
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert md in readme
+    cmds = [c for w, c in benchmark_commands() if w.startswith("README.md")]
+    assert any(c.startswith(f"python benchmarks/train_seeds.py --name {name} ") for c in cmds)
