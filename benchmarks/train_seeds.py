@@ -90,18 +90,15 @@ def train_and_score(args: argparse.Namespace, arm: str, flags: list[str], seed: 
     return preds
 
 
-def paired(base: list[list[float]], arm: list[list[float]], samples: int = 2000) -> dict:
-    """Arm minus base (points), each input's difference averaged over the seeds, with a
-    bootstrap 95% CI over the inputs."""
+def paired(base: list[list[float]], arm: list[list[float]]) -> dict:
+    """Arm minus base (points), each input's difference averaged over the seeds, with
+    student_vs_teacher's paired bootstrap 95% CI over the inputs."""
     import numpy as np
+    from student_vs_teacher import paired_diff
 
-    d = 100.0 * (np.asarray(arm, float) - np.asarray(base, float)).mean(axis=0)
-    draws = np.random.default_rng(0).integers(0, len(d), size=(samples, len(d)))
-    low, high = np.quantile(d[draws].mean(axis=1), [0.025, 0.975])
-    return {
-        "diff": round(float(d.mean()), 2),
-        "ci95": [round(float(low), 2), round(float(high), 2)],
-    }
+    mean = [np.asarray(x, float).mean(axis=0).tolist() for x in (base, arm)]
+    d = paired_diff(*mean)
+    return {"diff": d["diff"], "ci95": d["ci95"]}
 
 
 def summarise(args: argparse.Namespace, scores: dict[str, dict[int, dict[str, float]]]) -> dict:
