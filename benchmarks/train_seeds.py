@@ -86,7 +86,9 @@ def train_and_score(args: argparse.Namespace, arm: str, flags: list[str], seed: 
          log=out / "train.log")  # fmt: skip
     _cli("eval", "--model", str(out / "model"), "--data", str(args.test), *task,
          "--out", str(out / "eval.json"), "--latency-samples", "0", log=out / "eval.log")  # fmt: skip
-    done.write_text(json.dumps(spec, indent=2) + "\n")
+    from common.files import atomic_write_json
+
+    atomic_write_json(done, spec)  # written last: its presence means the pair is finished
     return preds
 
 
