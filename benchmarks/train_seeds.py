@@ -111,21 +111,19 @@ def summarise(args: argparse.Namespace, scores: dict[str, dict[int, dict[str, fl
     if teacher is not None and set(teacher) != set(keys):
         raise SystemExit(f"--teacher {args.teacher}: scored on other test rows than --test")
 
-    def rows(arm: str) -> list[list[float]]:
-        return [[scores[arm][s][k] for k in keys] for s in seeds]
-
+    rows = {arm: [[by_seed[s][k] for k in keys] for s in seeds] for arm, by_seed in scores.items()}
     out: dict[str, Any] = {"metric": args.metric, "test_n": len(keys), "seeds": seeds, "arms": {}}
     if teacher is not None:
         out["teacher"] = round(100 * sum(teacher.values()) / len(keys), 2)
-    for arm in scores:
-        per_seed = [round(100 * sum(r) / len(keys), 2) for r in rows(arm)]
+    for arm, arm_rows in rows.items():
+        per_seed = [round(100 * sum(r) / len(keys), 2) for r in arm_rows]
         entry = {"per_seed": per_seed, "mean": round(sum(per_seed) / len(per_seed), 2)}
-        entry["vs_default"] = paired(rows("default"), rows(arm))
+        entry["vs_default"] = paired(rows["default"], arm_rows)
         entry["per_seed_vs_default"] = [
-            paired([b], [a]) for b, a in zip(rows("default"), rows(arm), strict=True)
+            paired([b], [a]) for b, a in zip(rows["default"], arm_rows, strict=True)
         ]
         if teacher is not None:
-            entry["vs_teacher"] = paired([[teacher[k] for k in keys]] * len(seeds), rows(arm))
+            entry["vs_teacher"] = paired([[teacher[k] for k in keys]], arm_rows)
         out["arms"][arm] = entry
     return out
 
@@ -168,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     for flag, path in (("--data", args.data), ("--task", args.task), ("--test", args.test)):
         if not path.exists():
             parser.error(f"{flag} {path}: not found")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds}: comma-separated integers, e.g. 0,1,2")
     base = parse_arm(args.base, "--base")[1]
     arms = [("default", base)] + [(name, base + f) for name, f in map(parse_arm, args.arm)]
     from common.files import atomic_write_json, atomic_write_text
@@ -180,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             scores.setdefault(arm, {})[seed] = read_scores(preds, args.metric)
     result = summarise(args, scores)
     stem = RESULTS / f"train_seeds_{args.name}"
-    atomic_write_json(stem.with_suffix(".json"), {"args": vars(args) | {"data": str(args.data),
-                      "task": str(args.task), "test": str(args.test)}, **result})  # fmt: skip
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    atomic_write_json(stem.with_suffix(".json"), {"args": given, **result})
     md = markdown(args.name, result, args)
     atomic_write_text(stem.with_suffix(".md"), md)
     print(md)

@@ -13,7 +13,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
-sys.path.insert(0, str(HERE))
 
 import train_seeds  # noqa: E402
 from tiny_models import tiny_t5_dir  # noqa: E402
