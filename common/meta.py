@@ -59,6 +59,10 @@ class StudentMeta:
     # output is one of them): greedy decoding then chooses only among these (common.label_decoding).
     # Empty: free decoding.
     labels: list[str] = field(default_factory=list)
+    # An extraction student (its training outputs were mostly spans of their inputs): greedy
+    # decoding without a label set emits only the input's own tokens and the end token
+    # (common.copy_decoding).
+    copy_input: bool = False
 
     def source_text(self, text: str) -> str:
         """The source text the student was trained to read for one raw task input."""
@@ -82,13 +86,15 @@ class StudentMeta:
         labels = data.get("labels", [])
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise ValueError(f"{where}: key 'labels' must be a list of strings")
+        if not isinstance(data.get("copy_input", False), bool):
+            raise ValueError(f"{where}: key 'copy_input' must be true or false")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object to write (heldout, task_prefix and labels only when there is one, so
-        a plain student's file is what it was before they existed)."""
+        """The JSON object to write (heldout, task_prefix, labels and copy_input only when set,
+        so a plain student's file is what it was before they existed)."""
         data = dataclasses.asdict(self)
-        for key in ("heldout", "task_prefix", "labels"):
+        for key in ("heldout", "task_prefix", "labels", "copy_input"):
             if not data[key]:
                 del data[key]
         return data

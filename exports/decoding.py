@@ -8,9 +8,11 @@ sum_logprobs / generated_len ** length_penalty, early_stopping=False heuristic).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from common.copy_decoding import allowed_mask
 
 # step(tokens (rows, 1) int64, reorder (rows,) int64 | None) -> logits (rows, vocab) float32.
 # `reorder` says which previous row each new row continues (beam search); None keeps rows.
@@ -25,14 +27,30 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def greedy(
-    step: StepFn, batch: int, *, start: int, eos: int, pad: int, max_new: int, min_new: int = 0
+    step: StepFn,
+    batch: int,
+    *,
+    start: int,
+    eos: int,
+    pad: int,
+    max_new: int,
+    min_new: int = 0,
+    allowed: Sequence[Sequence[int]] | None = None,
 ) -> list[list[int]]:
-    """Greedy decoding; returns the generated ids of each row, cut before its first EOS."""
+    """Greedy decoding; returns the generated ids of each row, cut before its first EOS.
+
+    `allowed`: per row, the only tokens it may emit besides EOS (copy decoding,
+    common.copy_decoding); None: any token."""
     tokens = np.full((batch, 1), start, dtype=np.int64)
     done = np.zeros(batch, dtype=bool)
     out: list[np.ndarray] = []
+    mask = None
     for t in range(max_new):
         logits = step(tokens, None)  # (batch, vocab)
+        if allowed is not None:
+            if mask is None:
+                mask = allowed_mask(allowed, logits.shape[-1], [eos])
+            logits = np.where(mask, logits, -np.inf)
         if t < min_new:
             logits = logits.copy()
             logits[:, eos] = -np.inf

@@ -119,8 +119,9 @@ class OnnxSeq2Seq:
         """Generated token ids (without the start token, cut before EOS) for each input.
 
         With a label set (`labels`, or distill.json's when None) greedy decoding answers one of
-        its labels, in fewer decoder steps (common.label_decoding); beam search and
-        `min_new_tokens` decode freely."""
+        its labels, in fewer decoder steps (common.label_decoding); without one, a student whose
+        distill.json says `copy_input` emits only its input's tokens (common.copy_decoding).
+        `labels=[]`, beam search and `min_new_tokens` decode freely."""
         if num_beams < 1 or batch_size < 1:
             raise ValueError(
                 f"num_beams and batch_size must be >= 1 (got {num_beams}, {batch_size})"
@@ -128,14 +129,22 @@ class OnnxSeq2Seq:
         max_new = int(max_new_tokens or self.meta.max_new_tokens)
         free = num_beams > 1 or min_new_tokens > 0
         decoder = None if free else self.label_decoder(labels)
+        copy = not free and decoder is None and labels != [] and self.meta.copy_input
         out: list[list[int]] = []
         for i in range(0, len(inputs), batch_size):
-            ids, mask = self.encode(inputs[i : i + batch_size])
+            batch = inputs[i : i + batch_size]
+            ids, mask = self.encode(batch)
             if decoder is not None:
                 out += self._decode_labels(ids, mask, decoder)
             else:
-                out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens)
+                allowed = self._input_tokens(batch) if copy else None
+                out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens, allowed)
         return out
+
+    def _input_tokens(self, inputs: list[str]) -> list[list[int]]:
+        """Each raw input's own token ids (no instruction, no special tokens): what copy
+        decoding may emit."""
+        return [e.ids for e in self.tokenizer.encode_batch(inputs, add_special_tokens=False)]
 
     def _encoder_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The encoder's last hidden states (batch, src, d) for right-padded ids and mask."""
@@ -176,7 +185,13 @@ class OnnxSeq2Seq:
         return total
 
     def _decode_batch(
-        self, ids: np.ndarray, mask: np.ndarray, max_new: int, num_beams: int, min_new: int
+        self,
+        ids: np.ndarray,
+        mask: np.ndarray,
+        max_new: int,
+        num_beams: int,
+        min_new: int,
+        allowed: list[list[int]] | None = None,
     ) -> list[list[int]]:
         states = self._encoder_states(ids, mask)
         if num_beams > 1:  # every beam of a row reads the same encoder output
@@ -191,6 +206,7 @@ class OnnxSeq2Seq:
                 pad=self.pad,
                 max_new=max_new,
                 min_new=min_new,
+                allowed=allowed,
             )
         return beam_search(
             step,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.copy_decoding import MIN_SPAN_SHARE
 from common.metrics import LABEL_SET_MAX
 
 # The source with the task's instruction in front: what an instruction-tuned student (Flan-T5)
@@ -137,6 +138,16 @@ class TrainConfig:
             "help": "write the data's label set (the generate manifest's, when every training "
             "and validation output is one of its labels) into distill.json, so greedy decoding "
             "answers only those labels, in fewer decoder steps"
+        },
+    )
+    copy_decoding: Literal["auto", "on", "off"] = field(
+        default="auto",
+        metadata={
+            "help": "an extraction student's greedy decoding emits only its input's own tokens "
+            "(and the end token), so it cannot misspell what it copies; auto: on when a share "
+            f"of at least {MIN_SPAN_SHARE:g} of the training and validation outputs are spans "
+            "of their inputs and there is no label set; written to distill.json as copy_input",
+            "choices": ["auto", "on", "off"],
         },
     )
     # "auto" was chosen by measurement (README, "intent"): on a label set chrF++ gives partial

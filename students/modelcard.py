@@ -48,6 +48,13 @@ def model_card(
             f"- answers one of {len(meta.labels)} labels (distill.json `labels`; greedy decoding "
             "chooses only among them): " + ", ".join(f"`{x}`" for x in meta.labels)
         )
+    if meta.copy_input:
+        share = (metrics.get("copy_decoding") or {}).get("span_share")
+        lines.append(
+            "- copies from its input (distill.json `copy_input`; greedy decoding emits only the "
+            "input's own tokens)"
+            + (f": {share:.0%} of its training outputs were spans" if share else "")
+        )
     lines += [f"- {k}: {v}" for k, v in card.items() if k != "teacher"]
     lines += ["", "## Validation (best epoch)", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.4f} |" for k, v in best.items() if isinstance(v, float)]

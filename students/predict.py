@@ -20,9 +20,12 @@ def generate_texts(
     num_beams: int = 1,
     batch_size: int = 16,
     labels: LabelDecoder | None = None,
+    copy_from: list[str] | None = None,
 ) -> list[str]:
     """Decode already-formatted source texts in batches, in input order; with a label set
-    (and num_beams 1), greedy inside it (common.label_decoding)."""
+    (and num_beams 1), greedy inside it (common.label_decoding); else with `copy_from` (the raw
+    input of each source, num_beams 1), greedy over each input's own tokens
+    (common.copy_decoding)."""
     import torch
 
     device = next(model.parameters()).device
@@ -41,16 +44,47 @@ def generate_texts(
             if labels is not None and num_beams == 1:
                 ids = _label_ids(model, enc["input_ids"], enc["attention_mask"], labels)
             else:
+                copy = copy_from is not None and num_beams == 1
+                raw = copy_from[start : start + batch_size] if copy else None  # type: ignore[index]
                 ids = model.generate(
                     input_ids=enc["input_ids"],
                     attention_mask=enc["attention_mask"],
                     max_new_tokens=max_new_tokens,
                     num_beams=num_beams,
                     do_sample=False,
+                    logits_processor=_copy_processor(model, tokenizer, raw, max_source_length),
                 )  # (batch, generated)
             out += tokenizer.batch_decode(ids, skip_special_tokens=True)
     model.train(was_training)
     return out
+
+
+def _copy_processor(model: Any, tokenizer: Any, inputs: list[str] | None, max_len: int) -> Any:
+    """None, or a logits processor that keeps each row to its raw input's own tokens (cut at
+    `max_len`, as the ONNX runtime's tokenizer cuts them) and the end token: common.copy_decoding's
+    mask, as the ONNX runtime applies it."""
+    if inputs is None:
+        return None
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    from common.copy_decoding import allowed_mask
+
+    enc = tokenizer(inputs, add_special_tokens=False, truncation=True, max_length=max_len)
+    token_ids = enc["input_ids"]
+    eos = model.generation_config.eos_token_id
+    eos_ids = eos if isinstance(eos, list) else [eos]
+
+    class _Copy(LogitsProcessor):
+        mask: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if self.mask is None:
+                allowed = allowed_mask(token_ids, scores.shape[-1], eos_ids)
+                self.mask = torch.from_numpy(allowed).to(scores.device)
+            return scores.masked_fill(~self.mask, float("-inf"))
+
+    return LogitsProcessorList([_Copy()])
 
 
 def _label_ids(model: Any, input_ids: Any, mask: Any, labels: LabelDecoder) -> list[list[int]]:
@@ -138,7 +172,7 @@ class TorchPredictor:
     ) -> list[str]:
         """Outputs for raw task inputs (greedy when num_beams == 1). With a label set (`labels`,
         or distill.json's when None; [] decodes freely) greedy answers one of its labels, as the
-        ONNX runtime does."""
+        ONNX runtime does; without one, a `copy_input` student emits only its input's tokens."""
         return generate_texts(
             self.model,
             self.tokenizer,
@@ -148,4 +182,5 @@ class TorchPredictor:
             num_beams=num_beams,
             batch_size=batch_size,
             labels=self.label_decoder(labels),
+            copy_from=list(inputs) if self.meta.copy_input and labels != [] else None,
         )

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypedDict
 
+from common.copy_decoding import MIN_SPAN_SHARE, span_share
 from common.files import replace_dir
 from common.meta import META_FILE, StudentMeta, format_source, read_meta, write_meta
 from common.metrics import chrf, exact_match, is_label_set
@@ -179,6 +180,9 @@ class _Run:
         outputs = [r["output"] for r in rows + self.val_rows]
         labels = labels or self._warm_start_labels()
         self.labels = decoding_labels(labels, outputs) if cfg.label_decoding else []
+        pairs = [(r["input"], r["output"]) for r in rows + self.val_rows]
+        self.span_share = span_share(pairs)
+        self.copy_input = copy_input(cfg.copy_decoding, self.span_share, bool(self.labels))
         self.metric_key = best_metric(cfg.metric_for_best, [r["output"] for r in self.val_rows])
         self.eos = _eos_id(self.model, tok)
         prompt_len = self._prompt_len(self.prefix)
@@ -513,6 +517,8 @@ class _Run:
         return self.ema.module if self.ema is not None else self.acc.unwrap_model(self.model)
 
     def _decode(self, model: Any, inputs: list[str]) -> list[str]:
+        """Greedy outputs for validation, copy-decoded when the saved student will be (so the
+        best epoch is the best under the decoding it ships with)."""
         sources = [self._source(t) for t in inputs]
         return generate_texts(
             model,
@@ -521,6 +527,7 @@ class _Run:
             max_source_length=self.plan.max_source_length,
             max_new_tokens=self.plan.max_target_length,
             batch_size=self.batch_size,
+            copy_from=inputs if self.copy_input else None,
         )
 
     # ---- checkpoints ------------------------------------------------------------------------
@@ -600,6 +607,7 @@ class _Run:
             "soft_labels": self._soft_metrics(),
             "rationale": self._rationale_metrics(),
             "decoding_labels": self.labels,
+            "copy_decoding": {"span_share": round(self.span_share, 4), "on": self.copy_input},
             "settings": {
                 **asdict(self.cfg),
                 # the metric that picked the best epoch ("auto" resolved; refine compares on it)
@@ -656,6 +664,7 @@ class _Run:
             num_parameters=self.params_total,
             task_prefix=self.prefix,
             labels=self.labels,
+            copy_input=self.copy_input,
         )
         write_meta(tmp, meta)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -663,6 +672,18 @@ class _Run:
         for item in tmp.iterdir():  # each file lands atomically; checkpoints/ stays untouched
             os.replace(item, self.out_dir / item.name)
         tmp.rmdir()
+
+
+def copy_input(setting: str, share: float, has_labels: bool) -> bool:
+    """Whether the student copy-decodes (common.copy_decoding): `on`, or `auto` with at least
+    MIN_SPAN_SHARE of its outputs spans of their inputs; never with a label set, whose own
+    decoding already holds every answer to a label."""
+    if has_labels or setting == "off":
+        return False
+    if setting == "auto" and share < MIN_SPAN_SHARE:
+        return False
+    print(f"copy decoding on: {share:.0%} of the training outputs are spans of their inputs")
+    return True
 
 
 def decoding_labels(labels: list[str], outputs: list[str]) -> list[str]:
