@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from common.copy_decoding import allowed_mask
+from common.copy_decoding import SpanTracker
 
 # step(tokens (rows, 1) int64, reorder (rows,) int64 | None) -> logits (rows, vocab) float32.
 # `reorder` says which previous row each new row continues (beam search); None keeps rows.
@@ -35,26 +35,26 @@ def greedy(
     pad: int,
     max_new: int,
     min_new: int = 0,
-    allowed: Sequence[Sequence[int]] | None = None,
+    spans: Sequence[Sequence[int]] | None = None,
 ) -> list[list[int]]:
     """Greedy decoding; returns the generated ids of each row, cut before its first EOS.
 
-    `allowed`: per row, the only tokens it may emit besides EOS (copy decoding,
-    common.copy_decoding); None: any token."""
+    `spans`: per row, the input tokens whose spans are the only outputs it may decode (copy
+    decoding, common.copy_decoding); None: any tokens."""
     tokens = np.full((batch, 1), start, dtype=np.int64)
     done = np.zeros(batch, dtype=bool)
     out: list[np.ndarray] = []
-    mask = None
+    tracker = SpanTracker(spans, eos) if spans is not None else None
     for t in range(max_new):
         logits = step(tokens, None)  # (batch, vocab)
-        if allowed is not None:
-            if mask is None:
-                mask = allowed_mask(allowed, logits.shape[-1], [eos])
-            logits = np.where(mask, logits, -np.inf)
+        if tracker is not None:
+            logits = np.where(tracker.mask(logits.shape[-1]), logits, -np.inf)
         if t < min_new:
             logits = logits.copy()
             logits[:, eos] = -np.inf
         nxt = np.where(done, pad, logits.argmax(axis=-1)).astype(np.int64)
+        if tracker is not None:
+            tracker.update(nxt.tolist())
         out.append(nxt)
         done |= nxt == eos
         if done.all():

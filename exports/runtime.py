@@ -120,7 +120,7 @@ class OnnxSeq2Seq:
 
         With a label set (`labels`, or distill.json's when None) greedy decoding answers one of
         its labels, in fewer decoder steps (common.label_decoding); without one, a student whose
-        distill.json says `copy_input` emits only its input's tokens (common.copy_decoding).
+        distill.json says `copy_input` decodes only spans of its input (common.copy_decoding).
         `labels=[]`, beam search and `min_new_tokens` decode freely."""
         if num_beams < 1 or batch_size < 1:
             raise ValueError(
@@ -137,12 +137,12 @@ class OnnxSeq2Seq:
             if decoder is not None:
                 out += self._decode_labels(ids, mask, decoder)
             else:
-                allowed = self._input_tokens(batch) if copy else None
-                out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens, allowed)
+                spans = self._input_tokens(batch) if copy else None
+                out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens, spans)
         return out
 
     def _input_tokens(self, inputs: list[str]) -> list[list[int]]:
-        """Each raw input's own token ids (no instruction, no special tokens): what copy
+        """Each raw input's own token ids (no instruction, no special tokens): the spans copy
         decoding may emit."""
         return [e.ids for e in self.tokenizer.encode_batch(inputs, add_special_tokens=False)]
 
@@ -191,7 +191,7 @@ class OnnxSeq2Seq:
         max_new: int,
         num_beams: int,
         min_new: int,
-        allowed: list[list[int]] | None = None,
+        spans: list[list[int]] | None = None,
     ) -> list[list[int]]:
         states = self._encoder_states(ids, mask)
         if num_beams > 1:  # every beam of a row reads the same encoder output
@@ -206,7 +206,7 @@ class OnnxSeq2Seq:
                 pad=self.pad,
                 max_new=max_new,
                 min_new=min_new,
-                allowed=allowed,
+                spans=spans,
             )
         return beam_search(
             step,

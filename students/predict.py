@@ -60,29 +60,26 @@ def generate_texts(
 
 
 def _copy_processor(model: Any, tokenizer: Any, inputs: list[str] | None, max_len: int) -> Any:
-    """None, or a logits processor that keeps each row to its raw input's own tokens (cut at
-    `max_len`, as the ONNX runtime's tokenizer cuts them) and the end token: common.copy_decoding's
-    mask, as the ONNX runtime applies it."""
+    """None, or a logits processor that holds each row to spans of its raw input's tokens (cut
+    at `max_len`, as the ONNX runtime's tokenizer cuts them): common.copy_decoding's
+    SpanTracker, which the ONNX runtime's greedy drives the same way."""
     if inputs is None:
         return None
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
 
-    from common.copy_decoding import allowed_mask
+    from common.copy_decoding import SpanTracker
 
     enc = tokenizer(inputs, add_special_tokens=False, truncation=True, max_length=max_len)
-    token_ids = enc["input_ids"]
     eos = model.generation_config.eos_token_id
-    eos_ids = eos if isinstance(eos, list) else [eos]
+    tracker = SpanTracker(enc["input_ids"], eos[0] if isinstance(eos, list) else eos)
 
     class _Copy(LogitsProcessor):
-        mask: Any = None
-
         def __call__(self, input_ids: Any, scores: Any) -> Any:
-            if self.mask is None:
-                allowed = allowed_mask(token_ids, scores.shape[-1], eos_ids)
-                self.mask = torch.from_numpy(allowed).to(scores.device)
-            return scores.masked_fill(~self.mask, float("-inf"))
+            if input_ids.shape[1] > 1:  # the token chosen last step (after the start token)
+                tracker.update(input_ids[:, -1].tolist())
+            allowed = torch.from_numpy(tracker.mask(scores.shape[-1])).to(scores.device)
+            return scores.masked_fill(~allowed, float("-inf"))
 
     return LogitsProcessorList([_Copy()])
 

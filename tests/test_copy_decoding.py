@@ -1,5 +1,6 @@
-"""Copy decoding (common.copy_decoding): which outputs count as spans, the mask, greedy held to
-each row's input tokens, the ONNX and torch students agreeing on it, and training deciding it."""
+"""Copy decoding (common.copy_decoding): which outputs count as spans, the span tracker, greedy
+held to spans of each row's input tokens, the ONNX and torch students agreeing on it, and
+training deciding it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import tiny_models
 
-from common.copy_decoding import MIN_SPAN_SHARE, allowed_mask, is_span, span_share
+from common.copy_decoding import MIN_SPAN_SHARE, SpanTracker, is_span, span_share
 from common.meta import StudentMeta, read_meta, write_meta
 from exports.decoding import greedy
 
@@ -26,11 +27,18 @@ def test_a_span_is_a_stripped_non_empty_piece_of_the_input_as_written() -> None:
     assert span_share([]) == 0.0
 
 
-def test_the_mask_allows_each_rows_own_tokens_and_the_end_token() -> None:
-    mask = allowed_mask([[5, 7, 7], [9, 99]], 10, [EOS])
-    assert mask.shape == (2, 10)
-    assert np.flatnonzero(mask[0]).tolist() == [2, 5, 7]
-    assert np.flatnonzero(mask[1]).tolist() == [2, 9]  # 99 is outside the vocabulary
+def test_the_tracker_allows_any_input_token_first_then_only_continuations() -> None:
+    """Input 5 7 5 8: any of its tokens starts; after 5 the next may be 7 or 8 (both places
+    where 5 occurs); after 5 7 only 5; the end token always; an ended row only the end token."""
+    tracker = SpanTracker([[5, 7, 5, 8], [9]], EOS)
+    allowed = lambda row: np.flatnonzero(tracker.mask(VOCAB)[row]).tolist()  # noqa: E731
+    assert allowed(0) == [EOS, 5, 7, 8] and allowed(1) == [EOS, 9]
+    tracker.update([5, 9])
+    assert allowed(0) == [EOS, 7, 8] and allowed(1) == [EOS]  # 9 ends its input
+    tracker.update([7, EOS])
+    assert allowed(0) == [EOS, 5] and allowed(1) == [EOS]
+    tracker.update([5, PAD])
+    assert allowed(0) == [EOS, 8]
 
 
 class FixedStep:
@@ -48,17 +56,15 @@ class FixedStep:
         return logits
 
 
-def test_greedy_held_to_the_input_takes_the_best_allowed_token_of_each_row() -> None:
-    """Free greedy answers 11 every step; held to each row's tokens it answers that row's
-    highest one, and the end token still ends it."""
-    free = greedy(FixedStep(3), 2, start=START, eos=EOS, pad=PAD, max_new=8)
-    assert free == [[11, 11, 11], [11, 11, 11]]
-    held = greedy(
-        FixedStep(3), 2, start=START, eos=EOS, pad=PAD, max_new=8, allowed=[[4, 9, 3], [5]]
-    )
-    assert held == [[9, 9, 9], [5, 5, 5]]
-    # a row whose input holds no token but the end token can only end
-    assert greedy(FixedStep(3), 1, start=START, eos=EOS, pad=PAD, max_new=8, allowed=[[]]) == [[]]
+def test_greedy_held_to_spans_takes_the_best_continuation_of_each_row() -> None:
+    """Free greedy answers 11 every step. Held to spans of 4 9 3 10 it starts at its best token,
+    10, which nothing follows, so it ends; of 9 4 9 3: 9, then the best continuation 4 (3 only
+    follows the second 9), then 9, then 3; a row whose input holds nothing can only end."""
+    free = greedy(FixedStep(4), 2, start=START, eos=EOS, pad=PAD, max_new=8)
+    assert free == [[11, 11, 11, 11], [11, 11, 11, 11]]
+    spans = [[4, 9, 3, 10], [9, 4, 9, 3], []]
+    held = greedy(FixedStep(4), 3, start=START, eos=EOS, pad=PAD, max_new=8, spans=spans)
+    assert held == [[10], [9, 4, 9, 3], []]
 
 
 def test_meta_keeps_copy_input_only_when_set_and_rejects_a_bad_value(tmp_path: Path) -> None:
@@ -97,8 +103,8 @@ def copying(tmp_path_factory):
 
 
 def test_onnx_and_torch_students_copy_the_same_tokens_from_each_input(copying) -> None:
-    """fp32 ONNX and PyTorch, both copy_input: the same tokens for each of 30 inputs, every one
-    of them a token of that input; this random model's free answers are not."""
+    """fp32 ONNX and PyTorch, both copy_input: the same tokens for each of 30 inputs, each
+    answer a contiguous run of that input's tokens; this random model's free answers are not."""
     from exports.runtime import OnnxSeq2Seq
     from students.predict import TorchPredictor
 
@@ -110,10 +116,16 @@ def test_onnx_and_torch_students_copy_the_same_tokens_from_each_input(copying) -
     assert rt.generate(inputs, batch_size=7, max_new_tokens=8) == predictor.generate(
         inputs, batch_size=7, max_new_tokens=8
     )
-    own = [set(rt.tokenizer.encode(x, add_special_tokens=False).ids) for x in inputs]
-    assert any(onnx) and all(set(ids) <= tokens for ids, tokens in zip(onnx, own, strict=True))
+    own = [rt.tokenizer.encode(x, add_special_tokens=False).ids for x in inputs]
+    assert any(onnx) and all(_is_run(ids, src) for ids, src in zip(onnx, own, strict=True))
     free = rt.generate_ids(inputs, batch_size=7, max_new_tokens=8, labels=[])
-    assert not all(set(ids) <= tokens for ids, tokens in zip(free, own, strict=True))
+    assert not all(_is_run(ids, src) for ids, src in zip(free, own, strict=True))
+
+
+def _is_run(ids: list[int], source: list[int]) -> bool:
+    """True when `ids` occur in `source` one after another (empty: trivially)."""
+    n = len(ids)
+    return any(source[i : i + n] == ids for i in range(len(source) - n + 1))
 
 
 def test_training_on_spans_writes_copy_input_and_other_data_does_not(tmp_path) -> None:
