@@ -84,8 +84,8 @@ def run_pipeline(
     """Generate, train, export (the stages `distill run` uses); return the seconds each took.
 
     `options`: what the flags change (`top_logprobs` and `label_calibration` for generate;
-    soft-label weight and temperature, `min_label_prob`, `metric_for_best` and `seed` for
-    train); None or missing: the defaults.
+    soft-label weight and temperature, `min_label_prob`, `metric_for_best`, `seed` and
+    `copy_decoding` for train); None or missing: the defaults.
     """
     from distill.configs import build_config
     from distill.generate.config import GenerateConfig
@@ -133,6 +133,7 @@ def run_pipeline(
         "min_label_prob",
         "metric_for_best",
         "seed",
+        "copy_decoding",
     )
     for key in train_keys:
         if options.get(key) is not None:
@@ -362,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         help="train's validation metric that picks the best epoch (default: auto)",
     )
     parser.add_argument(
+        "--copy-decoding",
+        choices=_train_choices("copy_decoding"),
+        help="train's copy decoding (default: auto; off: free decoding, as every run before "
+        "2026-12-06)",
+    )
+    parser.add_argument(
         "--teacher-only",
         action="store_true",
         help="only the teacher's work: generate the data and evaluate the teacher (fills the "
@@ -402,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "min_label_prob": args.min_label_prob,
         "seed": args.train_seed,
         "metric_for_best": args.metric_for_best,
+        "copy_decoding": args.copy_decoding,
     }
     timings = run_pipeline(args.task, sizes, run_dir, args.teacher, args.data_mode, options)
     reports = evaluate_all(args.task, sizes, run_dir, args.teacher, args.eval_limit)

@@ -25,6 +25,7 @@ HEADLINE = {
     "questions": "em",
     "intent": "em",
     "trec": "em",
+    "address": "em",
     "temporal": "chrf",
     "e2e": "chrf",
     "spider": "chrf",
@@ -153,6 +154,15 @@ def main() -> int:
         "trec-t300-s1",
         "trec-t300-s2",
         "trec-t300-none",
+        "trec-t300-caps",
+        "address-t300",
+        "address-t300-caps",
+        "address-t300-copy",
+        "address-t300-copy-s1",
+        "address-t300-copy-s2",
+        "address-t300-span",
+        "address-t300-span-s1",
+        "address-t300-span-s2",
     ]
     runs = load_runs(tasks)
     rows = [row(task, run) for task, run in runs.items()]
