@@ -51,8 +51,8 @@ def model_card(
     if meta.copy_input:
         share = (metrics.get("copy_decoding") or {}).get("span_share")
         lines.append(
-            "- copies from its input (distill.json `copy_input`; greedy decoding emits only the "
-            "input's own tokens)"
+            "- copies from its input (distill.json `copy_input`; greedy decoding emits only "
+            "spans of the input's tokens)"
             + (f": {share:.0%} of its training outputs were spans" if share else "")
         )
     lines += [f"- {k}: {v}" for k, v in card.items() if k != "teacher"]

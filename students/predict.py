@@ -24,7 +24,7 @@ def generate_texts(
 ) -> list[str]:
     """Decode already-formatted source texts in batches, in input order; with a label set
     (and num_beams 1), greedy inside it (common.label_decoding); else with `copy_from` (the raw
-    input of each source, num_beams 1), greedy over each input's own tokens
+    input of each source, num_beams 1), greedy held to spans of each input's tokens
     (common.copy_decoding)."""
     import torch
 
@@ -169,7 +169,7 @@ class TorchPredictor:
     ) -> list[str]:
         """Outputs for raw task inputs (greedy when num_beams == 1). With a label set (`labels`,
         or distill.json's when None; [] decodes freely) greedy answers one of its labels, as the
-        ONNX runtime does; without one, a `copy_input` student emits only its input's tokens."""
+        ONNX runtime does; without one, a `copy_input` student decodes only spans of its input."""
         return generate_texts(
             self.model,
             self.tokenizer,
