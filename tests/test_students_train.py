@@ -87,14 +87,15 @@ def test_params_change_and_loss_falls(tmp_path: Path, build) -> None:
 def test_overfit_four_examples_exactly(tmp_path: Path) -> None:
     """A tiny T5 memorises four formatted targets and decodes them exactly (marker codec).
 
-    Full-batch steps (the 4 rows are one batch) at lr 1e-2: measured EM 1.0 on every epoch from
-    63 to 80. Length-grouped batches of repeated rows made each step fit one row and undo the
+    Full-batch steps (the 4 rows are one batch) at lr 5e-3: measured EM 1.0 on every epoch from
+    63 to 80 (with the capitals marker; at lr 1e-2 that tokenizer plateaued at 3/4, the fourth
+    row's "A.B@c.org" misspelled, where the previous one had reached 1.0 from epoch 63). Length-grouped batches of repeated rows made each step fit one row and undo the
     others (plateau at 3/4), and 8 relative-position buckets blur which "." an "org" follows in
     "A.B@c.org"; flan-t5-small's 32/128 buckets do not.
     """
     student = tiny_t5_dir(tmp_path / "s", d_model=64, buckets=32, max_distance=128)
     data = _data(tmp_path / "train.jsonl", ROWS)
-    cfg = _cfg(student, epochs=80, batch_size=4, metric_for_best="loss")
+    cfg = _cfg(student, epochs=80, lr=5e-3, batch_size=4, metric_for_best="loss")
     metrics = train_mod.train_student(
         cfg, data, data, tmp_path / "m", instruction="Do it.", task_name="t"
     )
