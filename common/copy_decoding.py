@@ -10,6 +10,11 @@ first step is greedy's argmax over the input's tokens, each later one over the t
 continue the output as a contiguous run of the input (`SpanTracker`), and the end token may
 come at any step.
 
+Spans are word spans when the tracker knows the input's pieces (`word_bounds`): an answer starts
+at a word's first piece (with its case marker) and ends at a word's last, so a city cut inside a
+word ("##ville" alone, "West" from "Westville") or ending on a marker ("West ¤c") cannot be
+decoded, and neither can an empty answer where the input has a word to copy.
+
 Which students decode so is decided once, at training time, from the data (`span_share`): a
 training set whose outputs are mostly spans of their inputs is an extraction task. The torch
 predictor (a logits processor in `model.generate`) and the ONNX runtime (exports.decoding's
@@ -29,6 +34,13 @@ import numpy as np
 # (README, "address").
 MIN_SPAN_SHARE = 0.75
 
+# Marker pieces (students.markers) that belong to the piece after them: a span starts at them,
+# never between them and their piece.
+PREFIX_MARKERS = frozenset({"¤c", "¤u"})
+# Marker pieces that stand for spacing (a join, a line break, ...): a span neither starts at nor
+# ends after them.
+SPACING_MARKERS = frozenset({"¤x", "¤nl", "¤tab", "¤cr", "¤sp"})
+
 
 def is_span(source: str, output: str) -> bool:
     """True when `output`, stripped, is a non-empty piece of `source` as written."""
@@ -41,31 +53,87 @@ def span_share(pairs: Sequence[tuple[str, str]]) -> float:
     return sum(is_span(i, o) for i, o in pairs) / len(pairs) if pairs else 0.0
 
 
+def word_bounds(pieces: Sequence[str]) -> tuple[list[bool], list[bool]]:
+    """(starts, ends) of one input's pieces: whether a word span may start at each piece, and
+    whether one may end after it.
+
+    A piece continues a word when it is a WordPiece continuation (`##boro`) or, in a
+    SentencePiece row (one whose pieces carry the `▁` word mark), a piece without that mark. A
+    span starts at a piece that does not continue a word, is not a spacing marker and does not
+    follow a case marker; it ends after a piece that is no marker and is not followed by a
+    continuation. "¤c west ##ville ¤x ," may start at `¤c` or `,` and end after `##ville` or
+    `,`."""
+    sentencepiece = any(p.startswith("▁") for p in pieces)
+    cont = [
+        (i > 0 and not p.startswith("▁")) if sentencepiece else p.startswith("##")
+        for i, p in enumerate(pieces)
+    ]
+    starts = [
+        not cont[i] and p not in SPACING_MARKERS and (i == 0 or pieces[i - 1] not in PREFIX_MARKERS)
+        for i, p in enumerate(pieces)
+    ]
+    markers = PREFIX_MARKERS | SPACING_MARKERS
+    ends = [
+        p not in markers and (i + 1 == len(pieces) or not cont[i + 1]) for i, p in enumerate(pieces)
+    ]
+    return starts, ends
+
+
 class SpanTracker:
     """Greedy decoding held to spans of each row's input tokens: the first token may be any
     token of the input; each later one must continue the output as a contiguous run of the
     input's tokens; the end token may come at any step. Outputs that are not spans (a city
     pieced together from two places, a word repeated) cannot be decoded.
 
+    With `pieces` (each row's token strings) the spans are word spans (`word_bounds`): the
+    first token must start a word and the end token comes only where the output ends a word
+    (a row with no word to start may only end). Without them, any token may start and the end
+    token may come at any step (the first version, kept for benchmarks/copy_decoding.py).
+
     `mask` gives the tokens each row may emit next; `update` records the tokens chosen. The
     numpy greedy of exports.decoding and the torch predictor's logits processor both drive it,
     so the two decode the same tokens.
     """
 
-    def __init__(self, token_ids: Sequence[Sequence[int]], eos: int) -> None:
+    def __init__(
+        self,
+        token_ids: Sequence[Sequence[int]],
+        eos: int,
+        pieces: Sequence[Sequence[str]] | None = None,
+    ) -> None:
         self.inputs = [list(ids) for ids in token_ids]
         self.eos = eos
+        if pieces is None:
+            bounds = [([True] * len(ids), [True] * len(ids)) for ids in self.inputs]
+        else:
+            if [len(p) for p in pieces] != [len(ids) for ids in self.inputs]:
+                raise ValueError("SpanTracker: each row needs one piece per token id")
+            bounds = [word_bounds(p) for p in pieces]
+        self.starts = [s for s, _ in bounds]
+        self.word_ends = [e for _, e in bounds]
+        self.words = pieces is not None
         # per row: the input positions where the output so far ends (None: nothing emitted yet,
         # [] once the row has ended)
         self.ends: list[list[int] | None] = [None] * len(self.inputs)
 
+    def allowed(self, row: int) -> list[int]:
+        """The tokens `row` may emit next (the end token included where it may end)."""
+        ids, ends = self.inputs[row], self.ends[row]
+        if ends == []:
+            return [self.eos]
+        if ends is None:
+            nxt = [t for t, ok in zip(ids, self.starts[row], strict=True) if ok]
+            may_end = not self.words or not nxt
+        else:
+            nxt = [ids[p + 1] for p in ends if p + 1 < len(ids)]
+            may_end = any(self.word_ends[row][p] for p in ends) or not nxt
+        return [*nxt, self.eos] if may_end else nxt
+
     def mask(self, vocab: int) -> np.ndarray:
-        """(rows, vocab) booleans: the tokens each row may emit next (always the end token)."""
+        """(rows, vocab) booleans: the tokens each row may emit next."""
         mask = np.zeros((len(self.inputs), vocab), dtype=bool)
-        for row, (ids, ends) in enumerate(zip(self.inputs, self.ends, strict=True)):
-            nxt = ids if ends is None else [ids[p + 1] for p in ends if p + 1 < len(ids)]
-            mask[row, [t for t in nxt if 0 <= t < vocab]] = True
-        mask[:, self.eos] = True
+        for row in range(len(self.inputs)):
+            mask[row, [t for t in self.allowed(row) if 0 <= t < vocab]] = True
         return mask
 
     def update(self, chosen: Sequence[int]) -> None:
@@ -75,5 +143,9 @@ class SpanTracker:
             if ends == [] or tok == self.eos:
                 self.ends[row] = []
                 continue
-            starts = range(len(ids)) if ends is None else [p + 1 for p in ends]
-            self.ends[row] = [p for p in starts if p < len(ids) and ids[p] == tok]
+            at = (
+                [p for p in range(len(ids)) if self.starts[row][p]]
+                if ends is None
+                else [p + 1 for p in ends]
+            )
+            self.ends[row] = [p for p in at if p < len(ids) and ids[p] == tok]

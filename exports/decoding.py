@@ -8,7 +8,7 @@ sum_logprobs / generated_len ** length_penalty, early_stopping=False heuristic).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,16 +35,16 @@ def greedy(
     pad: int,
     max_new: int,
     min_new: int = 0,
-    spans: Sequence[Sequence[int]] | None = None,
+    spans: SpanTracker | None = None,
 ) -> list[list[int]]:
     """Greedy decoding; returns the generated ids of each row, cut before its first EOS.
 
-    `spans`: per row, the input tokens whose spans are the only outputs it may decode (copy
-    decoding, common.copy_decoding); None: any tokens."""
+    `spans`: a fresh tracker of each row's input, whose spans are the only outputs it may
+    decode (copy decoding, common.copy_decoding); None: any tokens."""
     tokens = np.full((batch, 1), start, dtype=np.int64)
     done = np.zeros(batch, dtype=bool)
     out: list[np.ndarray] = []
-    tracker = SpanTracker(spans, eos) if spans is not None else None
+    tracker = spans
     for t in range(max_new):
         logits = step(tokens, None)  # (batch, vocab)
         if tracker is not None:

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from common.copy_decoding import SpanTracker
 from common.label_decoding import LabelDecoder
 from common.meta import StudentMeta, read_meta
 from exports.decoding import beam_search, greedy
@@ -65,6 +66,9 @@ class OnnxSeq2Seq:
         self.start = self.meta.decoder_start_token_id
         self.eos = self.meta.eos_token_id
         self.pad = self.meta.pad_token_id
+        # copy decoding's spans: word spans (True), or any run of tokens (False: the first
+        # version, which benchmarks/copy_decoding.py compares on the same weights)
+        self.copy_words = True
         # distill.json's label set, tokenised once: generate() runs per request
         self._labels = LabelDecoder.for_student(self.meta, None, self._label_ids)
 
@@ -137,14 +141,16 @@ class OnnxSeq2Seq:
             if decoder is not None:
                 out += self._decode_labels(ids, mask, decoder)
             else:
-                spans = self._input_tokens(batch) if copy else None
+                spans = self._span_tracker(batch) if copy else None
                 out += self._decode_batch(ids, mask, max_new, num_beams, min_new_tokens, spans)
         return out
 
-    def _input_tokens(self, inputs: list[str]) -> list[list[int]]:
-        """Each raw input's own token ids (no instruction, no special tokens): the spans copy
-        decoding may emit."""
-        return [e.ids for e in self.tokenizer.encode_batch(inputs, add_special_tokens=False)]
+    def _span_tracker(self, inputs: list[str]) -> SpanTracker:
+        """Copy decoding's tracker over each raw input's own tokens (no instruction, no special
+        tokens), with their pieces for word spans unless `copy_words` is off."""
+        enc = self.tokenizer.encode_batch(inputs, add_special_tokens=False)
+        pieces = [e.tokens for e in enc] if self.copy_words else None
+        return SpanTracker([e.ids for e in enc], self.eos, pieces)
 
     def _encoder_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The encoder's last hidden states (batch, src, d) for right-padded ids and mask."""
@@ -191,7 +197,7 @@ class OnnxSeq2Seq:
         max_new: int,
         num_beams: int,
         min_new: int,
-        spans: list[list[int]] | None = None,
+        spans: SpanTracker | None = None,
     ) -> list[list[int]]:
         states = self._encoder_states(ids, mask)
         if num_beams > 1:  # every beam of a row reads the same encoder output

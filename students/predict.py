@@ -72,7 +72,8 @@ def _copy_processor(model: Any, tokenizer: Any, inputs: list[str] | None, max_le
 
     enc = tokenizer(inputs, add_special_tokens=False, truncation=True, max_length=max_len)
     eos = model.generation_config.eos_token_id
-    tracker = SpanTracker(enc["input_ids"], eos[0] if isinstance(eos, list) else eos)
+    pieces = [tokenizer.convert_ids_to_tokens(ids) for ids in enc["input_ids"]]
+    tracker = SpanTracker(enc["input_ids"], eos[0] if isinstance(eos, list) else eos, pieces)
 
     class _Copy(LogitsProcessor):
         def __call__(self, input_ids: Any, scores: Any) -> Any:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tiny_models
 
-from common.copy_decoding import MIN_SPAN_SHARE, SpanTracker, is_span, span_share
+from common.copy_decoding import MIN_SPAN_SHARE, SpanTracker, is_span, span_share, word_bounds
 from common.meta import StudentMeta, read_meta, write_meta
 from exports.decoding import greedy
 
@@ -63,8 +63,58 @@ def test_greedy_held_to_spans_takes_the_best_continuation_of_each_row() -> None:
     free = greedy(FixedStep(4), 2, start=START, eos=EOS, pad=PAD, max_new=8)
     assert free == [[11, 11, 11, 11], [11, 11, 11, 11]]
     spans = [[4, 9, 3, 10], [9, 4, 9, 3], []]
-    held = greedy(FixedStep(4), 3, start=START, eos=EOS, pad=PAD, max_new=8, spans=spans)
+    tracker = SpanTracker(spans, EOS)
+    held = greedy(FixedStep(4), 3, start=START, eos=EOS, pad=PAD, max_new=8, spans=tracker)
     assert held == [[10], [9, 4, 9, 3], []]
+
+
+def test_word_bounds_start_at_a_words_first_piece_and_end_after_its_last() -> None:
+    """`12 ¤c west ##ville ¤x , ¤u wv`: a span starts at 12, ¤c, ',' or ¤u (not at west, which
+    its case marker owns, nor at ##ville or ¤x) and ends after 12, ##ville, ',' or wv (not
+    after a marker, nor after west, which ##ville continues)."""
+    pieces = ["12", "¤c", "west", "##ville", "¤x", ",", "¤u", "wv"]
+    starts, ends = word_bounds(pieces)
+    assert [p for p, ok in zip(pieces, starts, strict=True) if ok] == ["12", "¤c", ",", "¤u"]
+    assert [p for p, ok in zip(pieces, ends, strict=True) if ok] == ["12", "##ville", ",", "wv"]
+    sp_starts, sp_ends = word_bounds(["▁West", "ville", "▁WV"])  # SentencePiece word marks
+    assert sp_starts == [True, False, True] and sp_ends == [False, True, True]
+
+
+def test_the_word_tracker_starts_only_at_word_starts_and_ends_only_at_word_ends() -> None:
+    """Ids 5 6 7 8 for the pieces `¤c west ##ville wv`: the first step may be 5 or 8 and not the
+    end token (there is a word to copy); after 5 only 6; after 5 6 only 7 (a word's middle);
+    after 5 6 7 the next word or the end; a row whose only pieces are markers may only end."""
+    tracker = SpanTracker([[5, 6, 7, 8], [9]], EOS, [["¤c", "west", "##ville", "wv"], ["¤x"]])
+    allowed = lambda row: np.flatnonzero(tracker.mask(VOCAB)[row]).tolist()  # noqa: E731
+    assert allowed(0) == [5, 8] and allowed(1) == [EOS]
+    tracker.update([5, EOS])
+    assert allowed(0) == [6]
+    tracker.update([6, PAD])
+    assert allowed(0) == [7]
+    tracker.update([7, PAD])
+    assert allowed(0) == [EOS, 8]
+    with pytest.raises(ValueError, match="one piece per token id"):
+        SpanTracker([[5, 6]], EOS, [["a"]])
+
+
+def test_greedy_held_to_word_spans_does_not_stop_inside_a_word() -> None:
+    """The logits prefer the end token after one step. Token spans stop after the best start,
+    10, a word's first piece; word spans must finish the word (10 then 11, its `##` piece),
+    and may not start at 11."""
+    ids, pieces = [[4, 10, 11]], [["elm", "west", "##ville"]]
+    token = greedy(
+        FixedStep(1), 1, start=START, eos=EOS, pad=PAD, max_new=8, spans=SpanTracker(ids, EOS)
+    )
+    word = greedy(
+        FixedStep(1),
+        1,
+        start=START,
+        eos=EOS,
+        pad=PAD,
+        max_new=8,
+        spans=SpanTracker(ids, EOS, pieces),
+    )
+    assert token == [[11]] and word == [[10, 11]]
 
 
 def test_meta_keeps_copy_input_only_when_set_and_rejects_a_bad_value(tmp_path: Path) -> None:
@@ -116,10 +166,24 @@ def test_onnx_and_torch_students_copy_the_same_tokens_from_each_input(copying) -
     assert rt.generate(inputs, batch_size=7, max_new_tokens=8) == predictor.generate(
         inputs, batch_size=7, max_new_tokens=8
     )
-    own = [rt.tokenizer.encode(x, add_special_tokens=False).ids for x in inputs]
-    assert any(onnx) and all(_is_run(ids, src) for ids, src in zip(onnx, own, strict=True))
+    own = [rt.tokenizer.encode(x, add_special_tokens=False) for x in inputs]
+    assert all(onnx)  # each input has a word to copy: no empty answer
+    for ids, enc in zip(onnx, own, strict=True):
+        assert _is_word_run(ids, enc.ids, enc.tokens), (ids, enc.tokens)
+    own = [enc.ids for enc in own]
     free = rt.generate_ids(inputs, batch_size=7, max_new_tokens=8, labels=[])
     assert not all(_is_run(ids, src) for ids, src in zip(free, own, strict=True))
+
+
+def _is_word_run(ids: list[int], source: list[int], pieces: list[str]) -> bool:
+    """True when `ids` occur in `source` one after another, starting where a word starts and
+    ending where one ends (common.copy_decoding.word_bounds)."""
+    starts, ends = word_bounds(pieces)
+    n = len(ids)
+    return any(
+        source[i : i + n] == ids and starts[i] and ends[i + n - 1]
+        for i in range(len(source) - n + 1)
+    )
 
 
 def _is_run(ids: list[int], source: list[int]) -> bool:
