@@ -48,6 +48,29 @@ def is_span(source: str, output: str) -> bool:
     return bool(text) and text in source
 
 
+def as_written(source: str, output: str) -> str | None:
+    """The input's own spelling of `output` when `output` is a span of `source` up to case and
+    not as written ("Dallas" from "po box 11407 dallas tx": "dallas"), else None."""
+    text = output.strip()
+    low = source.lower()
+    if not text or text in source or len(low) != len(source):
+        return None
+    at = low.find(text.lower())
+    return source[at : at + len(text)] if at >= 0 else None
+
+
+def rewrite_as_written(rows: list[dict]) -> tuple[list[dict], int]:
+    """`rows` with each output that `as_written` finds replaced by the input's spelling, and
+    how many were replaced. Copy decoding can only emit the input's own tokens, so a target
+    the teacher re-capitalised teaches a student what it will never be allowed to write."""
+    out, changed = [], 0
+    for row in rows:
+        fixed = as_written(row["input"], row["output"])
+        changed += fixed is not None
+        out.append(row if fixed is None else {**row, "output": fixed})
+    return out, changed
+
+
 def span_share(pairs: Sequence[tuple[str, str]]) -> float:
     """The share of (input, output) pairs whose output is a span of the input (0 when none)."""
     return sum(is_span(i, o) for i, o in pairs) / len(pairs) if pairs else 0.0

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypedDict
 
-from common.copy_decoding import MIN_SPAN_SHARE, span_share
+from common.copy_decoding import MIN_SPAN_SHARE, rewrite_as_written, span_share
 from common.files import replace_dir
 from common.meta import META_FILE, StudentMeta, format_source, read_meta, write_meta
 from common.metrics import chrf, exact_match, is_label_set
@@ -183,6 +183,11 @@ class _Run:
         pairs = [(r["input"], r["output"]) for r in rows + self.val_rows]
         self.span_share = span_share(pairs)
         self.copy_input = copy_input(cfg.copy_decoding, self.span_share, bool(self.labels))
+        self.as_written = 0
+        if self.copy_input and cfg.copy_as_written:
+            rows, n_train = rewrite_as_written(rows)
+            self.val_rows, n_val = rewrite_as_written(self.val_rows)
+            self.as_written = n_train + n_val
         self.metric_key = best_metric(cfg.metric_for_best, [r["output"] for r in self.val_rows])
         self.eos = _eos_id(self.model, tok)
         prompt_len = self._prompt_len(self.prefix)
@@ -607,7 +612,11 @@ class _Run:
             "soft_labels": self._soft_metrics(),
             "rationale": self._rationale_metrics(),
             "decoding_labels": self.labels,
-            "copy_decoding": {"span_share": round(self.span_share, 4), "on": self.copy_input},
+            "copy_decoding": {
+                "span_share": round(self.span_share, 4),
+                "on": self.copy_input,
+                "as_written": self.as_written,
+            },
             "settings": {
                 **asdict(self.cfg),
                 # the metric that picked the best epoch ("auto" resolved; refine compares on it)

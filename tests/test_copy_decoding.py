@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import tiny_models
 
-from common.copy_decoding import MIN_SPAN_SHARE, SpanTracker, is_span, span_share, word_bounds
+from common.copy_decoding import (
+    MIN_SPAN_SHARE,
+    SpanTracker,
+    as_written,
+    is_span,
+    rewrite_as_written,
+    span_share,
+    word_bounds,
+)
 from common.meta import StudentMeta, read_meta, write_meta
 from exports.decoding import greedy
 
@@ -25,6 +33,23 @@ def test_a_span_is_a_stripped_non_empty_piece_of_the_input_as_written() -> None:
     pairs = [("a b c", "b"), ("a b c", "B"), ("a b c", "a b"), ("x", "y")]
     assert span_share(pairs) == 0.5
     assert span_share([]) == 0.0
+
+
+def test_an_output_that_is_a_span_up_to_case_is_rewritten_as_the_input_writes_it() -> None:
+    assert as_written("po box 11407 dallas tx 75312", "Dallas") == "dallas"
+    assert as_written("9 main st kansas city mo", " Kansas City ") == "kansas city"
+    assert as_written("9 MAIN ST OCEAN ISLE BEACH NC", "Ocean Isle Beach") == "OCEAN ISLE BEACH"
+    assert as_written("po box 1 dallas tx", "dallas") is None  # already as written
+    assert as_written("po box 1 dallas tx", "Houston") is None  # not in the input at all
+    assert as_written("po box 1 dallas tx", " ") is None
+    rows = [
+        {"input": "1 elm st dallas tx", "output": "Dallas", "id": 7},
+        {"input": "2 oak st Reno nv", "output": "Reno"},
+        {"input": "3 fir st Sioux Falls sd", "output": "S Sioux Falls"},
+    ]
+    fixed, changed = rewrite_as_written(rows)
+    assert changed == 1 and [r["output"] for r in fixed] == ["dallas", "Reno", "S Sioux Falls"]
+    assert fixed[0]["id"] == 7 and rows[0]["output"] == "Dallas"  # other keys kept, input intact
 
 
 def test_the_tracker_allows_any_input_token_first_then_only_continuations() -> None:
@@ -214,8 +239,14 @@ def test_training_on_spans_writes_copy_input_and_other_data_does_not(tmp_path) -
     out = train(spans, "spans")
     assert read_meta(out).copy_input is True
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["copy_decoding"] == {"span_share": 1.0, "on": True}
+    assert metrics["copy_decoding"] == {"span_share": 1.0, "on": True, "as_written": 0}
     assert "copies from its input" in (out / "README.md").read_text()
+    # two outputs the teacher re-capitalised: 10 of 12 are spans as written (0.83 >= 0.75)
+    recased = [{**r, "output": r["output"].title()} if i < 2 else r for i, r in enumerate(spans)]
+    metrics = json.loads((train(recased, "recased") / "metrics.json").read_text())
+    assert metrics["copy_decoding"] == {"span_share": 0.8333, "on": True, "as_written": 2}
+    kept = train(recased, "kept", copy_as_written=False)
+    assert json.loads((kept / "metrics.json").read_text())["copy_decoding"]["as_written"] == 0
     rewrites = [{"input": f"word {i}", "output": f"other {i}"} for i in range(12)]
     assert read_meta(train(rewrites, "rewrites")).copy_input is False
     assert read_meta(train(spans, "off", copy_decoding="off")).copy_input is False
