@@ -80,9 +80,11 @@ def word_bounds(pieces: Sequence[str]) -> tuple[list[bool], list[bool]]:
     """(starts, ends) of one input's pieces: whether a word span may start at each piece, and
     whether one may end after it.
 
-    A piece continues a word when it is a WordPiece continuation (`##boro`) or, in a
-    SentencePiece row (one whose pieces carry the `▁` word mark), a piece without that mark. A
-    span starts at a piece that does not continue a word, is not a spacing marker and does not
+    A piece continues a word when it is a WordPiece continuation (`##boro`), follows a `¤x`
+    join between two alphanumeric pieces ("McDonough": `¤c mc ¤x ¤c don ##ough`; a join next
+    to punctuation, as in "Wilkesboro," or "(Chicago", is a word boundary), or, in a
+    SentencePiece row (one whose pieces carry the `▁` word mark), lacks that mark. A span
+    starts at a piece that does not continue a word, is not a spacing marker and does not
     follow a case marker; it ends after a piece that is no marker and is not followed by a
     continuation. "¤c west ##ville ¤x ," may start at `¤c` or `,` and end after `##ville` or
     `,`."""
@@ -91,6 +93,8 @@ def word_bounds(pieces: Sequence[str]) -> tuple[list[bool], list[bool]]:
         (i > 0 and not p.startswith("▁")) if sentencepiece else p.startswith("##")
         for i, p in enumerate(pieces)
     ]
+    for i in _inner_joins(pieces):
+        cont[i] = cont[i + 1] = True
     starts = [
         not cont[i] and p not in SPACING_MARKERS and (i == 0 or pieces[i - 1] not in PREFIX_MARKERS)
         for i, p in enumerate(pieces)
@@ -100,6 +104,18 @@ def word_bounds(pieces: Sequence[str]) -> tuple[list[bool], list[bool]]:
         p not in markers and (i + 1 == len(pieces) or not cont[i + 1]) for i, p in enumerate(pieces)
     ]
     return starts, ends
+
+
+def _inner_joins(pieces: Sequence[str]) -> list[int]:
+    """Positions of the `¤x` joins with an alphanumeric piece on both sides (a case marker
+    between the join and the next piece is skipped): joins inside a word."""
+    out = []
+    for i, p in enumerate(pieces[1:-1], start=1):
+        nxt = i + 2 if pieces[i + 1] in PREFIX_MARKERS and i + 2 < len(pieces) else i + 1
+        before, after = pieces[i - 1], pieces[nxt].removeprefix("##")
+        if p == "¤x" and before[-1:].isalnum() and after[:1].isalnum():
+            out.append(i)
+    return out
 
 
 class SpanTracker:

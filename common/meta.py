@@ -60,7 +60,7 @@ class StudentMeta:
     # Empty: free decoding.
     labels: list[str] = field(default_factory=list)
     # An extraction student (its training outputs were mostly spans of their inputs): greedy
-    # decoding without a label set emits only spans of the input's tokens
+    # decoding without a label set emits only word spans of the input (common.copy_decoding)
     # (common.copy_decoding).
     copy_input: bool = False
 

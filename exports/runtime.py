@@ -124,7 +124,7 @@ class OnnxSeq2Seq:
 
         With a label set (`labels`, or distill.json's when None) greedy decoding answers one of
         its labels, in fewer decoder steps (common.label_decoding); without one, a student whose
-        distill.json says `copy_input` decodes only spans of its input (common.copy_decoding).
+        distill.json says `copy_input` decodes only word spans of its input (common.copy_decoding).
         `labels=[]`, beam search and `min_new_tokens` decode freely."""
         if num_beams < 1 or batch_size < 1:
             raise ValueError(

@@ -143,8 +143,8 @@ class TrainConfig:
     copy_decoding: Literal["auto", "on", "off"] = field(
         default="auto",
         metadata={
-            "help": "an extraction student's greedy decoding emits only spans of its input's "
-            "tokens, so it cannot misspell what it copies; auto: on when a share "
+            "help": "an extraction student's greedy decoding emits only spans of whole words "
+            "of its input, so it cannot misspell what it copies; auto: on when a share "
             f"of at least {MIN_SPAN_SHARE:g} of the training and validation outputs are spans "
             "of their inputs and there is no label set; written to distill.json as copy_input",
             "choices": ["auto", "on", "off"],

@@ -52,7 +52,7 @@ def model_card(
         share = (metrics.get("copy_decoding") or {}).get("span_share")
         lines.append(
             "- copies from its input (distill.json `copy_input`; greedy decoding emits only "
-            "spans of the input's tokens)"
+            "spans of the input's words)"
             + (f": {share:.0%} of its training outputs were spans" if share else "")
         )
     lines += [f"- {k}: {v}" for k, v in card.items() if k != "teacher"]

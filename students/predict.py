@@ -170,7 +170,7 @@ class TorchPredictor:
     ) -> list[str]:
         """Outputs for raw task inputs (greedy when num_beams == 1). With a label set (`labels`,
         or distill.json's when None; [] decodes freely) greedy answers one of its labels, as the
-        ONNX runtime does; without one, a `copy_input` student decodes only spans of its input."""
+        ONNX runtime does; without one, a `copy_input` student decodes only word spans of its input."""
         return generate_texts(
             self.model,
             self.tokenizer,

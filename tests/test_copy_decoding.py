@@ -101,6 +101,11 @@ def test_word_bounds_start_at_a_words_first_piece_and_end_after_its_last() -> No
     starts, ends = word_bounds(pieces)
     assert [p for p, ok in zip(pieces, starts, strict=True) if ok] == ["12", "¤c", ",", "¤u"]
     assert [p for p, ok in zip(pieces, ends, strict=True) if ok] == ["12", "##ville", ",", "wv"]
+    # McDonough is one word ("Mc" and "Donough" joined); "(" and "," are words of their own
+    glued = ["(", "¤x", "¤c", "mc", "¤x", "¤c", "don", "##ough", "¤x", ",", "¤u", "ga"]
+    starts, ends = word_bounds(glued)
+    assert [p for p, ok in zip(glued, starts, strict=True) if ok] == ["(", "¤c", ",", "¤u"]
+    assert [i for i, ok in enumerate(ends) if ok] == [0, 7, 9, 11]
     sp_starts, sp_ends = word_bounds(["▁West", "ville", "▁WV"])  # SentencePiece word marks
     assert sp_starts == [True, False, True] and sp_ends == [False, True, True]
 
