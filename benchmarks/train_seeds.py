@@ -36,13 +36,16 @@ RUNS = HERE / "runs" / "train_seeds"
 
 
 def parse_arm(spec: str, flag: str = "--arm") -> tuple[str, list[str]]:
-    """`ema_decay=0.99,lr=2e-4` -> (the spec as the arm's name, distill train flags)."""
+    """`ema_decay=0.99,lr=2e-4` -> (the spec as the arm's name, distill train flags); a true
+    or false value is a switch (`copy_as_written=false` -> `--no-copy-as-written`)."""
     flags: list[str] = []
     for item in spec.split(",") if spec else []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise SystemExit(f"{flag} {spec}: each setting is KEY=VALUE (e.g. ema_decay=0.99)")
-        flags += ["--" + key.strip().replace("_", "-"), value.strip()]
+        name = key.strip().replace("_", "-")
+        switch = {"true": [f"--{name}"], "false": [f"--no-{name}"]}.get(value.strip().lower())
+        flags += switch or [f"--{name}", value.strip()]
     return spec, flags
 
 

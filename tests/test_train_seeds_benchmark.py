@@ -23,6 +23,14 @@ TASK = (
 )
 
 
+def test_an_arm_spec_becomes_distill_train_flags_with_switches_for_true_and_false() -> None:
+    name, flags = train_seeds.parse_arm("copy_as_written=false,lr=1e-3,label_decoding=True")
+    assert name == "copy_as_written=false,lr=1e-3,label_decoding=True"
+    assert flags == ["--no-copy-as-written", "--lr", "1e-3", "--label-decoding"]
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        train_seeds.parse_arm("lr")
+
+
 def test_paired_averages_each_input_over_seeds_before_the_mean() -> None:
     """One seed: right on 3 of 4 against 2 of 4 is +25 points. Two seeds: input 0 gains in
     one seed (+50 averaged), input 1 in both (+100): +75 over the two inputs."""
