@@ -163,6 +163,10 @@ def main() -> int:
         "address-t300-span",
         "address-t300-span-s1",
         "address-t300-span-s2",
+        "address-t300-span-v",
+        "address-t300-written",
+        "address-t300-written-s1",
+        "address-t300-written-s2",
     ]
     runs = load_runs(tasks)
     rows = [row(task, run) for task, run in runs.items()]

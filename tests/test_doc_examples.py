@@ -120,6 +120,19 @@ def test_readme_label_decoding_table_is_the_benchmark_output() -> None:
     assert table in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+def test_readme_copy_decoding_table_is_the_benchmark_output() -> None:
+    """The README's free / token-span / word-span table is benchmarks/copy_decoding.py's
+    Markdown for that run, byte for byte, its title line aside, and its command is shown."""
+    md = (ROOT / "benchmarks" / "results" / "copy_decoding_address-t300-span-v.md").read_text(
+        encoding="utf-8"
+    )
+    body = md.split("\n", 2)[2].rstrip("\n")
+    assert body.startswith("| decoding | EM [95% CI] |") and body.count("\n") == 4
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert body in readme
+    assert "python benchmarks/copy_decoding.py --run benchmarks/runs/address-t300-span-v" in readme
+
+
 BENCH_SPAN = re.compile(r"`((?:nice )?python benchmarks/[^`]+)`")
 ANY_FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
