@@ -60,13 +60,21 @@ class StudentMeta:
     # Empty: free decoding.
     labels: list[str] = field(default_factory=list)
     # An extraction student (its training outputs were mostly spans of their inputs): greedy
-    # decoding without a label set emits only word spans of the input (common.copy_decoding)
-    # (common.copy_decoding).
+    # decoding without a label set emits only word spans of the input (common.copy_decoding).
     copy_input: bool = False
 
     def source_text(self, text: str) -> str:
         """The source text the student was trained to read for one raw task input."""
         return format_source(self.source_template, self.instruction, text, self.task_prefix)
+
+    def copies(self, labels: list[str] | None, free: bool) -> bool:
+        """Whether greedy decoding is held to word spans of the input (common.copy_decoding):
+        a `copy_input` student with no label set to decode in (`labels` None and none in this
+        file), unless the caller decodes freely (`free`: beams or a minimum length;
+        `labels=[]`). The ONNX runtime, the torch predictor and the eval report share this."""
+        if free or labels == [] or not self.copy_input:
+            return False
+        return not (self.labels if labels is None else labels)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = META_FILE) -> StudentMeta:

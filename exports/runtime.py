@@ -133,7 +133,7 @@ class OnnxSeq2Seq:
         max_new = int(max_new_tokens or self.meta.max_new_tokens)
         free = num_beams > 1 or min_new_tokens > 0
         decoder = None if free else self.label_decoder(labels)
-        copy = not free and decoder is None and labels != [] and self.meta.copy_input
+        copy = self.meta.copies(labels, free)
         out: list[list[int]] = []
         for i in range(0, len(inputs), batch_size):
             batch = inputs[i : i + batch_size]

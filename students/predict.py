@@ -180,5 +180,5 @@ class TorchPredictor:
             num_beams=num_beams,
             batch_size=batch_size,
             labels=self.label_decoder(labels),
-            copy_from=list(inputs) if self.meta.copy_input and labels != [] else None,
+            copy_from=list(inputs) if self.meta.copies(labels, num_beams > 1) else None,
         )

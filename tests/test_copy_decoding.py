@@ -161,6 +161,22 @@ def test_meta_keeps_copy_input_only_when_set_and_rejects_a_bad_value(tmp_path: P
 
 
 @pytest.mark.parametrize(
+    ("copy_input", "own_labels", "labels", "free", "expected"),
+    [
+        (True, [], None, False, True),
+        (False, [], None, False, False),  # not an extraction student
+        (True, [], None, True, False),  # beams or a minimum length decode freely
+        (True, [], [], False, False),  # labels=[]: free decoding asked for
+        (True, ["a"], None, False, False),  # its own label set decodes by its own rule
+        (True, [], ["a", "b"], False, False),  # so does a label set given by the caller
+    ],
+)
+def test_one_rule_says_when_greedy_decoding_copies(copy_input, own_labels, labels, free, expected):
+    meta = StudentMeta("{input}", 0, 0, 1, labels=own_labels, copy_input=copy_input)
+    assert meta.copies(labels, free) is expected
+
+
+@pytest.mark.parametrize(
     ("setting", "share", "has_labels", "expected"),
     [
         ("auto", MIN_SPAN_SHARE, False, True),
@@ -203,6 +219,21 @@ def test_onnx_and_torch_students_copy_the_same_tokens_from_each_input(copying) -
     own = [enc.ids for enc in own]
     free = rt.generate_ids(inputs, batch_size=7, max_new_tokens=8, labels=[])
     assert not all(_is_run(ids, src) for ids, src in zip(free, own, strict=True))
+
+
+def test_the_eval_report_says_whether_copy_decoding_applied(copying) -> None:
+    """distill eval's ONNX and torch targets record copy decoding: on for a copy_input
+    student, off with --free-decoding."""
+    from distill.evaluation.config import EvalConfig
+    from distill.evaluation.targets import predict_model, predict_onnx
+
+    model_dir, onnx_dir = copying
+    inputs = tiny_models.random_inputs(3, seed=4)
+    cfg = EvalConfig(latency_samples=1, max_new_tokens=4)
+    assert predict_onnx(onnx_dir, inputs, cfg).extra["copy_decoding"] is True
+    assert predict_model(model_dir, inputs, cfg).extra["copy_decoding"] is True
+    free = EvalConfig(latency_samples=1, max_new_tokens=4, free_decoding=True)
+    assert predict_onnx(onnx_dir, inputs, free).extra["copy_decoding"] is False
 
 
 def _is_word_run(ids: list[int], source: list[int], pieces: list[str]) -> bool:

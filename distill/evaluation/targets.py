@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.files import files_size
+from common.meta import StudentMeta
 from distill.evaluation.config import EvalConfig
 
 TEACHER_PREFIX = "teacher:"
@@ -91,6 +92,7 @@ def predict_onnx(onnx_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predicti
         "precision": precision,
         "threads": cfg.student_threads,
         "decoding_labels": _decoding_labels(runtime.meta.labels, cfg),
+        "copy_decoding": _copy_decoding(runtime.meta, cfg),
     }
     return out
 
@@ -112,6 +114,7 @@ def predict_model(model_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predic
     out.extra = {
         "threads": torch.get_num_threads(),
         "decoding_labels": _decoding_labels(predictor.meta.labels, cfg),
+        "copy_decoding": _copy_decoding(predictor.meta, cfg),
     }
     return out
 
@@ -119,6 +122,11 @@ def predict_model(model_dir: Path, inputs: list[str], cfg: EvalConfig) -> Predic
 def _decoding_labels(labels: list[str], cfg: EvalConfig) -> int:
     """How many labels greedy decoding chose among (0: free decoding)."""
     return 0 if cfg.free_decoding or cfg.num_beams > 1 else len(labels)
+
+
+def _copy_decoding(meta: StudentMeta, cfg: EvalConfig) -> bool:
+    """Whether greedy decoding was held to word spans of each input (common.copy_decoding)."""
+    return meta.copies(None, cfg.free_decoding or cfg.num_beams > 1)
 
 
 def read_prediction_file(path: Path, n: int) -> Predictions:
