@@ -73,8 +73,27 @@ def compare(run: Path, threads: int) -> dict:
             "vs_teacher": paired_diff(teacher, hits[variant]),
             "answers": answers,
         }
+    out["by_case"] = by_case(gold, {"teacher": teacher, **hits})
     out["word_vs_token"] = paired_diff(hits["token"], hits["word"])
     out["word_vs_free"] = paired_diff(hits["free"], hits["word"])
+    return out
+
+
+def case_of(text: str) -> str:
+    """How an answer is written: `lower`, `upper` (all capitals) or `mixed`."""
+    return "upper" if text.isupper() else "lower" if text.islower() else "mixed"
+
+
+def by_case(gold: list[str], hits: dict[str, list[float]]) -> dict[str, dict]:
+    """Exact match (%) of each decoder and the teacher, split by how the gold answer is written
+    (an all-caps, lower-case or mixed-case city); `n` rows in each."""
+    out: dict[str, dict] = {}
+    for case in ("lower", "mixed", "upper"):
+        rows = [i for i, g in enumerate(gold) if case_of(g) == case]
+        if rows:
+            out[case] = {"n": len(rows)} | {
+                k: round(100 * sum(v[i] for i in rows) / len(rows), 1) for k, v in hits.items()
+            }
     return out
 
 

@@ -48,6 +48,12 @@ def test_the_variants_decode_the_same_weights_three_ways(tmp_path, monkeypatch) 
     assert res["n"] == 12 and res["teacher_em"] == 25.0
     assert res["word"]["answers"] == word and res["word"]["em"] == 50.0
     assert res["word"]["vs_teacher"]["diff"] == 25.0
+    cases = res["by_case"]
+    assert sum(c["n"] for c in cases.values()) == 12
+    for case, c in cases.items():
+        rows = [i for i, g in enumerate(gold) if copy_decoding.case_of(g) == case]
+        assert c["teacher"] == round(100 * sum(i < 3 for i in rows) / len(rows), 1)
+        assert c["word"] == round(100 * sum(i % 2 == 0 for i in rows) / len(rows), 1)
     for x, answer in zip(inputs, res["word"]["answers"], strict=True):
         enc = rt.tokenizer.encode(x, add_special_tokens=False)
         ids = rt.tokenizer.encode(answer, add_special_tokens=False).ids
