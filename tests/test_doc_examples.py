@@ -133,6 +133,15 @@ def test_readme_copy_decoding_table_is_the_benchmark_output() -> None:
     assert "python benchmarks/copy_decoding.py --run benchmarks/runs/address-t300-span-v" in readme
 
 
+def test_readme_int8_scales_table_is_the_benchmark_output() -> None:
+    """The README's per-tensor vs per-channel table is benchmarks/int8_scales.py's Markdown,
+    byte for byte, its title line aside."""
+    md = (ROOT / "benchmarks" / "results" / "int8_scales_address.md").read_text(encoding="utf-8")
+    body = md.split("\n", 2)[2].rstrip("\n")
+    assert body.startswith("| run | metric | test n | fp32 |") and body.count("\n") == 4
+    assert body in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
 BENCH_SPAN = re.compile(r"`((?:nice )?python benchmarks/[^`]+)`")
 ANY_FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 

@@ -179,10 +179,10 @@ def test_gate_passes_a_trained_model(trained, tmp_path):
     report = export_model(
         model_dir, tmp_path / "onnx", ExportConfig(), heldout=heldout, unlabelled=unlabelled
     )
-    gate = report["gate"]
+    gate = report["gate"]  # the default scales: per channel, nothing tried before
     assert gate["fp32"]["exact_match"] >= 0.8  # it learned something: the gate is not vacuous
     assert gate["status"] == "passed" and report["runtime_precision"] == "int8"
-    assert report["int8_scales"] == "per_tensor" and "per_tensor_try" not in gate
+    assert report["int8_scales"] == "per_channel" and "per_tensor_try" not in gate
     d = gate["decision"]
     assert d["n"] == gate["n"] >= 80 and gate["n_labelled"] == 20
     assert d["upper_bound_points"] <= d["max_drop_points"] == 5.0
@@ -236,7 +236,11 @@ def test_gate_fails_a_broken_int8_and_fp32_is_served(trained, tmp_path, monkeypa
     model_dir, heldout, unlabelled = trained
     with pytest.raises(ExportError, match=r"may be worse than fp32") as err:
         export_model(
-            model_dir, tmp_path / "onnx", ExportConfig(), heldout=heldout, unlabelled=unlabelled
+            model_dir,
+            tmp_path / "onnx",
+            ExportConfig(int8_scales="auto"),
+            heldout=heldout,
+            unlabelled=unlabelled,
         )
     report = err.value.report
     d = report["gate"]["decision"]
@@ -268,7 +272,11 @@ def test_per_channel_ships_when_per_tensor_fails_the_gate(trained, tmp_path, mon
     monkeypatch.setattr(gate_module, "_torch_greedy", counted)
     model_dir, heldout, unlabelled = trained
     report = export_model(
-        model_dir, tmp_path / "auto", ExportConfig(), heldout=heldout, unlabelled=unlabelled
+        model_dir,
+        tmp_path / "auto",
+        ExportConfig(int8_scales="auto"),
+        heldout=heldout,
+        unlabelled=unlabelled,
     )
     assert len(greedy_calls) == 1  # the per-channel retry reused the fp32 check
     assert report["gate"]["status"] == "passed" and report["runtime_precision"] == "int8"
