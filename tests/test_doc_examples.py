@@ -247,7 +247,9 @@ def test_readme_label_calibration_pairs_are_the_benchmark_output() -> None:
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["ema-quickstart", "ema-temporal", "address-steps"])
+@pytest.mark.parametrize(
+    "name", ["ema-quickstart", "ema-temporal", "address-steps", "address-written"]
+)
 def test_readme_train_seeds_tables_are_the_benchmark_output(name: str) -> None:
     """The README's arms-by-seeds tables are benchmarks/train_seeds.py's Markdown, byte for
     byte (title line included), and its command is in the README."""
