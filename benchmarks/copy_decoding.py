@@ -29,12 +29,9 @@ RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("free", "token", "word")
 
 
-def decode(onnx_dir: Path, inputs: list[str], variant: str, threads: int) -> list[str]:
+def decode(rt, inputs: list[str], variant: str) -> list[str]:
     """The shipped student's greedy answers under one variant (its distill.json's copy_input
     is overridden: the variants are compared on the same weights)."""
-    from exports.runtime import OnnxSeq2Seq
-
-    rt = OnnxSeq2Seq(onnx_dir, threads=threads)
     rt.meta.copy_input = variant != "free"
     rt.copy_words = variant == "word"
     return rt.generate(inputs, batch_size=16, max_new_tokens=64)
@@ -47,6 +44,7 @@ def _jsonl(path: Path) -> list[dict]:
 def compare(run: Path, threads: int) -> dict:
     """Each variant's answers and exact match, paired against the teacher and each other."""
     from distill.evaluation.metrics import bootstrap_ci, exact_match
+    from exports.runtime import OnnxSeq2Seq
 
     rows = _jsonl(run / "test.jsonl")
     inputs, gold = [r["input"] for r in rows], [r["output"] for r in rows]
@@ -61,8 +59,9 @@ def compare(run: Path, threads: int) -> dict:
         "teacher_em": round(100 * sum(teacher) / len(rows), 2),
     }
     hits: dict[str, list[float]] = {}
+    rt = OnnxSeq2Seq(run / "onnx", threads=threads)  # loaded once: the variants share weights
     for variant in VARIANTS:
-        answers = decode(run / "onnx", inputs, variant, threads)
+        answers = decode(rt, inputs, variant)
         em = exact_match(answers, gold)
         hits[variant] = [float(x) for x in em.per_example]
         low, high = bootstrap_ci(em)

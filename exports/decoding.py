@@ -44,17 +44,16 @@ def greedy(
     tokens = np.full((batch, 1), start, dtype=np.int64)
     done = np.zeros(batch, dtype=bool)
     out: list[np.ndarray] = []
-    tracker = spans
     for t in range(max_new):
         logits = step(tokens, None)  # (batch, vocab)
-        if tracker is not None:
-            logits = np.where(tracker.mask(logits.shape[-1]), logits, -np.inf)
+        if spans is not None:
+            logits = np.where(spans.mask(logits.shape[-1]), logits, -np.inf)
         if t < min_new:
             logits = logits.copy()
             logits[:, eos] = -np.inf
         nxt = np.where(done, pad, logits.argmax(axis=-1)).astype(np.int64)
-        if tracker is not None:
-            tracker.update(nxt.tolist())
+        if spans is not None:
+            spans.update(nxt.tolist())
         out.append(nxt)
         done |= nxt == eos
         if done.all():
