@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from student_vs_teacher import paired_diff
+from student_vs_teacher import diff_cell, paired_diff
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("free", "token", "word")
@@ -107,18 +107,12 @@ def markdown(res: dict) -> str:
     ]
     for v in VARIANTS:
         r = res[v]
-        vs_word = "-" if v == "word" else _fmt(res[f"word_vs_{v}"], sign=-1)
+        vs_word = "-" if v == "word" else diff_cell(res[f"word_vs_{v}"], sign=-1)
         lines.append(
             f"| {v} | {r['em']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}] | {r['empty']} "
-            f"| {_fmt(r['vs_teacher'])} | {vs_word} |"
+            f"| {diff_cell(r['vs_teacher'])} | {vs_word} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _fmt(d: dict, sign: int = 1) -> str:
-    """`+1.0 [-0.5, +2.3]`; sign=-1 states the difference the other way round."""
-    lo, hi = sorted(sign * x for x in d["ci95"])
-    return f"{sign * d['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -305,6 +305,8 @@ def comparisons(arms: dict[str, dict]) -> list[dict]:
 
 def comparisons_markdown(rows: list[dict]) -> list[str]:
     """The COMPARISONS as a second table (none run: no table)."""
+    from student_vs_teacher import diff_cell
+
     if not rows:
         return []
     lines = [
@@ -314,8 +316,9 @@ def comparisons_markdown(rows: list[dict]) -> list[str]:
     ]
     for r in rows:
         lines.append(
-            f"| {r['arm']} | {r['against']} | {r['em_diff']:+.1f} [{r['em_ci95'][0]:+.1f}, "
-            f"{r['em_ci95'][1]:+.1f}] | x{r['requests_ratio']:.2f} | "
+            f"| {r['arm']} | {r['against']} "
+            f"| {diff_cell({'diff': r['em_diff'], 'ci95': r['em_ci95']})} "
+            f"| x{r['requests_ratio']:.2f} | "
             f"x{r['completion_tokens_ratio']:.2f} | {_num(r['yield'][0])} -> {_num(r['yield'][1])} |"
         )
     return lines
@@ -323,6 +326,8 @@ def comparisons_markdown(rows: list[dict]) -> list[str]:
 
 def markdown(meta: dict, arms: dict[str, dict]) -> str:
     """One row per arm: data (yield, duplicates, label mix), cost, the student's scores."""
+    from student_vs_teacher import diff_cell
+
     lines = [
         f"# Data ablation: {meta['task']} ({meta['examples']} synthesized examples an arm, "
         f"{meta['test']} real test rows)",
@@ -346,16 +351,14 @@ def markdown(meta: dict, arms: dict[str, dict]) -> str:
         d, s = r["data"], r["student"]
         em = s["em"]
         diff = r.get("vs_baseline")
-        diff_cell = (
-            f"{diff['diff']:+.1f} [{diff['ci95'][0]:+.1f}, {diff['ci95'][1]:+.1f}]" if diff else ""
-        )
+        vs_baseline = diff_cell(diff, missing="")
         changed = ", ".join(f"{k}={v}" for k, v in ARMS[name].items()) or "-"
         labels = _labels_cell(d["train_labels"])
         lines.append(
             f"| {name} | {changed} | {d['requests']} | {_int(d.get('completion_tokens'))} | "
             f"{_int(d.get('generate_seconds'))} | {_num(d['yield'])} | "
             f"{_num(d['duplicate_rate'])} | {labels} | {100 * em['value']:.1f} "
-            f"[{100 * em['ci'][0]:.1f}, {100 * em['ci'][1]:.1f}] | {diff_cell} | "
+            f"[{100 * em['ci'][0]:.1f}, {100 * em['ci'][1]:.1f}] | {vs_baseline} | "
             f"{100 * s['macro_f1']['value']:.1f} | {s['distinct_answers']} |"
         )
     lines += comparisons_markdown(comparisons(arms))

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from student_vs_teacher import paired_diff
+from student_vs_teacher import diff_cell, paired_diff
 from summary import HEADLINE
 
 RESULTS = Path(__file__).parent / "results"
@@ -125,7 +125,7 @@ def markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {r['run']} | {r['metric']} | {r['n']} | {r['fp32']:.1f} "
             f"| {t['score']:.1f} ({t['agrees_with_fp32']:.1f}%) | {c['score']:.1f} ({c['agrees_with_fp32']:.1f}%) "
-            f"| {d['diff']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}] "
+            f"| {diff_cell(d)} "
             f"| {t['ships']} / {c['ships']} "
             f"| {lat['per_tensor_ms']:.1f} / {lat['per_channel_ms']:.1f} ({lat['ratio']:.2f}x) |"
         )

@@ -28,7 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
-from student_vs_teacher import paired_diff
+from student_vs_teacher import diff_cell, paired_diff
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -106,8 +106,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         toks = f"{len(r['labels'])} ({min(r['label_tokens'])}-{max(r['label_tokens'])})"
         lines.append(
             f"| {r['run']} | {r['precision']} | {r['n']} | {toks} | {r['em_free']:.1f} "
-            f"| {r['em_label_set']:.1f} | {d['diff']:+.1f} [{d['ci95'][0]:+.1f}, "
-            f"{d['ci95'][1]:+.1f}] | {r['free_outside_set']} "
+            f"| {r['em_label_set']:.1f} | {diff_cell(d)} | {r['free_outside_set']} "
             f"| {r['p50_ms_free']:.1f} / {r['p50_ms_label_set']:.1f} | {r['speedup']:.2f}x |"
         )
     return "\n".join(lines) + "\n"

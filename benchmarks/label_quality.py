@@ -181,6 +181,8 @@ def _prior_line(prior: dict[str, float] | None) -> list[str]:
 
 def markdown(meta: dict, rows: dict[str, dict], conf: dict[str, dict[str, int]]) -> str:
     """The strategies table, then the greedy confusion matrix."""
+    from student_vs_teacher import diff_cell
+
     lines = [
         f"# Teacher label quality: {meta['task']} ({meta['n']} real inputs, "
         f"{meta['orders']} demonstration orders)",
@@ -193,7 +195,7 @@ def markdown(meta: dict, rows: dict[str, dict], conf: dict[str, dict[str, int]])
     ]
     for name, r in rows.items():
         d = r.get("vs_greedy")
-        diff = f"{d['diff']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]" if d else ""
+        diff = diff_cell(d, missing="")
         mix = " / ".join(f"{k} {v}" for k, v in r["labels"].items())
         lines.append(
             f"| {name} | {r['n']} | {r['accuracy']:.1f} [{r['ci95'][0]:.1f}, "

@@ -43,7 +43,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from data_loaders import load  # noqa: E402
-from student_vs_teacher import _export, _stage, _teacher_cfg, paired_diff  # noqa: E402
+from student_vs_teacher import _export, _stage, _teacher_cfg, diff_cell, paired_diff  # noqa: E402
 
 RESULTS = HERE / "results"
 # the label requests of label mode, as student_vs_teacher.py sends them: greedy, one vote
@@ -297,8 +297,7 @@ def markdown(rows: list[dict], teacher: dict, task: str, budget: int, metric: st
             f"| {r['arm']} | {r['teacher_calls']} | {r['teacher_chars']:,} | {gold} "
             f"| {r['train_examples']} "
             f"| {r[metric]:.1f} [{lo:.1f}, {hi:.1f}] ({r['precision']}) "
-            f"| {vi['diff']:+.1f} [{vi['ci95'][0]:+.1f}, {vi['ci95'][1]:+.1f}] "
-            f"| {vt['diff']:+.1f} [{vt['ci95'][0]:+.1f}, {vt['ci95'][1]:+.1f}] | {ece} |"
+            f"| {diff_cell(vi)} | {diff_cell(vt)} | {ece} |"
         )
     return "\n".join(lines) + "\n"
 

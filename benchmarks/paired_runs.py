@@ -55,6 +55,8 @@ def compare(baseline: str, run: str) -> dict:
 
 
 def markdown(name: str, rows: list[dict], means: dict[str, float]) -> str:
+    from student_vs_teacher import diff_cell
+
     lines = [
         f"### {name}: int8 students paired on the same real test rows",
         "",
@@ -65,7 +67,7 @@ def markdown(name: str, rows: list[dict], means: dict[str, float]) -> str:
         d = r["diff"]
         lines.append(
             f"| {r['baseline']} | {r['run']} | {r['n']} | {r['baseline_em']:.1f} | "
-            f"{r['em']:.1f} | {d['diff']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}] |"
+            f"{r['em']:.1f} | {diff_cell(d)} |"
         )
     lines.append("")
     for task, mean in means.items():

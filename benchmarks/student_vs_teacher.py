@@ -244,6 +244,17 @@ def paired_diff(teacher: list[float], student: list[float], samples: int = 2000)
     }
 
 
+def diff_cell(d: dict | None, sign: int = 1, missing: str = "-") -> str:
+    """A `paired_diff` as one table cell, `+1.0 [-0.5, +2.3]` (`missing` where there is none).
+
+    sign=-1 states the difference the other way round (teacher minus student).
+    """
+    if not d:
+        return missing
+    lo, hi = sorted(sign * x for x in d["ci95"])
+    return f"{sign * d['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
 def paired_em(run_dir: Path, reports: list[dict]) -> dict[str, dict]:
     """`paired_diff` of exact match for each student against the teacher (the eval keys)."""
 

@@ -76,6 +76,8 @@ def row(task: str, run: dict) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
+    from student_vs_teacher import diff_cell
+
     lines = [
         "| task | metric | test n | teacher (95% CI) | ONNX student (95% CI) | shipped | "
         "student / teacher | EM diff, paired 95% CI | p50 ms teacher / student | speed-up |",
@@ -83,7 +85,7 @@ def markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         pe = r.get("paired_em")
-        diff = f"{pe['diff']:+.1f} [{pe['ci95'][0]:+.1f}, {pe['ci95'][1]:+.1f}]" if pe else "-"
+        diff = diff_cell(pe)
         lines.append(
             f"| {r['task']} | {r['metric']} | {r['n']} | {r['teacher']:.1f} "
             f"[{r['teacher_ci'][0]:.1f}, {r['teacher_ci'][1]:.1f}] | {r['student']:.1f} "

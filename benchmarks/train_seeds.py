@@ -132,6 +132,8 @@ def summarise(args: argparse.Namespace, scores: dict[str, dict[int, dict[str, fl
 
 
 def markdown(name: str, result: dict, args: argparse.Namespace) -> str:
+    from student_vs_teacher import diff_cell
+
     metric = {"em": "exact match", "chrf": "sentence chrF++"}[result["metric"]]
     seeds = ", ".join(map(str, result["seeds"]))
     head = f"### {name}: {metric} (%) on {result['test_n']} real test rows, training seeds {seeds}"
@@ -146,10 +148,10 @@ def markdown(name: str, result: dict, args: argparse.Namespace) -> str:
     ]
     for arm, r in result["arms"].items():
         d, t = r["vs_default"], r.get("vs_teacher")
-        vt = f"{t['diff']:+.1f} [{t['ci95'][0]:+.1f}, {t['ci95'][1]:+.1f}]" if t else "-"
+        vt = diff_cell(t)
         lines.append(
             f"| {arm} | {' / '.join(f'{s:.1f}' for s in r['per_seed'])} | {r['mean']:.1f} | "
-            f"{d['diff']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}] | {vt} |"
+            f"{diff_cell(d)} | {vt} |"
         )
     return "\n".join(lines) + "\n"
 

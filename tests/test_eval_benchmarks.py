@@ -59,6 +59,18 @@ def test_paired_diff_counts_and_bounds_the_student_minus_teacher_difference() ->
     assert same == {"diff": 50.0, "ci95": [50.0, 50.0], "student_only": 2, "teacher_only": 0}
 
 
+def test_diff_cell_writes_one_paired_difference_the_way_every_benchmark_table_does() -> None:
+    """`+d [lo, hi]` to one decimal with signs; sign=-1 turns it round (bounds re-ordered);
+    no difference gives the placeholder the table asks for."""
+    from student_vs_teacher import diff_cell
+
+    d = {"diff": 2.67, "ci95": [-0.33, 5.0]}
+    assert diff_cell(d) == "+2.7 [-0.3, +5.0]"
+    assert diff_cell(d, sign=-1) == "-2.7 [-5.0, +0.3]"
+    assert diff_cell({"diff": 0.0, "ci95": [0.0, 0.0]}) == "+0.0 [+0.0, +0.0]"
+    assert diff_cell(None) == "-" and diff_cell({}, missing="") == ""
+
+
 def test_the_train_flags_of_student_vs_teacher_reach_distill_train(
     tmp_path: Path, monkeypatch
 ) -> None:
