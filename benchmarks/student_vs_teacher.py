@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from data_loaders import LOADERS, load
+from data_loaders import EXTRA_INPUTS, LOADERS, load, load_extra
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -380,12 +380,23 @@ def main(argv: list[str] | None = None) -> int:
         "2026-12-06)",
     )
     parser.add_argument(
+        "--extra-inputs",
+        action="store_true",
+        help="also offer the teacher the task's real unlabelled inputs from outside its "
+        "labelled corpus (address: usaddress's other addresses, data_loaders.EXTRA_INPUTS), after "
+        "the labelled pool; the test set is unchanged",
+    )
+    parser.add_argument(
         "--teacher-only",
         action="store_true",
         help="only the teacher's work: generate the data and evaluate the teacher (fills the "
         "run dir so student settings can be compared later without the teacher)",
     )
     args = parser.parse_args(argv)
+    if args.extra_inputs and args.task not in EXTRA_INPUTS:
+        parser.error(
+            f"--extra-inputs: no extra inputs for {args.task} (only {', '.join(EXTRA_INPUTS)})"
+        )
     global TEACHER_ONLY
     TEACHER_ONLY = args.teacher_only
     sizes = QUICK if args.quick else FULL
@@ -406,12 +417,13 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = load(args.task)
     test = rows[: sizes.test]
+    extra = load_extra(args.task) if args.extra_inputs else []
     if not (run_dir / "test.jsonl").is_file():
         _write_jsonl(run_dir / "test.jsonl", test)
-        # the rest of the pool, without its gold outputs: inputs for the teacher to label
-        _write_jsonl(
-            run_dir / "unlabelled.jsonl", [{"input": r["input"]} for r in rows[sizes.test :]]
-        )
+        # the rest of the pool, without its gold outputs (then any extra real inputs): inputs
+        # for the teacher to label
+        pool = [r["input"] for r in rows[sizes.test :]] + extra
+        _write_jsonl(run_dir / "unlabelled.jsonl", [{"input": x} for x in pool])
     options = {
         "top_logprobs": args.top_logprobs,
         "label_calibration": args.label_calibration,
@@ -421,13 +433,22 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.train_seed,
         "metric_for_best": args.metric_for_best,
         "copy_decoding": args.copy_decoding,
+        "extra_inputs": len(extra) or None,
     }
     timings = run_pipeline(args.task, sizes, run_dir, args.teacher, args.data_mode, options)
     reports = evaluate_all(args.task, sizes, run_dir, args.teacher, args.eval_limit)
     if TEACHER_ONLY:
         return 0
     return write_results(
-        args.task, suffix, sizes, run_dir, reports, timings, len(rows), args.data_mode, options
+        args.task,
+        suffix,
+        sizes,
+        run_dir,
+        reports,
+        timings,
+        len(rows),
+        args.data_mode,
+        options,
     )
 
 
