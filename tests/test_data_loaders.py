@@ -283,3 +283,41 @@ def test_address_reads_the_sdist_and_keeps_one_contiguous_city(
     ]
     _refuses_another_sha256(monkeypatch, "USADDRESS", spec, data_loaders.load_address)
     assert not isolated.exists()
+
+
+def test_address_inputs_are_the_sdists_other_addresses_minus_any_labeled_xml_holds(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """unparseable.csv's lines (quoted ones too) and the two us50 files' addresses with their
+    tags dropped, whitespace squashed, each once; an address labeled.xml holds is left out even
+    when it differs in case, spacing or punctuation (so no test address reaches the pool)."""
+    csv_text = (
+        "100 route 37 e  toms river nj 08753\n"
+        '"101 west street vacaville, ca, 95688 vacaville"\n'
+        "212 elm st cedar rapids ia\n"  # labeled.xml's '212 Elm St, Cedar Rapids, IA'
+        "100 route 37 e toms river nj 08753\n"  # a repeat
+    )
+    us50 = (
+        "<AddressCollection><AddressString><PlaceName>Bethel</PlaceName>, "
+        "<StateName>AK</StateName> <ZipCode>99559</ZipCode></AddressString></AddressCollection>"
+    )
+    files = {
+        "labeled.xml": ADDRESSES,
+        "unparseable.csv": csv_text,
+        "us50_train_tagged.xml": us50,
+        "us50_messiest_manual_label.xml": "<AddressCollection></AddressCollection>",
+    }
+    sdist = tmp_path / "usaddress.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(f"usaddress-0.5.16/training/{name}")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    _use_file(monkeypatch, "USADDRESS", sdist)
+    assert sorted(data_loaders.load_address_inputs()) == [
+        "100 route 37 e toms river nj 08753",
+        "101 west street vacaville, ca, 95688 vacaville",
+        "Bethel, AK 99559",
+    ]
+    assert data_loaders.EXTRA_INPUTS["address"] is data_loaders.load_address_inputs
+    assert not isolated.exists()

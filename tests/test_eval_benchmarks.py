@@ -100,3 +100,39 @@ def test_the_train_flags_of_student_vs_teacher_reach_distill_train(
         (c.min_label_prob, c.seed, c.epochs, c.soft_label_weight, c.metric_for_best) for c in seen
     ]
     assert got == [(0.6, 1, 2, 0.0, "chrf"), (0.0, 0, 2, 0.0, "auto")]
+
+
+def test_extra_inputs_join_the_pool_after_the_labelled_rows(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`--extra-inputs` appends the task's extra real inputs to unlabelled.jsonl after the
+    labelled rows outside the test set (gold outputs dropped), leaves test.jsonl as it was and
+    records the count; a task without extra inputs is a usage error (exit code 2)."""
+    import json
+
+    import student_vs_teacher as svt
+
+    rows = [{"input": f"in{i}", "output": f"out{i}"} for i in range(5)]
+    monkeypatch.setattr(svt, "load", lambda task: rows)
+    monkeypatch.setattr(svt, "load_extra", lambda task: ["ex0", "ex1"])
+    seen = {}
+
+    def stop(task, sizes, run_dir, teacher, mode, options):
+        seen.update(options)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(svt, "run_pipeline", stop)
+    with pytest.raises(SystemExit):
+        svt.main(["--task", "address", "--test", "2", "--extra-inputs", "--runs", str(tmp_path)])
+    run = tmp_path / "address-t2"
+
+    def lines(name: str) -> list[dict]:
+        return [json.loads(x) for x in (run / name).read_text().splitlines()]
+
+    assert lines("unlabelled.jsonl") == [{"input": x} for x in ["in2", "in3", "in4", "ex0", "ex1"]]
+    assert lines("test.jsonl") == rows[:2]
+    assert seen["extra_inputs"] == 2
+    with pytest.raises(SystemExit) as stopped:
+        svt.main(["--task", "trec", "--extra-inputs", "--runs", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "--extra-inputs: no extra inputs for trec" in capsys.readouterr().err
