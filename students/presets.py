@@ -26,7 +26,7 @@ from students.markers import (
 )
 
 # Bump when the embedded build changes (markers, ids, init) so stale caches are rebuilt.
-EMBEDDED_VERSION = "minilm-l6-ed-markers-v3-upper-xself"
+EMBEDDED_VERSION = "minilm-l6-ed-markers-v4-digits-xself"
 # How the embedded build initialises cross-attention: "self" copies each decoder layer's
 # self-attention (measured: benchmarks/train_ablation.py), "random" is transformers' default.
 CROSS_INITS = ("self", "random")

@@ -83,6 +83,41 @@ def test_runs_of_capitals_are_one_marker(tok, text: str, tokens: list[str]) -> N
     assert roundtrips(tok, text)
 
 
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        # punctuation between two digits costs no marker: an ISO date is 5 tokens, not 9
+        ("2017-12-18", ["2017", "-", "12", "-", "18"]),
+        ("13:30", ["13", ":", "30"]),
+        ("1,000.5", ["1", ",", "000", ".", "5"]),
+        ("3/17", ["3", "/", "17"]),
+        # with a space on both sides the first space is marked, so decoding does not join it
+        ("3 - 4", ["3", "¤sp", "-", "4"]),
+        ("3 , 4", ["3", "¤sp", ",", "4"]),
+        # a space on one side only, or not a digit on both: ¤x as before
+        ("3 -4", ["3", "-", "¤x", "4"]),
+        ("3- 4", ["3", "¤x", "-", "4"]),
+        ("3, 4", ["3", "¤x", ",", "4"]),
+        ("a-1", ["a", "¤x", "-", "¤x", "1"]),
+        ("2018--03", ["2018", "¤x", "-", "¤x", "-", "¤x", "03"]),
+        ("12.-14.12.2020", ["12", "¤x", ".", "¤x", "-", "¤x", "14", ".", "12", ".", "2020"]),
+        ("3+4", ["3", "¤x", "+", "¤x", "4"]),  # not one of DIGIT_JOINS
+    ],
+)
+def test_punctuation_between_digits_needs_no_marker(tok, text: str, tokens: list[str]) -> None:
+    assert tok.encode(text, add_special_tokens=False).tokens == tokens
+    assert roundtrips(tok, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["3 - 4 - 5", "3  -  4", "  1 - 2  ", "1. 2", "3 ,4", "10:00-12:00", "v2.0.1-beta", "3.-4.",
+     "2018-03-07 12:43 to 2018-03-07 14:00", "reference: 2018-03-07 12:43 (Wednesday)"],
+)  # fmt: skip
+def test_digit_joins_round_trip_next_to_spaces_and_other_marks(tok, text: str) -> None:
+    assert roundtrips(tok, text)
+
+
 def test_runs_of_capitals_round_trip_up_to_the_pass_count(tok) -> None:
     """The decoder moves upper-casing at least one letter a pass: UPPER_PASSES capitals in
     the worst order (z to a) round-trip, and a longer such run is detected as lossy."""
