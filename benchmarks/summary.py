@@ -169,6 +169,14 @@ def main() -> int:
         "address-t300-written",
         "address-t300-written-s1",
         "address-t300-written-s2",
+        "address-t300-xt",
+        "address-t300-xt-s1",
+        "address-t300-xt-s2",
+        "address-t300-xt-d",
+        "temporal-t200-pc",
+        "temporal-t200-pc-s1",
+        "temporal-t200-pcd",
+        "temporal-t200-pcd-s1",
     ]
     runs = load_runs(tasks)
     rows = [row(task, run) for task, run in runs.items()]
