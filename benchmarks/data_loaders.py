@@ -39,12 +39,16 @@ import tarfile
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from xml.etree import ElementTree
 
 from common.files import atomic_path, atomic_write_bytes
 from teachers.embedded import sha256_file
+
+T = TypeVar("T")
 
 # DISTILL_BENCH_CACHE moves it (the tests point it at an empty directory).
 CACHE = Path(os.environ.get("DISTILL_BENCH_CACHE") or Path(__file__).parent / ".cache")
@@ -447,20 +451,21 @@ LOADERS = {
 }
 
 
-def load_extra(task: str) -> list[str]:
-    """`EXTRA_INPUTS[task]()`, with `load`'s one line and exit code 2 when out of reach."""
+def _or_exit(task: str, loader: Callable[[], T]) -> T:
+    """`loader()`, or one line naming what to set and exit code 2 when the data is out of reach
+    (a user error to fix, not a traceback)."""
     try:
-        return EXTRA_INPUTS[task]()
+        return loader()
     except DataUnavailable as exc:
         print(f"error: {task}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def load_extra(task: str) -> list[str]:
+    """`EXTRA_INPUTS[task]()`, exiting as `load` does when out of reach."""
+    return _or_exit(task, EXTRA_INPUTS[task])
 
 
 def load(task: str) -> list[dict[str, str]]:
-    """`LOADERS[task]()`, or one line naming what to set and exit code 2 when the data is out
-    of reach (a user error to fix, not a traceback)."""
-    try:
-        return LOADERS[task]()
-    except DataUnavailable as exc:
-        print(f"error: {task}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    """`LOADERS[task]()`, exiting with one line and code 2 when the data is out of reach."""
+    return _or_exit(task, LOADERS[task])

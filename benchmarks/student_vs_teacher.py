@@ -277,11 +277,10 @@ def ratios_markdown(reports: list[dict], paired: dict[str, dict] | None = None) 
     pairs = list((paired or {}).values())
     for i, rep in enumerate(reports[1:]):
         em = (rep["metrics"]["em"]["score"] - teacher["metrics"]["em"]["score"]) * 100
-        if i < len(pairs):
-            lo, hi = pairs[i]["ci95"]
-            em_cell = f"{em:+.1f} [{lo:+.1f}, {hi:+.1f}]"
-        else:
-            em_cell = f"{em:+.1f}"
+        # the point estimate from the reports' scores; the interval from the paired bootstrap
+        em_cell = (
+            diff_cell({"diff": em, "ci95": pairs[i]["ci95"]}) if i < len(pairs) else f"{em:+.1f}"
+        )
         chrf = (rep["metrics"]["chrf"]["score"] - teacher["metrics"]["chrf"]["score"]) * 100
         speed = _ratio(teacher["latency_ms"]["p50"], rep["latency_ms"]["p50"])
         thr = _ratio(rep.get("throughput_per_s"), teacher.get("throughput_per_s"))
@@ -440,15 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if TEACHER_ONLY:
         return 0
     return write_results(
-        args.task,
-        suffix,
-        sizes,
-        run_dir,
-        reports,
-        timings,
-        len(rows),
-        args.data_mode,
-        options,
+        args.task, suffix, sizes, run_dir, reports, timings, len(rows), args.data_mode, options
     )
 
 

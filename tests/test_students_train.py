@@ -90,9 +90,9 @@ def test_overfit_four_examples_exactly(tmp_path: Path) -> None:
     Full-batch steps (the 4 rows are one batch) at lr 5e-3 for 120 epochs: measured EM 1.0 on
     every epoch from 82 to 120 with the v4 tokenizer (digit joins: "08/20/2010" is 5 tokens). At
     80 epochs it stood at 3/4 ("A.B@@@@"), as lr 1e-2 did with the capitals marker before; the
-    v3 tokenizer reached 1.0 from epoch 63. Length-grouped batches of repeated rows made each step fit one row and undo the
-    others (plateau at 3/4), and 8 relative-position buckets blur which "." an "org" follows in
-    "A.B@c.org"; flan-t5-small's 32/128 buckets do not.
+    v3 tokenizer reached 1.0 from epoch 63. Length-grouped batches of repeated rows made each
+    step fit one row and undo the others (plateau at 3/4), and 8 relative-position buckets blur
+    which "." an "org" follows in "A.B@c.org"; flan-t5-small's 32/128 buckets do not.
     """
     student = tiny_t5_dir(tmp_path / "s", d_model=64, buckets=32, max_distance=128)
     data = _data(tmp_path / "train.jsonl", ROWS)
