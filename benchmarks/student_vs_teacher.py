@@ -97,7 +97,13 @@ def run_pipeline(
     task = load_task(HERE / "tasks" / f"{task_name}.toml")
     test = [json.loads(x) for x in (run_dir / "test.jsonl").read_text().splitlines()]
     data, model, onnx = run_dir / "data", run_dir / "model", run_dir / "onnx"
-    extra: dict[str, Any] = {"num_examples": sizes.generate}
+    # No test split held out of the teacher's labels: `distill run --test` holds none (the table
+    # is scored on the real test rows), so every accepted label trains or validates here too.
+    extra: dict[str, Any] = {
+        "num_examples": sizes.generate,
+        "test_fraction": 0.0,
+        "min_test_examples": 0,
+    }
     if data_mode == "label":
         # the teacher labels real unlabelled inputs (gold outputs dropped, test inputs excluded);
         # greedy and one vote: the student learns exactly what the teacher answers
@@ -194,7 +200,6 @@ def evaluate_all(
         metrics=["em", "em_nospace", "chrf"],
         latency_samples=sizes.latency_samples,
         student_threads=1,  # what one CPU core of a small server gives each request
-        max_new_tokens=64,
         limit=limit,
     )
     targets = {

@@ -9,7 +9,7 @@ import pytest
 
 from distill.cli import main
 from distill.evaluation import compare_markdown
-from distill.evaluation.config import EvalConfig
+from distill.evaluation.config import TEACHER_MAX_NEW_TOKENS, EvalConfig
 from distill.evaluation.engine import evaluate_target
 from distill.evaluation.reports import worst_examples
 from distill.task import load_task
@@ -117,6 +117,8 @@ def test_teacher_over_loopback_server(files: dict[str, Path]) -> None:
     assert [m["role"] for m in msgs[1:]] == ["user", "assistant", "user", "assistant", "user"]
     assert msgs[2]["content"] == "02/01/2003"
     assert all(b["temperature"] == 0.0 for b in bodies)
+    # max_new_tokens unset: a teacher answers in at most TEACHER_MAX_NEW_TOKENS
+    assert all(b["max_tokens"] == TEACHER_MAX_NEW_TOKENS == 64 for b in bodies)
     assert sorted(b["messages"][-1]["content"] for b in bodies) == sorted(ANSWERS)
 
 
@@ -176,6 +178,33 @@ def test_model_target_report(files: dict[str, Path], tmp_path: Path) -> None:
     written = write_report(rep, tmp_path / "r.json")
     assert "examples" not in json.loads((tmp_path / "r.json").read_text())
     assert Path(written["predictions_file"]).read_text().count("\n") == 4
+
+
+def test_student_decodes_to_its_own_limit_unless_told(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Unset max_new_tokens: a student decodes to its distill.json's limit (what train validated,
+    the gate checked and `distill serve` returns), not a fixed 64; a set one replaces it."""
+    from tiny_models import make_t5_dir
+
+    from students.predict import TorchPredictor
+
+    model = make_t5_dir(tmp_path / "model")
+    meta = json.loads((model / "distill.json").read_text())
+    (model / "distill.json").write_text(json.dumps({**meta, "max_new_tokens": 3}))
+    inputs = [r["input"] for r in TEST_ROWS]
+    predictor = TorchPredictor(model)
+    short, long = (predictor.generate(inputs, max_new_tokens=n) for n in (3, 12))
+    assert short != long  # the random student runs past 3 tokens, so the limit shows
+
+    def predictions(**limit: int) -> list[str]:
+        cfg = EvalConfig(latency_samples=1, bootstrap_samples=0, student_threads=1, **limit)
+        rep = evaluate_target(str(model), files["data"], task=None, cfg=cfg)
+        return [e["prediction"] for e in rep["examples"]]
+
+    assert EvalConfig().max_new_tokens is None
+    assert predictions() == short
+    assert predictions(max_new_tokens=12) == long
 
 
 @pytest.mark.slow

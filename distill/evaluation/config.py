@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 # Built-in metric names (kept here, import-light, so validation needs no numpy or sacrebleu).
 BUILTIN_METRICS = ("em", "em_squad", "em_nospace", "chrf", "bertscore", "accuracy", "macro_f1")
+# A teacher's answer limit when `max_new_tokens` is unset (a student has its own, distill.json's).
+TEACHER_MAX_NEW_TOKENS = 64
 
 
 @dataclass
@@ -21,7 +23,16 @@ class EvalConfig:
             "metavar": "M1,M2",
         },
     )
-    max_new_tokens: int = field(default=64, metadata={"help": "longest prediction, in tokens"})
+    # None, not a number: a student then decodes to the limit it was trained, validated, gated
+    # and is served with (distill.json's max_new_tokens, its longest training target). A fixed
+    # 64 let a temporal student that loops run 47 tokens past what `distill serve` would return.
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "longest prediction, in tokens (default: a student's own limit from its "
+            f"distill.json, {TEACHER_MAX_NEW_TOKENS} for a teacher)"
+        },
+    )
     batch_size: int = field(default=16, metadata={"help": "inputs per batch (students)"})
     num_beams: int = field(default=1, metadata={"help": "beam width for students (1 = greedy)"})
     latency_samples: int = field(
@@ -93,7 +104,7 @@ class EvalConfig:
             ("batch_size", self.batch_size),
             ("num_beams", self.num_beams),
         ):
-            if value <= 0:
+            if value is not None and value <= 0:
                 raise ValueError(f"{name}: must be > 0 (got {value})")
         if self.latency_samples < 0:
             raise ValueError(f"latency_samples: must be >= 0 (got {self.latency_samples})")

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from distill.evaluation.config import EvalConfig
+from distill.evaluation.config import TEACHER_MAX_NEW_TOKENS, EvalConfig
 from distill.evaluation.targets import Predictions
 from distill.task import TaskSpec
 
@@ -134,7 +134,7 @@ class _TeacherRun:
                 res = await teacher.chat(
                     few_shot_messages(self.task, self.inputs[i]),
                     temperature=0.0,
-                    max_tokens=self.cfg.max_new_tokens,
+                    max_tokens=self.cfg.max_new_tokens or TEACHER_MAX_NEW_TOKENS,
                     seed=self.cfg.seed,
                     top_logprobs=self.top_logprobs,
                 )
