@@ -362,7 +362,39 @@ def markdown(meta: dict, arms: dict[str, dict]) -> str:
             f"{100 * s['macro_f1']['value']:.1f} | {s['distinct_answers']} |"
         )
     lines += comparisons_markdown(comparisons(arms))
+    lines += rejections_markdown(arms)
     return "\n".join(lines) + "\n"
+
+
+# What each of generate's filters threw away, one column each; the rest (unparsable answers,
+# votes without a majority, outputs equal to their input) is summed into "other".
+FILTERS = (
+    "duplicate",
+    "near_duplicate",
+    "format_mismatch",
+    "invalid_date",
+    "out_of_label_set",
+    "label_over_share",
+    "leak",
+)
+
+
+def rejections_markdown(arms: dict[str, dict]) -> list[str]:
+    """A third table: per arm, the examples each filter rejected on the way to the accepted set
+    (how much work the exact dedup, near dedup, format check, label set, balancing cap and leak
+    guard did, which says how far switching one off could move the data at all)."""
+    lines = [
+        "",
+        "| arm | accepted | " + " | ".join(FILTERS) + " | other |",
+        "|---|---|" + "---|" * (len(FILTERS) + 1),
+    ]
+    for name, r in arms.items():
+        rejected = dict(r["data"].get("rejected_by_reason") or {})
+        cells = [str(rejected.pop(reason, 0)) for reason in FILTERS]
+        lines.append(
+            f"| {name} | {r['data']['accepted']} | {' | '.join(cells)} | {sum(rejected.values())} |"
+        )
+    return lines
 
 
 def _labels_cell(labels: dict[str, int]) -> str:

@@ -63,7 +63,13 @@ def test_markdown_has_one_row_per_arm_with_the_paired_difference() -> None:
         "macro_f1": {"value": 0.3, "ci": [0.2, 0.4]},
         "distinct_answers": 3,
     }
-    data = {"requests": 100, "yield": 0.5, "duplicate_rate": 0.25, "train_labels": {"x": 2}}
+    data = {
+        "requests": 100,
+        "yield": 0.5,
+        "duplicate_rate": 0.25,
+        "train_labels": {"x": 2},
+        "accepted": 300,
+    }
     timed = {**data, "completion_tokens": 12654, "generate_seconds": 352.6}
     arms = {
         "label-requests": {"data": timed, "student": student},
@@ -74,7 +80,11 @@ def test_markdown_has_one_row_per_arm_with_the_paired_difference() -> None:
         },
     }
     meta = {"task": "t", "examples": 300, "test": 500, "teacher": None}
-    rows = data_ablation.markdown(meta, arms).splitlines()[-2:]
+    table = data_ablation.markdown(meta, arms).splitlines()
+    rows = [
+        table.index(x) for x in table if x.startswith(("| label-requests | -", "| no-mixing |"))
+    ]
+    rows = [table[i] for i in rows]
     assert (
         rows[0]
         == "| label-requests | - | 100 | 12,654 | 353 | 0.50 | 0.25 | x 2 | 50.0 [40.0, 60.0] |  "
@@ -83,9 +93,33 @@ def test_markdown_has_one_row_per_arm_with_the_paired_difference() -> None:
     assert rows[1].startswith("| no-mixing | few_shot_accepted=0 | 100 | - | - |")
     free_text = {**data, "train_labels": {f"out {k}": 1 for k in range(9)}}
     arms["no-mixing"]["data"] = free_text  # 9 distinct outputs: counted, not listed
-    row = data_ablation.markdown(meta, arms).splitlines()[-1]
-    assert "| 9 distinct outputs |" in row and "out 0" not in row
+    row = next(x for x in data_ablation.markdown(meta, arms).splitlines() if "| 9 distinct" in x)
+    assert row.startswith("| no-mixing |") and "out 0" not in row
     assert "| -2.0 [-5.5, +1.5] |" in rows[1]
+
+
+def test_rejections_table_has_one_column_per_filter_and_the_rest_summed() -> None:
+    """Each filter's rejections in its own column (0 where it rejected nothing), everything else
+    (unparsable answers, votes without a majority) in "other"."""
+    rejected = {
+        "duplicate": 20,
+        "leak": 56,
+        "near_duplicate": 14,
+        "unparsable": 8,
+        "low_agreement": 1,
+    }
+    arms = {
+        "label-requests": {"data": {"accepted": 300, "rejected_by_reason": rejected}},
+        "no-mixing": {"data": {"accepted": 290, "rejected_by_reason": {}}},
+    }
+    lines = data_ablation.rejections_markdown(arms)
+    assert lines[1] == (
+        "| arm | accepted | duplicate | near_duplicate | format_mismatch | invalid_date "
+        "| out_of_label_set | label_over_share | leak | other |"
+    )
+    assert lines[3] == "| label-requests | 300 | 20 | 14 | 0 | 0 | 0 | 0 | 56 | 9 |"
+    assert lines[4] == "| no-mixing | 290 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |"
+    assert rejected["unparsable"] == 8  # the arm's record is left as it was
 
 
 def test_earlier_results_keep_the_arms_not_rerun_and_the_teacher_score(tmp_path: Path) -> None:
@@ -119,6 +153,7 @@ def _arm(requests: int, tokens: int, yld: float, em: list[float]) -> dict:
             "yield": yld,
             "duplicate_rate": 0.1,
             "train_labels": {"x": 1},
+            "accepted": 4,
         },
         "student": {
             "em": {"value": sum(em) / len(em), "ci": [0.0, 1.0]},
@@ -149,7 +184,8 @@ def test_comparisons_pair_each_capped_arm_with_its_first_twin_that_ran(tmp_path:
     assert data_ablation.rewrite(path) == 0
     assert json.loads(path.read_text())["comparisons"] == [got]
     table = path.with_suffix(".md").read_text().splitlines()
-    assert table[-1] == f"| {cap} | no-mixing | +50.0 [{got['em_ci95'][0]:+.1f}, " + (
+    row = next(x for x in table if x.startswith(f"| {cap} | no-mixing |"))
+    assert row == f"| {cap} | no-mixing | +50.0 [{got['em_ci95'][0]:+.1f}, " + (
         f"{got['em_ci95'][1]:+.1f}] | x1.25 | x0.90 | 0.60 -> 0.70 |"
     )
     assert data_ablation.rewrite(tmp_path / "none.json") == 2

@@ -190,10 +190,11 @@ class GenerateConfig:
     max_label_lead: int = field(
         default=10,
         metadata={
-            "help": "with a label set, reject a synthesized example whose label is already this "
-            "many examples ahead of the least-filled label (scaled by the label weights) as "
-            "label_over_share, so a teacher that drifts to one label cannot skew the set; "
-            "label mode never applies it (given inputs keep their real labels); 0 turns it off"
+            "help": "with label requests (--label-requests), reject a synthesized example "
+            "whose label is already this many examples ahead of the least-filled label (scaled "
+            "by the label weights) as label_over_share, so a teacher that drifts to one label "
+            "cannot skew the set; without them the teacher picks each label and no cap applies, "
+            "nor in label mode (given inputs keep their real labels); 0 turns it off"
         },
     )
     format_check: bool = field(
