@@ -102,6 +102,32 @@ def test_the_train_flags_of_student_vs_teacher_reach_distill_train(
     assert got == [(0.6, 1, 2, 0.0, "chrf"), (0.0, 0, 2, 0.0, "auto")]
 
 
+def test_student_vs_teacher_holds_no_test_split_out_of_the_teachers_labels(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """As `distill run --test` does: the table is scored on the real test rows, so generate is
+    asked for no test split (every accepted label trains or validates), labels the pool's
+    inputs greedily with the test inputs excluded."""
+    import student_vs_teacher as svt
+
+    from distill.stages import generate as generate_stage
+
+    seen = []
+    monkeypatch.setattr(
+        generate_stage, "generate_data", lambda *a, **k: seen.append((a[1], k["exclude_inputs"]))
+    )
+    (tmp_path / "test.jsonl").write_text('{"input": "a", "output": "positive"}\n')
+    for done in ("model/distill.json", "onnx/export_report.json"):
+        (tmp_path / done).parent.mkdir(parents=True)
+        (tmp_path / done).write_text("{}")
+    sizes = svt.Sizes(test=1, generate=10, epochs=2, latency_samples=1)
+    svt.run_pipeline("sentiment", sizes, tmp_path, "embedded", "label", {})
+    ((cfg, excluded),) = seen
+    assert (cfg.test_fraction, cfg.min_test_examples) == (0.0, 0)
+    assert (cfg.mode, cfg.votes, cfg.label_temperature, cfg.num_examples) == ("label", 1, 0.0, 10)
+    assert excluded == ["a"]
+
+
 def test_extra_inputs_join_the_pool_after_the_labelled_rows(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
