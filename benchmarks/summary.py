@@ -173,10 +173,16 @@ def main() -> int:
         "address-t300-xt-s1",
         "address-t300-xt-s2",
         "address-t300-xt-d",
+        "address-t300-xt-all",
         "temporal-t200-pc",
         "temporal-t200-pc-s1",
         "temporal-t200-pcd",
         "temporal-t200-pcd-s1",
+        "temporal-t200-pcd-len",
+        "temporal-t200-pcd-s1-len",
+        "temporal-t200-pcd-all",
+        "temporal-t200-pcd-all-s1",
+        "temporal-t200-pcd-all-s2",
     ]
     runs = load_runs(tasks)
     rows = [row(task, run) for task, run in runs.items()]
