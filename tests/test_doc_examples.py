@@ -238,12 +238,22 @@ def test_readme_data_ablation_table_is_the_benchmark_output(task: str) -> None:
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_readme_label_calibration_pairs_are_the_benchmark_output() -> None:
-    """The README's paired student table for label calibration is benchmarks/paired_runs.py's
-    Markdown, byte for byte, its title line aside."""
-    md = (ROOT / "benchmarks" / "results" / "paired_label_calibration.md").read_text("utf-8")
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("label_calibration", "intent"),
+        ("temporal_own_limit", "temporal"),
+        ("temporal_all_labels", "temporal"),
+        ("temporal_vs_teacher", "temporal"),
+    ],
+)
+def test_readme_paired_tables_are_the_benchmark_output(name: str, task: str) -> None:
+    """The README's paired student tables (label calibration; temporal's length limit, its
+    labels and its teacher) are benchmarks/paired_runs.py's Markdown, byte for byte, their
+    title line aside."""
+    md = (ROOT / "benchmarks" / "results" / f"paired_{name}.md").read_text("utf-8")
     body = md.split("\n", 2)[2].rstrip("\n")
-    assert "| baseline run | run |" in body and "Mean difference on intent" in body
+    assert "| baseline run | run |" in body and f"Mean difference on {task}" in body
     assert body in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
