@@ -230,22 +230,17 @@ def evaluate_all(
 
 
 def paired_diff(teacher: list[float], student: list[float], samples: int = 2000) -> dict:
-    """Student minus teacher on the same examples (points), with a paired bootstrap 95% CI.
+    """Student minus teacher on the same examples (points), with a paired bootstrap 95% CI
+    (`distill run`'s own, `metrics.paired_bootstrap`), and the examples only the student gets
+    right (`student_only`) and only the teacher (`teacher_only`)."""
+    from distill.evaluation.metrics import paired_bootstrap
 
-    Resampling the examples once for both keeps their pairing: the interval is about the
-    difference itself, much narrower than two overlapping per-model CIs. Also counts the
-    examples only the student gets right (`student_only`) and only the teacher (`teacher_only`).
-    """
-    import numpy as np
-
-    d = 100.0 * (np.asarray(student, float) - np.asarray(teacher, float))
-    draws = np.random.default_rng(0).integers(0, len(d), size=(samples, len(d)))
-    low, high = np.quantile(d[draws].mean(axis=1), [0.025, 0.975])
+    d = paired_bootstrap(teacher, student, samples=samples)
     return {
-        "diff": round(float(d.mean()), 2),
-        "ci95": [round(float(low), 2), round(float(high), 2)],
-        "student_only": int((d > 0).sum()),
-        "teacher_only": int((d < 0).sum()),
+        "diff": d["diff"],
+        "ci95": d["ci95"],
+        "student_only": d["better"],
+        "teacher_only": d["worse"],
     }
 
 

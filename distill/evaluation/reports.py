@@ -88,6 +88,74 @@ def compare_markdown(reports: list[EvalReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _mean_of_examples(report: EvalReport, metric: str) -> bool:
+    """True when the report's `metric` is the mean of its per-example scores (exact match,
+    accuracy), so a per-example difference pairs it; corpus chrF++ and macro-F1 are not."""
+    examples = report.get("examples") or []
+    if not examples or metric not in examples[0]["scores"]:
+        return False
+    mean = sum(e["scores"][metric] for e in examples) / len(examples)
+    return abs(mean - report["metrics"][metric]["score"]) < 1e-9
+
+
+def paired_vs_teacher(reports: list[EvalReport]) -> list[dict[str, Any]]:
+    """Each student minus the teacher on the same test rows, per metric that is a mean of
+    per-example scores, with a paired bootstrap 95% CI in points ([] without a teacher report,
+    or where per-example rows are missing or were scored on other inputs)."""
+    from distill.evaluation.metrics import paired_bootstrap
+
+    teacher = next((r for r in reports if r.get("kind") == "teacher"), None)
+    if teacher is None or not teacher.get("examples"):
+        return []
+    rows = []
+    for rep in reports:
+        examples = rep.get("examples") or []
+        same = [e["input"] for e in examples] == [e["input"] for e in teacher["examples"]]
+        if rep is teacher or not same:
+            continue
+        samples = (rep.get("settings") or {}).get("bootstrap_samples", 1000)
+        for metric in rep["metrics"]:
+            if not (_mean_of_examples(rep, metric) and _mean_of_examples(teacher, metric)):
+                continue
+            base = [e["scores"][metric] for e in teacher["examples"]]
+            other = [e["scores"][metric] for e in examples]
+            diff = paired_bootstrap(base, other, samples=samples)
+            rows.append({"target": rep.get("name") or rep["target"], "metric": metric, **diff})
+    return rows
+
+
+def fmt_paired(row: dict[str, Any]) -> str:
+    """'-3.0 [-6.5, +0.5]': a paired difference in points with its 95% interval."""
+    low, high = row["ci95"]
+    return f"{row['diff']:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def paired_table(reports: list[EvalReport]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the student-minus-teacher table (no rows when nothing pairs): one row
+    per student, one column per paired metric, and the rows where each side alone was right."""
+    rows = paired_vs_teacher(reports)
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    header = ["student - teacher", *[f"{m} (points, paired 95% CI)" for m in metrics],
+              "rows only the student / only the teacher gets"]  # fmt: skip
+    table = []
+    for target in dict.fromkeys(r["target"] for r in rows):
+        mine = {r["metric"]: r for r in rows if r["target"] == target}
+        first = mine[next(m for m in metrics if m in mine)]
+        table.append([target, *[fmt_paired(mine[m]) if m in mine else "-" for m in metrics],
+                      f"{first['better']} / {first['worse']} ({first['metric']})"])  # fmt: skip
+    return header, table
+
+
+def paired_markdown(reports: list[EvalReport]) -> str:
+    """`paired_table` as Markdown, after a blank line ("" when nothing pairs)."""
+    header, rows = paired_table(reports)
+    if not rows:
+        return ""
+    lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def worst_examples(report: EvalReport, n: int) -> list[ExampleScore]:
     """The n examples with the lowest score on the report's first metric (chrF breaks ties)."""
     examples = report.get("examples") or []

@@ -232,7 +232,17 @@ def _comparison(run: RunFiles, reports: Sequence[EvalReport]) -> str:
 
     if not reports:
         return _section("Student vs teacher", "compare", '<p class="muted">not evaluated yet.</p>')
+    from distill.evaluation.reports import paired_table
+
     header, rows = comparison_rows(reports)
+    paired_header, paired_rows = paired_table(list(reports))
+    paired = (
+        "<p>Each student minus the teacher on the same test rows (points; the bootstrap "
+        "resamples both on the same rows, so the interval is about the difference):</p>"
+        + _table(paired_header, paired_rows, numeric=set(range(1, len(paired_header))))
+        if paired_rows
+        else ""
+    )
     test = (run.evaluation or {}).get("test", "")
     notes = eval_notes(reports, teacher_labels=_teacher_labelled(run.root, test))
     note_html = "".join(
@@ -247,6 +257,7 @@ def _comparison(run: RunFiles, reports: Sequence[EvalReport]) -> str:
         f"<p>Scored on <code>{_esc(test)}</code>; quality with bootstrap 95% CIs, latency per "
         "input one at a time, speed-up = teacher p50 / target p50.</p>",
         _table(header, rows, numeric=set(range(1, len(header)))),
+        paired,
         note_html,
         _img(quality_latency_png(reports, title), "quality and p50 latency per target"),
     )

@@ -311,9 +311,9 @@ def _previous_reports(path: Path) -> dict[str, EvalReport]:
 def _write_reports(
     root: Path, test_path: Path, reports: list[EvalReport], notes: str, log: Callable[[str], None]
 ) -> None:
-    from distill.evaluation.reports import compare_markdown
+    from distill.evaluation.reports import compare_markdown, paired_markdown
 
-    table = compare_markdown(reports) + notes
+    table = compare_markdown(reports) + paired_markdown(reports) + notes
     atomic_write_json(root / REPORT_JSON, {"test": str(test_path), "reports": reports})
     atomic_write_text(root / REPORT_MD, table + "\n")
     add_eval_to_cards(root, test_path, table)
