@@ -174,6 +174,7 @@ def main() -> int:
         "address-t300-xt-s2",
         "address-t300-xt-d",
         "address-t300-xt-all",
+        "address-t300-xt-all-e6",
         "temporal-t200-pc",
         "temporal-t200-pc-s1",
         "temporal-t200-pcd",
