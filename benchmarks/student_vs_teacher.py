@@ -46,11 +46,11 @@ class Sizes:
 
     test: int
     generate: int
-    epochs: int
+    epochs: int | None  # None: `distill train`'s default
     latency_samples: int
 
 
-FULL = Sizes(test=200, generate=300, epochs=3, latency_samples=20)
+FULL = Sizes(test=200, generate=300, epochs=None, latency_samples=20)
 QUICK = Sizes(test=10, generate=12, epochs=1, latency_samples=3)
 
 
@@ -132,7 +132,7 @@ def run_pipeline(
             task, gen_cfg, teacher_cfg, data, exclude_inputs=[r["input"] for r in test]
         ),
     )
-    train_extra: dict[str, Any] = {"epochs": sizes.epochs}
+    train_extra: dict[str, Any] = {} if sizes.epochs is None else {"epochs": sizes.epochs}
     train_keys = (
         "soft_label_weight",
         "soft_label_temperature",
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--generate", type=int, help="examples to generate (overrides the size)")
     parser.add_argument("--test", type=int, help="test examples (overrides the size)")
-    parser.add_argument("--epochs", type=int, help="training epochs (overrides the size: 3)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: train's)")
     parser.add_argument(
         "--tag",
         help="suffix of the run dir and result files, e.g. g1000 for a larger training set "

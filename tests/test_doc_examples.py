@@ -258,7 +258,8 @@ def test_readme_paired_tables_are_the_benchmark_output(name: str, task: str) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["ema-quickstart", "ema-temporal", "address-steps", "address-written"]
+    "name",
+    ["ema-quickstart", "ema-temporal", "address-steps", "address-written", "address-epochs"],
 )
 def test_readme_train_seeds_tables_are_the_benchmark_output(name: str) -> None:
     """The README's arms-by-seeds tables are benchmarks/train_seeds.py's Markdown, byte for

@@ -35,8 +35,8 @@ def report(kind: str, name: str, preds: list[str], inputs: list[str] | None = No
 
 def test_paired_bootstrap_counts_and_bounds_the_difference() -> None:
     """Base right on 2 of 4, other on 3 (one more, none fewer): +25 points, 1 better, 0 worse,
-    an interval inside [0, +100] (a resample's mean lies there: 0 when it never draws the row
-that differs, 100 when it draws only that one); no resampling: a point."""
+        an interval inside [0, +100] (a resample's mean lies there: 0 when it never draws the row
+    that differs, 100 when it draws only that one); no resampling: a point."""
     got = paired_bootstrap([1, 1, 0, 0], [1, 1, 1, 0], samples=2000)
     assert (got["diff"], got["better"], got["worse"]) == (25.0, 1, 0)
     assert 0.0 <= got["ci95"][0] < got["ci95"][1] <= 100.0
