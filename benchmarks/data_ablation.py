@@ -130,9 +130,9 @@ def generate_config(task: Any, arm: str, examples: int) -> Any:
     No test split is held out of the generated data: the real test rows score every arm.
     """
     from distill.configs import build_config
-    from distill.generate.config import GenerateConfig
+    from distill.generate.config import NO_TEST_SPLIT, GenerateConfig
 
-    extra = {"num_examples": examples, "test_fraction": 0.0, "min_test_examples": 0}
+    extra = {"num_examples": examples, **NO_TEST_SPLIT}
     settings = {**extra, **BASE, **ARMS[arm]}
     return build_config(GenerateConfig, task.table("generate"), extra=settings)
 

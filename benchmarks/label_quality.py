@@ -70,7 +70,7 @@ def label_run(
     content-free answers); its examples as the teacher answered, and the content-free prior."""
     from student_vs_teacher import _teacher_cfg
 
-    from distill.generate.config import GenerateConfig
+    from distill.generate.config import NO_TEST_SPLIT, GenerateConfig
     from distill.stages.generate import generate_data
 
     manifest = out / "manifest.json"
@@ -81,8 +81,7 @@ def label_run(
             inputs=str(inputs),
             top_logprobs=5,
             label_calibration="content-free",  # always asks the three content-free inputs
-            test_fraction=0.0,
-            min_test_examples=0,
+            **NO_TEST_SPLIT,
         )
         generate_data(task, cfg, _teacher_cfg("embedded"), out, exclude_inputs=exclude)
     examples = [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines() if x]

@@ -88,7 +88,7 @@ def run_pipeline(
     `copy_decoding` for train); None or missing: the defaults.
     """
     from distill.configs import build_config
-    from distill.generate.config import GenerateConfig
+    from distill.generate.config import NO_TEST_SPLIT, GenerateConfig
     from distill.stages.generate import generate_data
     from distill.stages.train import train_model
     from distill.task import load_task
@@ -99,11 +99,7 @@ def run_pipeline(
     data, model, onnx = run_dir / "data", run_dir / "model", run_dir / "onnx"
     # No test split held out of the teacher's labels: `distill run --test` holds none (the table
     # is scored on the real test rows), so every accepted label trains or validates here too.
-    extra: dict[str, Any] = {
-        "num_examples": sizes.generate,
-        "test_fraction": 0.0,
-        "min_test_examples": 0,
-    }
+    extra: dict[str, Any] = {"num_examples": sizes.generate, **NO_TEST_SPLIT}
     if data_mode == "label":
         # the teacher labels real unlabelled inputs (gold outputs dropped, test inputs excluded);
         # greedy and one vote: the student learns exactly what the teacher answers

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 MODES = ("synthesize", "label", "synthesize-label")
 SCHEDULES = ("linear", "cosine", "constant")
 CALIBRATIONS = ("auto", "content-free", "none")  # calibration.py
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit; vLLM and llama.cpp accept it too
+# The settings that hold no test split out of the accepted examples: where a real test set
+# scores the student (`distill run --test`, the benchmarks), every paid example trains or
+# validates instead.
+NO_TEST_SPLIT: dict[str, Any] = {"test_fraction": 0.0, "min_test_examples": 0}
 DEFAULT_NUM_EXAMPLES = (
     100  # target when the teacher writes the inputs (no --inputs, not label mode)
 )

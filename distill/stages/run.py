@@ -127,11 +127,13 @@ def _no_generated_test_when_given(
 ) -> StageConfigs:
     """With `--test FILE` the table is scored on FILE, so a generated test split would only take
     paid examples (up to a quarter of a small run) away from training: hold none out."""
+    from distill.generate.config import NO_TEST_SPLIT
+
     gen = cfgs.generate
-    if opts.test is None or (gen.test_fraction == 0 and gen.min_test_examples == 0):
+    if opts.test is None or all(getattr(gen, k) == v for k, v in NO_TEST_SPLIT.items()):
         return cfgs
     log(f"--test {opts.test}: no test split is held out of the generated data (all of it trains)")
-    gen = dataclasses.replace(gen, test_fraction=0.0, min_test_examples=0)
+    gen = dataclasses.replace(gen, **NO_TEST_SPLIT)
     return dataclasses.replace(cfgs, generate=gen)
 
 
