@@ -57,11 +57,12 @@ def per_input(spec: str, metric: str = "em") -> dict[str, float]:
     return {r["input"]: float(r["scores"][metric]) for r in rows}
 
 
-def compare(baseline: str, run: str, metric: str = "em") -> dict:
-    """Both sides' score (%) and the paired difference, on the inputs both scored."""
+def compare(baseline: str, run: str, scores: dict[str, dict[str, float]], metric: str) -> dict:
+    """Both sides' score (%) and the paired difference, on the inputs both scored (`scores`:
+    each side's `per_input`, read once in `main`)."""
     from student_vs_teacher import paired_diff
 
-    a, b = per_input(baseline, metric), per_input(run, metric)
+    a, b = scores[baseline], scores[run]
     if set(a) != set(b):
         raise SystemExit(f"--pairs {baseline}:{run}: the runs were scored on different test rows")
     keys = sorted(a)
@@ -77,12 +78,11 @@ def compare(baseline: str, run: str, metric: str = "em") -> dict:
     }
 
 
-def pooled(pairs: list[tuple[str, str]], metric: str) -> dict:
-    """RUN minus BASELINE with each input's difference averaged over `pairs` (all on one test
-    set), then one paired bootstrap over the inputs."""
+def pooled(sides: list[tuple[dict[str, float], dict[str, float]]]) -> dict:
+    """RUN minus BASELINE with each input's difference averaged over the pairs' `sides` (all on
+    one test set), then one paired bootstrap over the inputs."""
     from student_vs_teacher import paired_diff
 
-    sides = [(per_input(a, metric), per_input(b, metric)) for a, b in pairs]
     keys = sorted(sides[0][0])
     if any(set(a) != set(keys) or set(b) != set(keys) for a, b in sides):
         raise SystemExit("--pairs: the pairs of one task were scored on different test rows")
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [p.split(":", 1) for p in args.pairs]
     if any(len(p) != 2 for p in pairs):
         parser.error("--pairs: each is BASELINE:RUN")
-    rows = [compare(a, b, args.metric) for a, b in pairs]
+    scores = {spec: per_input(spec, args.metric) for pair in pairs for spec in pair}
+    rows = [compare(a, b, scores, args.metric) for a, b in pairs]
     tasks = dict.fromkeys(r["task"] for r in rows)
     means = {
         t: round(sum(r["diff"]["diff"] for r in rows if r["task"] == t)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in tasks
     }  # fmt: skip
     pools = {
-        t: pooled([(r["baseline"], r["run"]) for r in rows if r["task"] == t], args.metric)
+        t: pooled([(scores[r["baseline"]], scores[r["run"]]) for r in rows if r["task"] == t])
         for t in tasks
         if sum(r["task"] == t for r in rows) >= 2
     }
